@@ -1,0 +1,3 @@
+export * from './memory-transport.ts';
+export * from './memory-queue.ts';
+export * from './memory.module.ts';

@@ -1,0 +1,161 @@
+import { Observable } from 'rxjs';
+import {
+  createDelivery,
+  EndpointError,
+  integerOption,
+  withHeaders,
+  type ConsumeOptions,
+  type Delivery,
+  type Endpoint,
+  type Message,
+  type Transport,
+} from '../../src/core/index.ts';
+import { MemoryQueue, redelivered, type QueueConsumer } from './memory-queue.ts';
+
+export interface MemoryTransportOptions {
+  /** Messages a channel (each subscriber's queue, for pub-sub) holds before producers wait (default 1000). */
+  readonly capacity?: number;
+  /** Deliveries of one message before it moves to `<name>.dead` (default 5). */
+  readonly maxDeliveries?: number;
+}
+
+type ChannelType = 'queue' | 'pubsub';
+
+interface Channel {
+  readonly type: ChannelType;
+  /** Point-to-point: the one queue. Pub-sub: one queue per subscriber. */
+  readonly queues: Set<MemoryQueue>;
+  readonly shared: MemoryQueue | undefined;
+}
+
+/**
+ * In-process channels: `memory:<name>` is point-to-point (competing consumers, one queue);
+ * `memory:<name>?type=pubsub` is publish-subscribe (each subscriber gets every message published
+ * while it is subscribed; with no subscriber a message goes nowhere, like a fanout exchange).
+ * Options: `capacity` (per queue), `maxDeliveries`.
+ *
+ * Contract (the transport SPI): bounded everywhere — `publish` waits while a queue is full; at most
+ * `prefetch` unsettled deliveries per consumer; a nacked delivery is redelivered with `attempt + 1`
+ * until `maxDeliveries`, then moved to the point-to-point channel `<name>.dead` with the reason in
+ * `x-interchange-error`; deliveries unsettled when a consumer unsubscribes are redelivered (a late
+ * ack of such a delivery is ignored, never applied twice). Nothing survives the process.
+ */
+export class MemoryTransport implements Transport {
+  readonly scheme = 'memory';
+  private readonly channels = new Map<string, Channel>();
+  private readonly capacity: number;
+  private readonly maxDeliveries: number;
+  private closed = false;
+
+  constructor({ capacity = 1000, maxDeliveries = 5 }: MemoryTransportOptions = {}) {
+    this.capacity = capacity;
+    this.maxDeliveries = maxDeliveries;
+  }
+
+  async connect(): Promise<void> {
+    this.closed = false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** Messages waiting in a channel (all subscriber queues, for pub-sub). For tests and health checks. */
+  depth(name: string): number {
+    let total = 0;
+    for (const queue of this.channels.get(name)?.queues ?? []) total += queue.depth;
+    return total;
+  }
+
+  async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {
+    if (this.closed) throw new EndpointError(`memory transport is closed; cannot publish to '${endpoint.uri}'`);
+    const channel = this.channel(endpoint);
+    if (channel.type === 'queue') return (channel.shared as MemoryQueue).offer(messages);
+    await Promise.all([...channel.queues].map((queue) => queue.offer(messages)));
+  }
+
+  consume(endpoint: Endpoint, options: ConsumeOptions = {}): Observable<Delivery> {
+    return new Observable<Delivery>((subscriber) => {
+      const channel = this.channel(endpoint);
+      const queue = channel.type === 'queue' ? (channel.shared as MemoryQueue) : new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity));
+      if (channel.type === 'pubsub') channel.queues.add(queue);
+      const prefetch = options.prefetch ?? 100;
+      const maxDeliveries = integerOption(endpoint, 'maxDeliveries', this.maxDeliveries);
+      const unsettled = new Set<Message>();
+      let attached = true;
+
+      const consumer: QueueConsumer = {
+        get hasRoom() {
+          return unsettled.size < prefetch;
+        },
+        take: (message) => {
+          unsettled.add(message);
+          subscriber.next(
+            createDelivery(message, {
+              ack: () => {
+                if (!unsettled.delete(message)) return;
+                queue.dispatch();
+              },
+              nack: (reason) => {
+                if (!unsettled.delete(message)) return;
+                if ((message.headers.attempt ?? 1) >= maxDeliveries) {
+                  const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
+                  this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([message]));
+                } else {
+                  queue.requeue([redelivered(message)]);
+                }
+                queue.dispatch();
+              },
+            }),
+          );
+        },
+      };
+
+      const detach = (): void => {
+        if (!attached) return;
+        attached = false;
+        queue.detach(consumer);
+        if (channel.type === 'pubsub') channel.queues.delete(queue);
+      };
+      const onAbort = (): void => {
+        detach();
+        subscriber.complete();
+      };
+      if (options.signal?.aborted === true) {
+        subscriber.complete();
+        return undefined;
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      queue.attach(consumer);
+      return () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        detach();
+        const returned = [...unsettled].map(redelivered);
+        unsettled.clear();
+        queue.requeue(returned);
+      };
+    });
+  }
+
+  private deadChannel(endpoint: Endpoint): Endpoint {
+    return { uri: `memory:${endpoint.path}.dead`, scheme: 'memory', path: `${endpoint.path}.dead`, options: {} };
+  }
+
+  private channel(endpoint: Endpoint): Channel {
+    const type: ChannelType = endpoint.options.type === 'pubsub' ? 'pubsub' : 'queue';
+    if (endpoint.options.type !== undefined && endpoint.options.type !== 'pubsub' && endpoint.options.type !== 'queue') {
+      throw new EndpointError(`'${endpoint.uri}': type must be 'queue' or 'pubsub', got '${endpoint.options.type}'`);
+    }
+    const existing = this.channels.get(endpoint.path);
+    if (existing !== undefined) {
+      if (existing.type !== type && endpoint.options.type !== undefined) {
+        throw new EndpointError(`memory channel '${endpoint.path}' is a ${existing.type} channel, not ${type} ('${endpoint.uri}')`);
+      }
+      return existing;
+    }
+    const shared = type === 'queue' ? new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity)) : undefined;
+    const channel: Channel = { type, queues: new Set(shared === undefined ? [] : [shared]), shared };
+    this.channels.set(endpoint.path, channel);
+    return channel;
+  }
+}

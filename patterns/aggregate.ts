@@ -1,0 +1,129 @@
+import { Observable, type Subscription } from 'rxjs';
+import { combineMessages, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
+import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from './aggregation-repository.ts';
+
+/** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
+export type AggregationStrategy<I, A> = (previous: A | undefined, next: Message<I>) => A;
+
+export type CompletionReason = 'size' | 'predicate' | 'timeout' | 'stop';
+
+export interface AggregateOptions<I, A> {
+  /** The correlation key: messages with the same key are aggregated together. */
+  readonly correlate: (message: Message<I>) => string;
+  readonly strategy: AggregationStrategy<I, A>;
+  /** Complete when a group holds this many messages. */
+  readonly size?: number;
+  /** Complete a group after this long without a new message (inactivity, on the step's scheduler). */
+  readonly timeoutMs?: number;
+  /** Complete when this holds for the aggregate after adding a message. */
+  readonly predicate?: (aggregate: A, size: number) => boolean;
+  readonly repository?: AggregationRepository<A>;
+  /** When the route stops: emit open groups (default) or reject their inputs for redelivery. */
+  readonly onStop?: 'complete' | 'reject';
+}
+
+/**
+ * Aggregator: folds correlated messages into one, completing a group by size, inactivity timeout or
+ * predicate (at least one is required). The aggregate's id is derived from its inputs' ids and its
+ * header `aggregationCompletedBy` says why it completed.
+ *
+ * Settlement: inputs stay unsettled until the aggregate they joined is settled, then are settled with
+ * it — so the route's prefetch must exceed the messages held open at once (groups × size).
+ * A throwing `correlate` or `strategy` fails that input only; its group is left as it was.
+ * @example aggregate({ correlate: (m) => m.body.deviceId, strategy: (s = [], m) => [...s, m.body], size: 10, timeoutMs: 5000 })
+ */
+export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I, A> {
+  const { correlate, strategy, size, timeoutMs, predicate, onStop = 'complete' } = options;
+  if (size === undefined && timeoutMs === undefined && predicate === undefined) {
+    throw new RouteDefinitionError('aggregate needs a completion condition: size, timeoutMs or predicate');
+  }
+  return (context) => (source) =>
+    new Observable<Delivery<A>>((subscriber) => {
+      const repository = options.repository ?? new InMemoryAggregationRepository<A>();
+      const timers = new Map<string, Subscription>();
+      const retries = new Set<Subscription>();
+      let sourceDone = false;
+
+      const completeIfIdle = (): void => {
+        if (sourceDone && retries.size === 0 && repository.size === 0) subscriber.complete();
+      };
+
+      const complete = (key: string, reason: CompletionReason): void => {
+        const group = repository.get(key);
+        timers.get(key)?.unsubscribe();
+        timers.delete(key);
+        if (group === undefined) return;
+        repository.remove(key);
+        const message = combineMessages(
+          group.inputs.map((input) => input.message),
+          group.value,
+          { aggregationKey: key, aggregationSize: group.inputs.length, aggregationCompletedBy: reason },
+        );
+        subscriber.next(joinDeliveries(group.inputs, message));
+      };
+
+      const add = (delivery: Delivery<I>, attempt: number): void => {
+        let key: string;
+        let group: AggregationGroup<A>;
+        try {
+          key = correlate(delivery.message);
+          const previous = repository.get(key);
+          group = {
+            key,
+            value: strategy(previous?.value, delivery.message),
+            inputs: [...(previous?.inputs ?? []), delivery],
+            firstAt: previous?.firstAt ?? context.scheduler.now(),
+          };
+          const count = group.inputs.length;
+          repository.put(group);
+          if (size !== undefined && count >= size) return complete(key, 'size');
+          if (predicate?.(group.value, count) === true) return complete(key, 'predicate');
+        } catch (error) {
+          const delay = context.failed(delivery, error, attempt);
+          if (delay !== undefined) {
+            const retryTimer = context.scheduler.schedule(() => {
+              retries.delete(retryTimer);
+              add(delivery, attempt + 1);
+              completeIfIdle();
+            }, delay);
+            retries.add(retryTimer);
+          }
+          return;
+        }
+        if (timeoutMs !== undefined) {
+          timers.get(key)?.unsubscribe();
+          timers.set(
+            key,
+            context.scheduler.schedule(() => {
+              timers.delete(key);
+              complete(key, 'timeout');
+              completeIfIdle();
+            }, timeoutMs),
+          );
+        }
+      };
+
+      const subscription = source.subscribe({
+        next: (delivery) => add(delivery, 1),
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => {
+          sourceDone = true;
+          for (const key of repository.keys()) {
+            if (onStop === 'complete') complete(key, 'stop');
+            else {
+              const group = repository.get(key);
+              repository.remove(key);
+              timers.get(key)?.unsubscribe();
+              timers.delete(key);
+              for (const input of group?.inputs ?? []) input.nack(new InterchangeError('AGGREGATOR_STOPPED', `route '${context.routeId}' stopped with this message in an open group of step '${context.stepId}'`));
+            }
+          }
+          completeIfIdle();
+        },
+      });
+      return () => {
+        subscription.unsubscribe();
+        for (const timer of [...timers.values(), ...retries]) timer.unsubscribe();
+      };
+    });
+}

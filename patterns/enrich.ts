@@ -1,0 +1,36 @@
+import type { ServiceIdentifier } from 'inversify';
+import { deliveryStep, withBody, type Message, type StepFactory } from '../src/core/index.ts';
+
+export interface EnrichContext {
+  /** A service bound in the integration's container. */
+  service<S>(id: ServiceIdentifier<S>): S;
+}
+
+export interface EnrichOptions {
+  /** Lookups running at once for this step (default 8); later messages wait their turn. */
+  readonly concurrency?: number;
+}
+
+/**
+ * Content enricher: fetches extra data for each message (asynchronously, at most `concurrency` at
+ * once) and merges it into a new body. A rejected fetch fails that message only, through the
+ * route's error handler (which may retry it with backoff).
+ * @example .enrich((m, { service }) => service(Customers).byId(m.body.customerId), (m, customer) => ({ ...m.body, customer }))
+ */
+export function enrich<T, E, O>(
+  fetch: (message: Message<T>, context: EnrichContext) => Promise<E>,
+  merge: (message: Message<T>, extra: E) => O,
+  { concurrency = 8 }: EnrichOptions = {},
+): StepFactory<T, O> {
+  return (context) => {
+    const services: EnrichContext = { service: (id) => context.service(id) };
+    return deliveryStep<T, O>(
+      context,
+      async (delivery, emit) => {
+        const extra = await fetch(delivery.message, services);
+        emit(delivery.with(withBody(delivery.message, merge(delivery.message, extra))));
+      },
+      { concurrency },
+    );
+  };
+}

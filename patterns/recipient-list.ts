@@ -1,0 +1,16 @@
+import { deliveryStep, type Message, type StepFactory } from '../src/core/index.ts';
+
+/**
+ * Recipient list: sends each message to every endpoint `recipients` names for it, all at once, and
+ * passes it on when every destination has confirmed. An empty list passes it on unsent.
+ * Any failed send fails the message (a retry sends to every recipient again: at-least-once).
+ * @example recipientList((m) => m.body.priority === 'high' ? ['memory:audit', 'memory:pager'] : ['memory:audit'])
+ */
+export function recipientList<T>(recipients: (message: Message<T>) => readonly string[]): StepFactory<T, T> {
+  return (context) =>
+    deliveryStep<T, T>(context, async (delivery, emit) => {
+      const uris = recipients(delivery.message);
+      await Promise.all(uris.map((uri) => context.publish(uri, [delivery.message])));
+      emit(delivery);
+    });
+}

@@ -1,0 +1,17 @@
+import { deliveryStep, type StepFactory } from '../src/core/index.ts';
+
+/**
+ * Wire tap: sends a copy of each message to `uri` without waiting, and passes the message on at
+ * once. The tap is outside the message's guarantee (as in the EIP book): a failed tap send is logged,
+ * never fails the message.
+ * @example from('memory:orders').wireTap('memory:audit').to('memory:billing')
+ */
+export function wireTap<T>(uri: string): StepFactory<T, T> {
+  return (context) =>
+    deliveryStep<T, T>(context, (delivery, emit) => {
+      context.publish(uri, [delivery.message]).catch((error: unknown) => {
+        context.log.warn('wire tap send failed', { route: context.routeId, step: context.stepId, uri, messageId: delivery.message.id, error });
+      });
+      emit(delivery);
+    });
+}

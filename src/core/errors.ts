@@ -1,0 +1,90 @@
+/**
+ * Every error Interchange raises is an `InterchangeError` with a stable `code` (for dead-letter
+ * headers, metrics and `switch`es) and the original `cause`. Subclasses exist where the class
+ * drives behaviour.
+ */
+export class InterchangeError extends Error {
+  override readonly name: string = 'InterchangeError';
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A route definition is wrong; raised when routes are built or validated, never at run time. */
+export class RouteDefinitionError extends InterchangeError {
+  override readonly name = 'RouteDefinitionError';
+  constructor(
+    message: string,
+    readonly routeId?: string,
+    readonly stepId?: string,
+    readonly declaredAt?: string,
+  ) {
+    super('ROUTE_DEFINITION', [message, routeId && `route '${routeId}'`, stepId && `step '${stepId}'`, declaredAt && `at ${declaredAt}`].filter(Boolean).join(' — '));
+  }
+}
+
+/** A transport is not connected (yet, or any more): the caller may retry once it reconnects. */
+export class NotConnectedError extends InterchangeError {
+  override readonly name = 'NotConnectedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_CONNECTED', message, options);
+  }
+}
+
+/** An endpoint URI cannot be parsed, or names a scheme no transport serves. */
+export class EndpointError extends InterchangeError {
+  override readonly name = 'EndpointError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENDPOINT', message, options);
+  }
+}
+
+/** A step failed on one message. Names where: route, step and the DSL line that declared the step. */
+export class StepError extends InterchangeError {
+  override readonly name = 'StepError';
+  constructor(
+    readonly routeId: string,
+    readonly stepId: string,
+    readonly declaredAt: string,
+    cause: unknown,
+  ) {
+    const inner = toError(cause);
+    super(inner instanceof InterchangeError ? inner.code : 'STEP_FAILED', `${inner.message} (route '${routeId}', step '${stepId}' declared at ${declaredAt})`, { cause: inner });
+  }
+
+  /** The error the step itself raised. */
+  get original(): Error {
+    return this.cause as Error;
+  }
+}
+
+/** An operation did not complete in time (drain deadline, request-reply, publish confirm). */
+export class TimeoutError extends InterchangeError {
+  override readonly name = 'TimeoutError';
+  constructor(message: string) {
+    super('TIMEOUT', message);
+  }
+}
+
+/** A message was refused because its channel or store is full and the caller chose not to wait. */
+export class CapacityError extends InterchangeError {
+  override readonly name = 'CapacityError';
+  constructor(message: string) {
+    super('CAPACITY', message);
+  }
+}
+
+/** Normalises anything thrown into an Error. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new InterchangeError('NON_ERROR_THROWN', typeof thrown === 'string' ? thrown : `non-error thrown: ${String(thrown)}`);
+}
+
+/** The stable code of any error: its `code` when it is an InterchangeError, else a generic one. */
+export function errorCode(error: unknown): string {
+  return error instanceof InterchangeError ? error.code : 'STEP_FAILED';
+}

@@ -1,0 +1,118 @@
+import { createHash, randomUUID } from 'node:crypto';
+
+/** A header value as it crosses every transport: AMQP, MQTT 5 user properties and SQL rows all carry these. */
+export type HeaderValue = string | number | boolean;
+
+/**
+ * Message headers: the well-known ones typed, plus free user headers (flat, like Camel's and AMQP's).
+ * Times are epoch milliseconds.
+ */
+export interface Headers {
+  /** Groups every message of one conversation; derived messages keep it. */
+  readonly correlationId?: string;
+  /** The id of the message this one was derived from. */
+  readonly causationId?: string;
+  /** When the message was created (epoch ms). */
+  readonly timestamp?: number;
+  /** After this instant (epoch ms) the message is stale (TTL). */
+  readonly expiresAt?: number;
+  readonly contentType?: string;
+  /** The body's contract as `subject@version`. */
+  readonly schema?: string;
+  readonly replyTo?: string;
+  /** W3C trace context. */
+  readonly traceparent?: string;
+  /** Delivery attempt, starting at 1; incremented by transports on redelivery. */
+  readonly attempt?: number;
+  readonly [name: string]: HeaderValue | undefined;
+}
+
+/** An immutable message. Bodies are never copied by the framework: treat them as read-only. */
+export interface Message<T = unknown> {
+  readonly id: string;
+  readonly headers: Headers;
+  readonly body: T;
+}
+
+export interface MessageInit {
+  readonly id?: string;
+  readonly headers?: Headers;
+}
+
+/**
+ * Creates a message with a fresh id and a timestamp.
+ * @example createMessage({ orderId: 42 }, { headers: { contentType: 'application/json' } })
+ */
+export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
+  const id = init.id ?? randomUUID();
+  return freeze({ id, headers: { timestamp: Date.now(), ...init.headers }, body });
+}
+
+/**
+ * The same message (same id, so idempotent consumers still recognise a redelivery) with a new body.
+ * The `schema` header is dropped: the new body has not been checked against any contract.
+ * @example withBody(reading, { ...reading.body, temperatureF: 86 })
+ */
+export function withBody<T>(message: Message<unknown>, body: T, headers?: Headers): Message<T> {
+  const { schema: _dropped, ...kept } = message.headers;
+  return freeze({ id: message.id, headers: headers === undefined ? kept : { ...kept, ...headers }, body });
+}
+
+/** The same message with headers added or replaced (`undefined` removes a header). */
+export function withHeaders<T>(message: Message<T>, headers: Headers): Message<T> {
+  return freeze({ id: message.id, headers: { ...message.headers, ...headers }, body: message.body });
+}
+
+/**
+ * A new message derived from `parent`: causation = parent id, correlation kept (or the parent id).
+ * `key` makes the id deterministic (`<parent id>/<key>`), so a redelivered parent derives the same ids
+ * and downstream idempotent consumers can tell duplicates apart.
+ * @example deriveMessage(order, line, { key: String(index) })
+ */
+export function deriveMessage<T>(parent: Message<unknown>, body: T, options: { key?: string; headers?: Headers } = {}): Message<T> {
+  const { schema: _dropped, ...kept } = parent.headers;
+  return freeze({
+    id: options.key === undefined ? randomUUID() : `${parent.id}/${options.key}`,
+    headers: {
+      ...kept,
+      timestamp: Date.now(),
+      correlationId: parent.headers.correlationId ?? parent.id,
+      causationId: parent.id,
+      attempt: undefined,
+      ...options.headers,
+    },
+    body,
+  });
+}
+
+/**
+ * A message combining several (aggregator): its id is derived from the constituents' ids, so the
+ * same group always yields the same id; correlation taken from the first.
+ */
+export function combineMessages<T>(parts: readonly Message<unknown>[], body: T, headers?: Headers): Message<T> {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part.id).update('\0');
+  const digest = hash.digest('hex');
+  const first = parts[0];
+  const id = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-${digest.slice(12, 16)}-${digest.slice(16, 20)}-${digest.slice(20, 32)}`;
+  return freeze({
+    id,
+    headers: {
+      timestamp: Date.now(),
+      ...(first === undefined ? {} : { correlationId: first.headers.correlationId ?? first.id, causationId: first.id }),
+      ...headers,
+    },
+    body,
+  });
+}
+
+/** Whether the message's TTL has passed at `now`. */
+export function isExpired(message: Message<unknown>, now = Date.now()): boolean {
+  const { expiresAt } = message.headers;
+  return expiresAt !== undefined && expiresAt <= now;
+}
+
+function freeze<T>(message: { id: string; headers: Headers; body: T }): Message<T> {
+  Object.freeze(message.headers);
+  return Object.freeze(message);
+}

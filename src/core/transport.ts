@@ -1,0 +1,33 @@
+import type { Observable } from 'rxjs';
+import type { Delivery } from './delivery.ts';
+import type { Endpoint } from './endpoint.ts';
+import type { Message } from './message.ts';
+
+export interface ConsumeOptions {
+  /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum). */
+  readonly prefetch?: number;
+  /** Aborting stops the intake: the Observable completes; deliveries already emitted may still be settled. */
+  readonly signal?: AbortSignal;
+}
+
+/** DI token for the transport multi-binding: every adapter binds one per scheme. */
+export const Transport: unique symbol = Symbol.for('interchange.Transport');
+
+/**
+ * The SPI every adapter implements (Watermill's Publisher + Subscriber, with settlement on each delivery).
+ *
+ * Contract:
+ * - `consume` emits deliveries with at most `prefetch` unsettled; unsettled deliveries left when the
+ *   subscriber unsubscribes go back to the source (redelivered later, `attempt` incremented).
+ *   `error` on the Observable means the transport itself failed (fatal), never a bad message.
+ * - `publish` resolves when the destination has confirmed every message (broker confirm, channel
+ *   accepted), and waits while a bounded destination is full; it rejects with a typed error.
+ * - `close` stops consuming, lets in-flight publishes finish and disconnects. Idempotent.
+ */
+export interface Transport {
+  readonly scheme: string;
+  connect(): Promise<void>;
+  consume(endpoint: Endpoint, options?: ConsumeOptions): Observable<Delivery>;
+  publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void>;
+  close(): Promise<void>;
+}

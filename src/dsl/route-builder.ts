@@ -1,0 +1,260 @@
+import type { ServiceIdentifier } from 'inversify';
+import {
+  declaredAt as callerLocation,
+  isTemplate,
+  RouteDefinitionError,
+  rejectToSource,
+  type AnyStep,
+  type ErrorHandler,
+  type FailurePolicy,
+  type Headers,
+  type Message,
+  type StepDefinition,
+  type StepFactory,
+  type StepFailure,
+} from '../core/index.ts';
+import {
+  aggregate,
+  choice,
+  deadLetterChannel,
+  enrich,
+  filter,
+  multicast,
+  process,
+  recipientList,
+  setHeaders,
+  split,
+  to,
+  transform,
+  wireTap,
+  type AggregateOptions,
+  type DeadLetterChannelOptions,
+  type Destination,
+  type EnrichContext,
+  type EnrichOptions,
+  type ProcessContext,
+} from '../../patterns/index.ts';
+import type { RouteDefinition, RouteSource, SourceOptions } from './route-definition.ts';
+
+export interface StepOptions {
+  /** A stable id for the step (default `<kind>-<n>`), used in metrics, errors and dead-letter headers. */
+  readonly id?: string;
+}
+
+export interface FromOptions extends SourceOptions {
+  /** A stable id for the route (default: the source URI). */
+  readonly id?: string;
+}
+
+/** A branch of a choice or multicast: a function from a fresh builder to the built branch. */
+export type Branch<T, O> = (branch: RouteBuilder<T>) => RouteBuilder<O>;
+
+interface PendingStep {
+  readonly kind: string;
+  readonly id: string | undefined;
+  readonly declaredAt: string;
+  readonly sendsTo: readonly string[];
+  readonly sends: boolean;
+  readonly branches: readonly (readonly PendingStep[])[];
+  readonly build: (branches: readonly AnyStep[], compile: StepDefinitionCompiler) => StepFactory<unknown, unknown>;
+}
+
+type StepDefinitionCompiler = (steps: readonly StepDefinition[]) => AnyStep;
+
+interface RouteState {
+  readonly source: string | undefined;
+  readonly options: FromOptions;
+  readonly steps: readonly PendingStep[];
+  readonly errorHandler: ErrorHandler;
+  readonly declaredAt: string;
+}
+
+/**
+ * The route DSL. Immutable: every call returns a new builder whose type parameter is the body type
+ * at that point of the route, so each step's functions are checked against what really arrives.
+ * Build-time checks run when the integration is created (`RouteDefinitionError` naming route and step).
+ */
+export class RouteBuilder<T> implements RouteSource {
+  /** @internal use `from()` */
+  constructor(private readonly state: RouteState) {}
+
+  /** Message filter: drops (acks, counts as filtered) messages for which `predicate` is false. */
+  filter(predicate: (message: Message<T>) => boolean, options?: StepOptions): RouteBuilder<T> {
+    return this.add('filter', options, () => filter(predicate) as StepFactory<unknown, unknown>);
+  }
+
+  /** Message translator: a new body from the message. */
+  transform<O>(translate: (message: Message<T>) => O, options?: StepOptions): RouteBuilder<O> {
+    return this.add('transform', options, () => transform(translate) as StepFactory<unknown, unknown>);
+  }
+
+  /** Adds or replaces headers computed from the message. */
+  setHeaders(compute: (message: Message<T>) => Headers, options?: StepOptions): RouteBuilder<T> {
+    return this.add('setHeaders', options, () => setHeaders(compute) as StepFactory<unknown, unknown>);
+  }
+
+  /**
+   * Content-based router: the first `when` whose predicate holds takes the message, else `otherwise`;
+   * unmatched messages without `otherwise` continue unchanged. Branch outputs continue after the choice.
+   * @example .choice((c) => c.when((m) => m.body.hot, (b) => b.to('memory:alerts')).otherwise((b) => b.to('memory:readings')))
+   */
+  choice<O, Open extends boolean>(build: (choice: ChoiceBuilder<T, never, true>) => ChoiceBuilder<T, O, Open>, options?: StepOptions): RouteBuilder<Open extends true ? O | T : O> {
+    const built = build(new ChoiceBuilder<T, never, true>([], undefined));
+    const whens = built.whens.map((when) => ({ when: when.predicate, steps: branchSteps(when.branch as Branch<T, unknown>) }));
+    const otherwise = built.otherwiseBranch === undefined ? undefined : branchSteps(built.otherwiseBranch);
+    const branches = [...whens.map((when) => when.steps), ...(otherwise === undefined ? [] : [otherwise])];
+    return this.add('choice', options, ([...compiled]) => {
+      const otherwiseStep = otherwise === undefined ? undefined : compiled.pop();
+      return choice(
+        whens.map((when, index) => ({ when: when.when as (message: Message<unknown>) => boolean, step: compiled[index] as AnyStep })),
+        otherwiseStep,
+      );
+    }, { branches });
+  }
+
+  /** Multicast: every message goes through every branch; the source settles once all copies have. */
+  multicast<O>(branches: readonly Branch<T, O>[], options?: StepOptions): RouteBuilder<O> {
+    return this.add('multicast', options, (compiled) => multicast(compiled), { branches: branches.map((branch) => branchSteps(branch as Branch<T, unknown>)) });
+  }
+
+  /** Recipient list: sends to every endpoint named for the message, waits for all confirms. */
+  recipientList(recipients: (message: Message<T>) => readonly string[], options?: StepOptions): RouteBuilder<T> {
+    return this.add('recipientList', options, () => recipientList(recipients) as StepFactory<unknown, unknown>, { sends: true });
+  }
+
+  /** Splitter: one message per item; the source settles once every part has. */
+  split<P>(items: (message: Message<T>) => Iterable<P>, options?: StepOptions): RouteBuilder<P> {
+    return this.add('split', options, () => split(items) as StepFactory<unknown, unknown>);
+  }
+
+  /** Aggregator: folds correlated messages into one, by size, inactivity timeout or predicate. */
+  aggregate<A>(aggregation: AggregateOptions<T, A>, options?: StepOptions): RouteBuilder<A> {
+    const factory = aggregate(aggregation) as StepFactory<unknown, unknown>;
+    return this.add('aggregate', options, () => factory);
+  }
+
+  /** Wire tap: a copy to `uri`, not waited for; the message continues at once. */
+  wireTap(uri: string, options?: StepOptions): RouteBuilder<T> {
+    return this.add('wireTap', options, () => wireTap(uri) as StepFactory<unknown, unknown>, { sendsTo: staticUris(uri) });
+  }
+
+  /** Content enricher: asynchronous lookup (bounded concurrency) merged into the body. */
+  enrich<E, O>(fetch: (message: Message<T>, context: EnrichContext) => Promise<E>, merge: (message: Message<T>, extra: E) => O, options?: StepOptions & EnrichOptions): RouteBuilder<O> {
+    return this.add('enrich', options, () => enrich(fetch, merge, options) as StepFactory<unknown, unknown>);
+  }
+
+  /** Service activator: a side effect per message, passed on when it resolves. */
+  process(handle: (message: Message<T>, context: ProcessContext) => Promise<void> | void, options?: StepOptions & { concurrency?: number }): RouteBuilder<T> {
+    return this.add('process', options, () => process(handle, options) as StepFactory<unknown, unknown>);
+  }
+
+  /** Sends to an endpoint and continues once it confirmed. `{name}` placeholders come from headers or body. */
+  to(destination: Destination<T>, options?: StepOptions): RouteBuilder<T> {
+    return this.add('to', options, () => to(destination) as StepFactory<unknown, unknown>, { sends: true, sendsTo: typeof destination === 'string' ? staticUris(destination) : [] });
+  }
+
+  /** Any step factory, for patterns outside the DSL's own methods. */
+  step<O>(kind: string, factory: StepFactory<T, O>, options?: StepOptions & { sends?: boolean }): RouteBuilder<O> {
+    return this.add(kind, options, () => factory as unknown as StepFactory<unknown, unknown>, { sends: options?.sends ?? false });
+  }
+
+  /**
+   * The route's error handler: `decide` returns a typed policy for each failure; `maxAttempts`
+   * bounds retries whatever `decide` says (default 3).
+   * @example .onError((f) => f.error.code === 'NOT_CONNECTED' ? retryAfter(1000) : deadLetter(), { deadLetterUri: 'memory:dlq' })
+   */
+  onError(decide: (failure: StepFailure) => FailurePolicy, { maxAttempts = 3, deadLetterUri }: { maxAttempts?: number; deadLetterUri?: string } = {}): RouteBuilder<T> {
+    return this.routeLevel('onError', { errorHandler: { decide, maxAttempts, deadLetterUri } });
+  }
+
+  /** Dead letter channel, with optional in-process retry first. */
+  deadLetterChannel(uri: string, options?: DeadLetterChannelOptions): RouteBuilder<T> {
+    return this.routeLevel('deadLetterChannel', { errorHandler: deadLetterChannel(uri, options) });
+  }
+
+  definition(): RouteDefinition {
+    const { source, options, steps, errorHandler, declaredAt } = this.state;
+    if (source === undefined) throw new RouteDefinitionError('a branch is not a route: start routes with from()', undefined, undefined, declaredAt);
+    const id = options.id ?? source;
+    const counters = new Map<string, number>();
+    const define = (pending: readonly PendingStep[]): StepDefinition[] =>
+      pending.map((step) => {
+        const n = (counters.get(step.kind) ?? 0) + 1;
+        counters.set(step.kind, n);
+        const branches = step.branches.map(define);
+        return {
+          id: step.id ?? `${step.kind}-${n}`,
+          kind: step.kind,
+          declaredAt: step.declaredAt,
+          sendsTo: step.sendsTo,
+          sends: step.sends || branches.some((branch) => branch.some(sendsAnywhere)),
+          branches,
+          build: (context) => step.build(branches.map((branch) => context.compile(branch)), (nested) => context.compile(nested))(context),
+        };
+      });
+    return { id, source, sourceOptions: { prefetch: options.prefetch }, steps: define(steps), errorHandler, declaredAt };
+  }
+
+  /** @internal the pending steps of a branch */
+  get pendingSteps(): readonly PendingStep[] {
+    return this.state.steps;
+  }
+
+  private add<O>(
+    kind: string,
+    options: StepOptions | undefined,
+    build: PendingStep['build'],
+    extra: { sends?: boolean; sendsTo?: readonly string[]; branches?: readonly (readonly PendingStep[])[] } = {},
+  ): RouteBuilder<O> {
+    const step: PendingStep = { kind, id: options?.id, declaredAt: callerLocation(), sends: extra.sends ?? false, sendsTo: extra.sendsTo ?? [], branches: extra.branches ?? [], build };
+    return new RouteBuilder<O>({ ...this.state, steps: [...this.state.steps, step] });
+  }
+
+  private routeLevel(method: string, change: Partial<RouteState>): RouteBuilder<T> {
+    if (this.state.source === undefined) throw new RouteDefinitionError(`.${method}() applies to a whole route, not to a branch`, undefined, undefined, callerLocation());
+    return new RouteBuilder<T>({ ...this.state, ...change });
+  }
+}
+
+/**
+ * Builds the `when`/`otherwise` branches of a content-based router. `O` collects the branches'
+ * output types; `Open` is true while unmatched messages still pass through (no `otherwise` yet).
+ */
+export class ChoiceBuilder<T, O, Open extends boolean> {
+  /** @internal */
+  constructor(
+    readonly whens: readonly { predicate: (message: Message<T>) => boolean; branch: Branch<T, unknown> }[],
+    readonly otherwiseBranch: Branch<T, unknown> | undefined,
+  ) {}
+
+  when<B>(predicate: (message: Message<T>) => boolean, branch: Branch<T, B>): ChoiceBuilder<T, O | B, Open> {
+    return new ChoiceBuilder<T, O | B, Open>([...this.whens, { predicate, branch: branch as Branch<T, unknown> }], this.otherwiseBranch);
+  }
+
+  otherwise<B>(branch: Branch<T, B>): ChoiceBuilder<T, O | B, false> {
+    return new ChoiceBuilder<T, O | B, false>(this.whens, branch as Branch<T, unknown>);
+  }
+}
+
+/**
+ * Starts a route at an endpoint.
+ * @example from('memory:orders').filter((m) => m.body.total > 0).to('memory:billing')
+ */
+export function from<T = unknown>(uri: string, options: FromOptions = {}): RouteBuilder<T> {
+  return new RouteBuilder<T>({ source: uri, options, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() });
+}
+
+function branchSteps<T>(branch: Branch<T, unknown>): readonly PendingStep[] {
+  return branch(new RouteBuilder<T>({ source: undefined, options: {}, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() })).pendingSteps;
+}
+
+function staticUris(uri: string): readonly string[] {
+  return isTemplate(uri) ? [] : [uri];
+}
+
+function sendsAnywhere(step: StepDefinition): boolean {
+  return step.sends || step.branches.some((branch) => branch.some(sendsAnywhere));
+}
+
+/** Typed service lookup helper for steps, re-exported for users. */
+export type { ServiceIdentifier };

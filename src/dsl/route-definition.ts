@@ -1,0 +1,63 @@
+import { parseEndpoint, RouteDefinitionError, type ErrorHandler, type StepDefinition } from '../core/index.ts';
+
+export interface SourceOptions {
+  /** Deliveries unsettled at once for this route (default 100): the route's admission control. */
+  readonly prefetch?: number;
+}
+
+/** A route as data: what the DSL builds and the runtime compiles. */
+export interface RouteDefinition {
+  readonly id: string;
+  readonly source: string;
+  readonly sourceOptions: SourceOptions;
+  readonly steps: readonly StepDefinition[];
+  readonly errorHandler: ErrorHandler;
+  readonly declaredAt: string;
+}
+
+/** Anything that yields a route definition: a builder or a definition itself. */
+export interface RouteSource {
+  definition(): RouteDefinition;
+}
+
+/**
+ * Build-time checks, all reported as `RouteDefinitionError` naming route and step:
+ * duplicate route ids, duplicate step ids in a route, endpoints whose scheme no transport serves
+ * (source, static destinations, dead-letter channel), and routes that never send anywhere.
+ */
+export function validateRoutes(routes: readonly RouteDefinition[], schemes: ReadonlySet<string>): void {
+  const seen = new Map<string, RouteDefinition>();
+  for (const route of routes) {
+    const twin = seen.get(route.id);
+    if (twin !== undefined) {
+      throw new RouteDefinitionError(`duplicate route id (also declared at ${twin.declaredAt}); give one of them { id }`, route.id, undefined, route.declaredAt);
+    }
+    seen.set(route.id, route);
+    const checkUri = (uri: string, stepId?: string, declared = route.declaredAt): void => {
+      let scheme: string;
+      try {
+        scheme = parseEndpoint(uri).scheme;
+      } catch (error) {
+        throw new RouteDefinitionError((error as Error).message, route.id, stepId, declared);
+      }
+      if (!schemes.has(scheme)) {
+        throw new RouteDefinitionError(`unknown scheme '${scheme}' in '${uri}' (known: ${[...schemes].sort().join(', ') || 'none'})`, route.id, stepId, declared);
+      }
+    };
+    checkUri(route.source);
+    if (route.errorHandler.deadLetterUri !== undefined) checkUri(route.errorHandler.deadLetterUri);
+    const stepIds = new Set<string>();
+    let sends = false;
+    const walk = (steps: readonly StepDefinition[]): void => {
+      for (const step of steps) {
+        if (stepIds.has(step.id)) throw new RouteDefinitionError('duplicate step id', route.id, step.id, step.declaredAt);
+        stepIds.add(step.id);
+        for (const uri of step.sendsTo) checkUri(uri, step.id, step.declaredAt);
+        sends ||= step.sends;
+        for (const branch of step.branches) walk(branch);
+      }
+    };
+    walk(route.steps);
+    if (!sends) throw new RouteDefinitionError("route has no .to(): its messages would be acknowledged and go nowhere", route.id, undefined, route.declaredAt);
+  }
+}

@@ -1,0 +1,11 @@
+export * from './core/index.ts';
+export * from './dsl/route-builder.ts';
+export * from './dsl/route-definition.ts';
+export * from './runtime/integration.ts';
+export * from './runtime/route-runtime.ts';
+export * from './runtime/route-metrics.ts';
+export * from './runtime/transport-registry.ts';
+export * from './di/tokens.ts';
+export * from './di/core.module.ts';
+export { retry, deadLetterChannel, type RetryOptions, type RetryPolicy, type DeadLetterChannelOptions } from '../patterns/index.ts';
+export { MemoryTransport, memoryModule, type MemoryTransportOptions } from '../adapters/memory/index.ts';

@@ -1,0 +1,117 @@
+import { Container, type ContainerModule, type ServiceIdentifier } from 'inversify';
+import type { SchedulerLike } from 'rxjs';
+import { Logger, RouteDefinitionError, type Transport } from '../core/index.ts';
+import { coreModule } from '../di/core.module.ts';
+import { Scheduler } from '../di/tokens.ts';
+import { validateRoutes, type RouteSource } from '../dsl/route-definition.ts';
+import { MemoryTransport } from '../../adapters/memory/memory-transport.ts';
+import { memoryModule } from '../../adapters/memory/memory.module.ts';
+import type { RouteMetrics } from './route-metrics.ts';
+import { RouteRuntime } from './route-runtime.ts';
+import { TransportRegistry } from './transport-registry.ts';
+
+export interface IntegrationParts {
+  readonly routes: readonly RouteSource[];
+  readonly transports: TransportRegistry;
+  readonly scheduler: SchedulerLike;
+  readonly log: Logger;
+  readonly service: <T>(id: ServiceIdentifier<T>) => T;
+}
+
+export interface StopOptions {
+  /** How long in-flight messages may take to settle before routes detach anyway (default 10 s). */
+  readonly drainTimeoutMs?: number;
+}
+
+/**
+ * A set of routes over a set of transports, started and stopped together (Camel's CamelContext).
+ * Routes are validated when it is constructed: a bad route never gets to run.
+ *
+ * Lifecycle: `start` connects every transport, then starts every route. `stop` stops every route
+ * (intake first, then drain up to the deadline) and only then closes the transports, so in-flight
+ * messages can still be confirmed and acked.
+ */
+export class Integration {
+  readonly transports: TransportRegistry;
+  private readonly runtimes = new Map<string, RouteRuntime>();
+  private readonly log: Logger;
+
+  constructor(parts: IntegrationParts) {
+    this.transports = parts.transports;
+    this.log = parts.log;
+    const definitions = parts.routes.map((route) => route.definition());
+    validateRoutes(definitions, parts.transports.schemes);
+    for (const definition of definitions) {
+      this.runtimes.set(definition.id, new RouteRuntime(definition, { transports: parts.transports, scheduler: parts.scheduler, log: parts.log, service: parts.service }));
+    }
+  }
+
+  get routes(): readonly RouteRuntime[] {
+    return [...this.runtimes.values()];
+  }
+
+  route(id: string): RouteRuntime {
+    const runtime = this.runtimes.get(id);
+    if (runtime === undefined) throw new RouteDefinitionError(`no route with this id (have: ${[...this.runtimes.keys()].join(', ')})`, id);
+    return runtime;
+  }
+
+  transport<T extends Transport = Transport>(scheme: string): T {
+    return this.transports.forScheme(scheme) as T;
+  }
+
+  metrics(): Readonly<Record<string, Readonly<RouteMetrics>>> {
+    return Object.fromEntries(this.routes.map((route) => [route.id, { ...route.metrics }]));
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.transports.all.map((transport) => transport.connect()));
+    for (const route of this.routes) route.start();
+  }
+
+  startRoute(id: string): void {
+    this.route(id).start();
+  }
+
+  stopRoute(id: string, { drainTimeoutMs }: StopOptions = {}): Promise<void> {
+    return this.route(id).stop(drainTimeoutMs);
+  }
+
+  async stop({ drainTimeoutMs = 10_000 }: StopOptions = {}): Promise<void> {
+    await Promise.all(this.routes.map((route) => route.stop(drainTimeoutMs)));
+    const closed = await Promise.allSettled(this.transports.all.map((transport) => transport.close()));
+    for (const result of closed) {
+      if (result.status === 'rejected') this.log.warn('transport close failed', { error: result.reason });
+    }
+  }
+}
+
+export interface IntegrationOptions {
+  readonly routes: readonly RouteSource[];
+  /** Adapter and service modules (the memory transport is always loaded). */
+  readonly modules?: readonly ContainerModule[];
+  /** Your own container, if you have one; the modules are loaded into it. */
+  readonly container?: Container;
+  readonly scheduler?: SchedulerLike;
+  readonly logger?: Logger;
+}
+
+/**
+ * An integration from routes and DI modules, for users who never touch inversify directly.
+ * Throws `RouteDefinitionError` if a route is invalid.
+ * @example
+ * const app = createIntegration({ routes: [from('memory:in').to('memory:out')] });
+ * await app.start();
+ */
+export function createIntegration({ routes, modules = [], container = new Container(), scheduler, logger }: IntegrationOptions): Integration & { readonly container: Container } {
+  container.load(coreModule, ...modules);
+  if (!container.isBound(MemoryTransport)) container.load(memoryModule());
+  const integration = new Integration({
+    routes,
+    transports: container.get(TransportRegistry),
+    scheduler: scheduler ?? container.get<SchedulerLike>(Scheduler),
+    log: logger ?? container.get<Logger>(Logger),
+    service: (id) => container.get(id),
+  });
+  return Object.assign(integration, { container });
+}

@@ -1,0 +1,24 @@
+/** Counters of one route since it was created. */
+export interface RouteMetrics {
+  /** Taken from the source. */
+  received: number;
+  /** Reached the end of the route (every output confirmed) and acked. */
+  completed: number;
+  /** Intentionally dropped by a filter (acked). */
+  filtered: number;
+  /** Step failures (one message may fail several times when retried). */
+  failed: number;
+  retried: number;
+  deadLettered: number;
+  discarded: number;
+  /** Rejected to the source (nacked). */
+  rejected: number;
+  /** Dropped at intake because `expiresAt` had passed (acked). */
+  expired: number;
+  /** Taken and not yet settled. */
+  inFlight: number;
+}
+
+export function emptyMetrics(): RouteMetrics {
+  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0 };
+}

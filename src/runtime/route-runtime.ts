@@ -1,0 +1,224 @@
+import type { ServiceIdentifier } from 'inversify';
+import { filter, map, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  assertNever,
+  createDelivery,
+  deadLetterMessage,
+  isExpired,
+  parseEndpoint,
+  StepError,
+  type AnyStep,
+  type Delivery,
+  type FailurePolicy,
+  type Logger,
+  type StepContext,
+  type StepDefinition,
+} from '../core/index.ts';
+import type { RouteDefinition } from '../dsl/route-definition.ts';
+import { emptyMetrics, type RouteMetrics } from './route-metrics.ts';
+import type { TransportRegistry } from './transport-registry.ts';
+
+export type RouteStatus = 'stopped' | 'started' | 'stopping' | 'failed';
+
+export interface RouteDependencies {
+  readonly transports: TransportRegistry;
+  readonly scheduler: SchedulerLike;
+  readonly log: Logger;
+  readonly service: <T>(id: ServiceIdentifier<T>) => T;
+}
+
+const DEFAULT_PREFETCH = 100;
+
+/**
+ * One route, compiled and running: source → steps → ack.
+ *
+ * Contract: every delivery taken from the source is settled exactly once — acked when it reaches the
+ * end of the route (all outputs confirmed), is filtered, discarded or dead-lettered; rejected when
+ * the error handler says so or the dead-letter send fails. `stop` stops intake, waits until every
+ * in-flight delivery has settled (or the deadline passes), then unsubscribes, which hands anything
+ * still unsettled back to the transport for redelivery.
+ */
+export class RouteRuntime {
+  readonly metrics: RouteMetrics = emptyMetrics();
+  private statusValue: RouteStatus = 'stopped';
+  private subscription: Subscription | undefined;
+  private intake: AbortController | undefined;
+  private pipelineDone = false;
+  private idle: (() => void) | undefined;
+
+  constructor(
+    readonly definition: RouteDefinition,
+    private readonly deps: RouteDependencies,
+  ) {}
+
+  get id(): string {
+    return this.definition.id;
+  }
+
+  get status(): RouteStatus {
+    return this.statusValue;
+  }
+
+  start(): void {
+    if (this.statusValue === 'started' || this.statusValue === 'stopping') return;
+    const endpoint = parseEndpoint(this.definition.source);
+    const transport = this.deps.transports.forScheme(endpoint.scheme);
+    const pipeline = this.compile(this.definition.steps);
+    this.intake = new AbortController();
+    this.pipelineDone = false;
+    this.statusValue = 'started';
+    this.subscription = transport
+      .consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.intake.signal })
+      .pipe(
+        map((delivery) => this.admit(delivery)),
+        filter((delivery): delivery is Delivery => delivery !== undefined),
+        pipeline,
+      )
+      .subscribe({
+        next: (delivery) => {
+          this.metrics.completed += 1;
+          delivery.ack();
+        },
+        error: (error: unknown) => {
+          this.statusValue = 'failed';
+          this.deps.log.error('route failed: its transport ended the stream', { route: this.id, error });
+          this.pipelineDone = true;
+          this.checkIdle();
+        },
+        complete: () => {
+          this.pipelineDone = true;
+          this.checkIdle();
+        },
+      });
+  }
+
+  /** Stops intake, drains in-flight deliveries up to `deadlineMs`, then detaches from the source. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    if (this.statusValue !== 'started' && this.statusValue !== 'failed') return;
+    this.statusValue = 'stopping';
+    this.intake?.abort();
+    const drained = new Promise<void>((resolve) => {
+      this.idle = resolve;
+      this.checkIdle();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), deadlineMs);
+    });
+    const outcome = await Promise.race([drained, late]);
+    clearTimeout(timer);
+    this.idle = undefined;
+    if (outcome === 'late') {
+      this.deps.log.warn('route stop deadline passed; unsettled deliveries go back to the source', { route: this.id, inFlight: this.metrics.inFlight });
+    }
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    this.statusValue = 'stopped';
+  }
+
+  private checkIdle(): void {
+    if (this.idle !== undefined && this.pipelineDone && this.metrics.inFlight === 0) this.idle();
+  }
+
+  /** Wraps a source delivery so the route counts it in flight until it settles; drops expired ones. */
+  private admit(source: Delivery): Delivery | undefined {
+    const metrics = this.metrics;
+    metrics.received += 1;
+    if (isExpired(source.message)) {
+      metrics.expired += 1;
+      source.ack();
+      return undefined;
+    }
+    metrics.inFlight += 1;
+    return createDelivery(source.message, {
+      ack: () => {
+        metrics.inFlight -= 1;
+        source.ack();
+        this.checkIdle();
+      },
+      nack: (reason) => {
+        metrics.inFlight -= 1;
+        source.nack(reason);
+        this.checkIdle();
+      },
+    });
+  }
+
+  private compile(steps: readonly StepDefinition[]): AnyStep {
+    const built = steps.map((step) => step.build(this.contextFor(step)));
+    return (source) => built.reduce((stream, step) => stream.pipe(step), source);
+  }
+
+  private contextFor(step: StepDefinition): StepContext {
+    const { transports, scheduler, log, service } = this.deps;
+    const metrics = this.metrics;
+    return {
+      routeId: this.id,
+      stepId: step.id,
+      declaredAt: step.declaredAt,
+      scheduler,
+      log,
+      publish: (uri, messages) => transports.publish(uri, messages),
+      service,
+      filtered: (delivery) => {
+        metrics.filtered += 1;
+        delivery.ack();
+      },
+      failed: (delivery, error, attempt) => this.failed(step, delivery, error, attempt),
+      compile: (steps) => this.compile(steps),
+    };
+  }
+
+  /** Applies the route's error handler to one failed delivery; returns a retry delay or settles it. */
+  private failed(step: StepDefinition, delivery: Delivery, thrown: unknown, attempt: number): number | undefined {
+    const metrics = this.metrics;
+    metrics.failed += 1;
+    const error = thrown instanceof StepError ? thrown : new StepError(this.id, step.id, step.declaredAt, thrown);
+    const handler = this.definition.errorHandler;
+    let policy: FailurePolicy;
+    try {
+      policy = handler.decide({ error, message: delivery.message, attempt });
+    } catch (decideError) {
+      this.deps.log.error('error handler threw; rejecting the message', { route: this.id, step: step.id, error: decideError });
+      policy = { action: 'reject' };
+    }
+    if (policy.action === 'retry' && attempt >= handler.maxAttempts) {
+      policy = handler.deadLetterUri === undefined ? { action: 'reject' } : { action: 'deadLetter', reason: `gave up after ${attempt} attempts` };
+    }
+    switch (policy.action) {
+      case 'retry':
+        metrics.retried += 1;
+        return Math.max(0, policy.delayMs);
+      case 'deadLetter': {
+        const uri = handler.deadLetterUri;
+        if (uri === undefined) {
+          metrics.rejected += 1;
+          delivery.nack(error);
+          return undefined;
+        }
+        this.deps.transports.publish(uri, [deadLetterMessage(delivery.message, error, attempt, policy.reason)]).then(
+          () => {
+            metrics.deadLettered += 1;
+            delivery.ack();
+          },
+          (sendError: unknown) => {
+            metrics.rejected += 1;
+            this.deps.log.error('dead-letter send failed; rejecting to the source', { route: this.id, step: step.id, uri, error: sendError });
+            delivery.nack(error);
+          },
+        );
+        return undefined;
+      }
+      case 'discard':
+        metrics.discarded += 1;
+        delivery.ack();
+        return undefined;
+      case 'reject':
+        metrics.rejected += 1;
+        delivery.nack(error);
+        return undefined;
+      default:
+        return assertNever(policy);
+    }
+  }
+}

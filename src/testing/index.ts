@@ -1,0 +1,2 @@
+export * from './test-kit.ts';
+export * from './mock-endpoint.ts';

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/patterns/**/*.test.ts'] } },
+      { test: { name: 'types', include: ['test/types/**/*.test-d.ts'], typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'] } } },
+      { test: { name: 'contract', include: ['test/contract/**/*.test.ts'] } },
+    ],
+  },
+});
