@@ -1,5 +1,5 @@
 import { Observable, type Subscription } from 'rxjs';
-import { combineMessages, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
+import { combineMessages, scheduleTracked, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
 import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from './aggregation-repository.ts';
 
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
@@ -62,6 +62,20 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
         subscriber.next(joinDeliveries(group.inputs, message));
       };
 
+      /** Once the source has completed: emits open groups or rejects their inputs, per `onStop`. */
+      const stopOpenGroups = (): void => {
+        for (const key of repository.keys()) {
+          if (onStop === 'complete') complete(key, 'stop');
+          else {
+            const group = repository.get(key);
+            repository.remove(key);
+            timers.get(key)?.unsubscribe();
+            timers.delete(key);
+            for (const input of group?.inputs ?? []) input.nack(new InterchangeError('AGGREGATOR_STOPPED', `route '${context.routeId}' stopped with this message in an open group of step '${context.stepId}'`));
+          }
+        }
+      };
+
       const add = (delivery: Delivery<I>, attempt: number): void => {
         let key: string;
         let group: AggregationGroup<A>;
@@ -75,18 +89,19 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
             firstAt: previous?.firstAt ?? context.scheduler.now(),
           };
           const count = group.inputs.length;
+          // Decided before the group is stored, so a throwing predicate leaves the group as it was.
+          const completedBy = size !== undefined && count >= size ? 'size' : predicate?.(group.value, count) === true ? 'predicate' : undefined;
           repository.put(group);
-          if (size !== undefined && count >= size) return complete(key, 'size');
-          if (predicate?.(group.value, count) === true) return complete(key, 'predicate');
+          if (completedBy !== undefined) return complete(key, completedBy);
         } catch (error) {
           const delay = context.failed(delivery, error, attempt);
           if (delay !== undefined) {
-            const retryTimer = context.scheduler.schedule(() => {
-              retries.delete(retryTimer);
+            scheduleTracked(context.scheduler, retries, delay, () => {
               add(delivery, attempt + 1);
+              // The source completed meanwhile: once no retry is left, groups opened since are stopped too.
+              if (sourceDone && retries.size === 0) stopOpenGroups();
               completeIfIdle();
-            }, delay);
-            retries.add(retryTimer);
+            });
           }
           return;
         }
@@ -108,16 +123,7 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
         error: (error: unknown) => subscriber.error(error),
         complete: () => {
           sourceDone = true;
-          for (const key of repository.keys()) {
-            if (onStop === 'complete') complete(key, 'stop');
-            else {
-              const group = repository.get(key);
-              repository.remove(key);
-              timers.get(key)?.unsubscribe();
-              timers.delete(key);
-              for (const input of group?.inputs ?? []) input.nack(new InterchangeError('AGGREGATOR_STOPPED', `route '${context.routeId}' stopped with this message in an open group of step '${context.stepId}'`));
-            }
-          }
+          stopOpenGroups();
           completeIfIdle();
         },
       });

@@ -23,7 +23,9 @@ export function deadLetterChannel(uri: string, { retry, discardWhen }: DeadLette
     decide({ error, attempt }) {
       if (discardWhen?.(error) === true) return discard(error.original.message);
       const delay = retry?.delayAfter(attempt, error);
-      return delay === undefined ? deadLetter() : retryAfter(delay);
+      if (delay !== undefined) return retryAfter(delay);
+      const exhausted = retry !== undefined && attempt >= retry.maxAttempts;
+      return deadLetter(exhausted ? `gave up after ${attempt} attempts` : undefined);
     },
   };
 }

@@ -37,7 +37,7 @@ export function retry({
   random = Math.random,
 }: RetryOptions = {}): RetryPolicy {
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new InterchangeError('RETRY_POLICY', `maxAttempts must be an integer ≥ 1, got ${maxAttempts}`);
-  if (jitter < 0 || jitter > 1) throw new InterchangeError('RETRY_POLICY', `jitter must be within [0, 1], got ${jitter}`);
+  if (!(jitter >= 0 && jitter <= 1)) throw new InterchangeError('RETRY_POLICY', `jitter must be within [0, 1], got ${jitter}`);
   return {
     maxAttempts,
     delayAfter(attempt, error) {

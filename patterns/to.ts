@@ -1,5 +1,5 @@
-import { Observable } from 'rxjs';
-import { isTemplate, resolveTemplate, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
+import { Observable, type Subscription } from 'rxjs';
+import { isTemplate, resolveTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
 
 export type Destination<T> = string | ((message: Message<T>) => string);
 
@@ -20,6 +20,7 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
       let batch: Delivery<T>[] = [];
       let pending = 0;
       let sourceDone = false;
+      const retries = new Set<Subscription>();
       const completeIfIdle = (): void => {
         if (sourceDone && pending === 0 && batch.length === 0) subscriber.complete();
       };
@@ -57,16 +58,19 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
         const delay = context.failed(delivery, error, attempt);
         if (delay === undefined) return;
         pending += 1;
-        context.scheduler.schedule(() => {
+        scheduleTracked(context.scheduler, retries, delay, () => {
           pending -= 1;
           send([delivery], attempt + 1);
           completeIfIdle();
-        }, delay);
+        });
       };
       const flush = (): void => {
+        // Unsubscribed before the batch went out: its deliveries stay unsettled, for the source to redeliver.
+        if (subscriber.closed) return;
         const deliveries = batch;
         batch = [];
         send(deliveries, 1);
+        completeIfIdle();
       };
       const subscription = source.subscribe({
         next: (delivery) => {
@@ -78,7 +82,11 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
           completeIfIdle();
         },
       });
-      return () => subscription.unsubscribe();
+      return () => {
+        subscription.unsubscribe();
+        for (const retryTimer of retries) retryTimer.unsubscribe();
+        retries.clear();
+      };
     });
 }
 

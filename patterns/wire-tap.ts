@@ -9,9 +9,15 @@ import { deliveryStep, type StepFactory } from '../src/core/index.ts';
 export function wireTap<T>(uri: string): StepFactory<T, T> {
   return (context) =>
     deliveryStep<T, T>(context, (delivery, emit) => {
-      context.publish(uri, [delivery.message]).catch((error: unknown) => {
+      const warn = (error: unknown): void => {
         context.log.warn('wire tap send failed', { route: context.routeId, step: context.stepId, uri, messageId: delivery.message.id, error });
-      });
+      };
+      // A publish that throws instead of rejecting is a failed tap send too, never the message's failure.
+      try {
+        context.publish(uri, [delivery.message]).catch(warn);
+      } catch (error) {
+        warn(error);
+      }
       emit(delivery);
     });
 }

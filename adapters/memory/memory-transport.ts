@@ -3,6 +3,8 @@ import {
   createDelivery,
   EndpointError,
   integerOption,
+  NotConnectedError,
+  Settlement,
   withHeaders,
   type ConsumeOptions,
   type Delivery,
@@ -21,6 +23,33 @@ export interface MemoryTransportOptions {
 
 type ChannelType = 'queue' | 'pubsub';
 
+interface SettlementTarget {
+  /** Forgets an unsettled message; false if it was no longer unsettled (returned on unsubscribe). */
+  settle(message: Message): boolean;
+  redeliver(message: Message, reason: Error): void;
+  dispatch(): void;
+}
+
+/** Settlement of one memory delivery (a class, not closures: it is allocated per message). */
+class MemorySettle extends Settlement {
+  constructor(
+    private readonly message: Message,
+    private readonly target: SettlementTarget,
+  ) {
+    super();
+  }
+
+  protected onAck(): void {
+    if (this.target.settle(this.message)) this.target.dispatch();
+  }
+
+  protected onNack(reason: Error): void {
+    if (!this.target.settle(this.message)) return;
+    this.target.redeliver(this.message, reason);
+    this.target.dispatch();
+  }
+}
+
 interface Channel {
   readonly type: ChannelType;
   /** Point-to-point: the one queue. Pub-sub: one queue per subscriber. */
@@ -38,7 +67,8 @@ interface Channel {
  * `prefetch` unsettled deliveries per consumer; a nacked delivery is redelivered with `attempt + 1`
  * until `maxDeliveries`, then moved to the point-to-point channel `<name>.dead` with the reason in
  * `x-interchange-error`; deliveries unsettled when a consumer unsubscribes are redelivered (a late
- * ack of such a delivery is ignored, never applied twice). Nothing survives the process.
+ * ack of such a delivery is ignored, never applied twice); aborting `signal` only stops the intake.
+ * Publishing to a closed transport rejects with `NotConnectedError`. Nothing survives the process.
  */
 export class MemoryTransport implements Transport {
   readonly scheme = 'memory';
@@ -46,6 +76,7 @@ export class MemoryTransport implements Transport {
   private readonly capacity: number;
   private readonly maxDeliveries: number;
   private closed = false;
+  private readonly intakes = new Set<() => void>();
 
   constructor({ capacity = 1000, maxDeliveries = 5 }: MemoryTransportOptions = {}) {
     this.capacity = capacity;
@@ -56,8 +87,10 @@ export class MemoryTransport implements Transport {
     this.closed = false;
   }
 
+  /** Stops every consumer's intake (their unsettled deliveries can still be settled) and refuses publishes. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const stopIntake of this.intakes) stopIntake();
   }
 
   /** Messages waiting in a channel (all subscriber queues, for pub-sub). For tests and health checks. */
@@ -68,15 +101,21 @@ export class MemoryTransport implements Transport {
   }
 
   async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {
-    if (this.closed) throw new EndpointError(`memory transport is closed; cannot publish to '${endpoint.uri}'`);
+    if (this.closed) throw new NotConnectedError(`memory transport is closed; cannot publish to '${endpoint.uri}'`);
     const channel = this.channel(endpoint);
-    if (channel.type === 'queue') return (channel.shared as MemoryQueue).offer(messages);
-    await Promise.all([...channel.queues].map((queue) => queue.offer(messages)));
+    // `attempt` counts deliveries at one destination: a message redelivered upstream starts afresh here.
+    const fresh = messages.some((message) => message.headers.attempt !== undefined) ? messages.map(firstAttempt) : messages;
+    if (channel.type === 'queue') return (channel.shared as MemoryQueue).offer(fresh);
+    await Promise.all([...channel.queues].map((queue) => queue.offer(fresh)));
   }
 
   consume(endpoint: Endpoint, options: ConsumeOptions = {}): Observable<Delivery> {
     return new Observable<Delivery>((subscriber) => {
       const channel = this.channel(endpoint);
+      if (options.signal?.aborted === true) {
+        subscriber.complete();
+        return undefined;
+      }
       const queue = channel.type === 'queue' ? (channel.shared as MemoryQueue) : new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity));
       if (channel.type === 'pubsub') channel.queues.add(queue);
       const prefetch = options.prefetch ?? 100;
@@ -90,45 +129,40 @@ export class MemoryTransport implements Transport {
         },
         take: (message) => {
           unsettled.add(message);
-          subscriber.next(
-            createDelivery(message, {
-              ack: () => {
-                if (!unsettled.delete(message)) return;
-                queue.dispatch();
-              },
-              nack: (reason) => {
-                if (!unsettled.delete(message)) return;
-                if ((message.headers.attempt ?? 1) >= maxDeliveries) {
-                  const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
-                  this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([message]));
-                } else {
-                  queue.requeue([redelivered(message)]);
-                }
-                queue.dispatch();
-              },
-            }),
-          );
+          subscriber.next(createDelivery(message, new MemorySettle(message, settlement)));
         },
+      };
+      const settlement: SettlementTarget = {
+        settle: (message) => unsettled.delete(message),
+        redeliver: (message, reason) => {
+          if ((message.headers.attempt ?? 1) >= maxDeliveries) {
+            const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
+            this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([message]));
+          } else {
+            queue.requeue([redelivered(message)]);
+          }
+        },
+        dispatch: () => queue.dispatch(),
       };
 
       const detach = (): void => {
         if (!attached) return;
         attached = false;
         queue.detach(consumer);
-        if (channel.type === 'pubsub') channel.queues.delete(queue);
+        if (channel.type === 'pubsub') {
+          channel.queues.delete(queue);
+          queue.discard();
+        }
       };
-      const onAbort = (): void => {
-        detach();
-        subscriber.complete();
-      };
-      if (options.signal?.aborted === true) {
-        subscriber.complete();
-        return undefined;
-      }
+      // Abort stops the intake only: emitted deliveries may still be settled, and unsubscribing later
+      // hands back whatever is still unsettled (so the Observable does not complete here).
+      const onAbort = (): void => detach();
       options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.intakes.add(detach);
       queue.attach(consumer);
       return () => {
         options.signal?.removeEventListener('abort', onAbort);
+        this.intakes.delete(detach);
         detach();
         const returned = [...unsettled].map(redelivered);
         unsettled.clear();
@@ -158,4 +192,8 @@ export class MemoryTransport implements Transport {
     this.channels.set(endpoint.path, channel);
     return channel;
   }
+}
+
+function firstAttempt(message: Message): Message {
+  return message.headers.attempt === undefined ? message : withHeaders(message, { attempt: undefined });
 }

@@ -1,7 +1,13 @@
-import { relative } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const internal = /[\\/](src[\\/](dsl|core|runtime)|patterns)[\\/]|node:internal|node_modules/;
+/** Interchange's own DSL, core, runtime and patterns, anchored at this package's root (not any folder with those names). */
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const internalDirs = ['src/dsl', 'src/core', 'src/runtime', 'patterns'].map((dir) => join(root, dir) + sep);
+
+function isInternal(path: string): boolean {
+  return path.startsWith('node:') || /[\\/]node_modules[\\/]/.test(path) || internalDirs.some((dir) => path.startsWith(dir));
+}
 
 /**
  * `file:line` of the first stack frame outside Interchange's own DSL: where the user declared a
@@ -11,9 +17,10 @@ export function declaredAt(): string {
   const stack = new Error().stack?.split('\n').slice(1) ?? [];
   for (const frame of stack) {
     const match = /\(?((?:file:\/\/)?[^()\s]+):(\d+):\d+\)?$/.exec(frame.trim());
-    if (match === null || internal.test(match[1] ?? '')) continue;
+    if (match === null) continue;
     const file = match[1] ?? '';
     const path = file.startsWith('file://') ? fileURLToPath(file) : file;
+    if (isInternal(path)) continue;
     return `${relative(process.cwd(), path)}:${match[2]}`;
   }
   return 'unknown';

@@ -1,5 +1,6 @@
 import { Observable, type Subscription } from 'rxjs';
 import type { Delivery } from './delivery.ts';
+import { scheduleTracked } from './timers.ts';
 import type { Step, StepContext } from './step.ts';
 
 export type Emit<O> = (delivery: Delivery<O>) => void;
@@ -29,7 +30,7 @@ export function deliveryStep<I, O>(context: StepContext, handler: DeliveryHandle
       let pending = 0;
       let active = 0;
       let sourceDone = false;
-      const waiting: Delivery<I>[] = [];
+      const waiting: { readonly delivery: Delivery<I>; readonly attempt: number }[] = [];
       const timers = new Set<Subscription>();
       const emit: Emit<O> = (delivery) => subscriber.next(delivery);
 
@@ -41,17 +42,20 @@ export function deliveryStep<I, O>(context: StepContext, handler: DeliveryHandle
         const delay = context.failed(delivery, error, attempt);
         if (delay === undefined) return;
         pending += 1;
-        const timer = context.scheduler.schedule(() => {
-          timers.delete(timer);
+        scheduleTracked(context.scheduler, timers, delay, () => {
           pending -= 1;
-          run(delivery, attempt + 1);
+          // A retry waits its turn like any arrival, so it never exceeds the concurrency bound.
+          if (active >= concurrency) waiting.push({ delivery, attempt: attempt + 1 });
+          else run(delivery, attempt + 1);
           completeIfIdle();
-        }, delay);
-        timers.add(timer);
+        });
       };
 
       const next = (): void => {
-        while (active < concurrency && waiting.length > 0) run(waiting.shift() as Delivery<I>, 1);
+        while (active < concurrency && waiting.length > 0) {
+          const { delivery, attempt } = waiting.shift() as { readonly delivery: Delivery<I>; readonly attempt: number };
+          run(delivery, attempt);
+        }
       };
 
       const run = (delivery: Delivery<I>, attempt: number): void => {
@@ -84,7 +88,7 @@ export function deliveryStep<I, O>(context: StepContext, handler: DeliveryHandle
 
       const subscription = source.subscribe({
         next: (delivery) => {
-          if (active >= concurrency) waiting.push(delivery);
+          if (active >= concurrency) waiting.push({ delivery, attempt: 1 });
           else run(delivery, 1);
         },
         error: (error: unknown) => subscriber.error(error),

@@ -27,19 +27,39 @@ export interface Delivery<T = unknown> {
   fork<U>(messages: readonly Message<U>[]): Delivery<U>[];
 }
 
-class Settlement {
+/**
+ * The settle-once state shared by a delivery and every delivery passed on with `with`.
+ * Transports and the runtime may extend it (one allocation per message instead of two).
+ */
+export abstract class Settlement implements Settle {
   settled = false;
-  constructor(private readonly target: Settle) {}
 
   ack(): void {
     if (this.settled) return;
     this.settled = true;
-    this.target.ack();
+    this.onAck();
   }
 
   nack(reason: Error): void {
     if (this.settled) return;
     this.settled = true;
+    this.onNack(reason);
+  }
+
+  protected abstract onAck(): void;
+  protected abstract onNack(reason: Error): void;
+}
+
+class Forwarding extends Settlement {
+  constructor(private readonly target: Settle) {
+    super();
+  }
+
+  protected onAck(): void {
+    this.target.ack();
+  }
+
+  protected onNack(reason: Error): void {
     this.target.nack(reason);
   }
 }
@@ -72,7 +92,7 @@ class DeliveryImpl<T> implements Delivery<T> {
       return [];
     }
     const group = new ForkGroup(messages.length, this.settlement);
-    return messages.map((message) => new DeliveryImpl(message, new Settlement(group)));
+    return messages.map((message) => new DeliveryImpl(message, new Forwarding(group)));
   }
 }
 
@@ -102,11 +122,13 @@ class ForkGroup implements Settle {
 }
 
 /**
- * A delivery whose settlement is `settle`: how transports hand messages to routes.
+ * A delivery whose settlement is `settle`: how transports hand messages to routes. Pass a
+ * `Settlement` subclass to save an allocation per message; any other `Settle` is wrapped so it is
+ * called at most once.
  * @example createDelivery(message, { ack: () => channel.ack(raw), nack: (e) => channel.nack(raw, false, false) })
  */
-export function createDelivery<T>(message: Message<T>, settle: Settle): Delivery<T> {
-  return new DeliveryImpl(message, new Settlement(settle));
+export function createDelivery<T>(message: Message<T>, settle: Settle | Settlement): Delivery<T> {
+  return new DeliveryImpl(message, settle instanceof Settlement ? settle : new Forwarding(settle));
 }
 
 /**

@@ -14,8 +14,8 @@ export interface Endpoint {
 const cache = new Map<string, Endpoint>();
 
 /**
- * Parses an endpoint URI with the WHATWG URL parser (so percent-encoding and `?`/`#` rules are the
- * standard ones). Throws `EndpointError` on a URI without a scheme or path.
+ * Parses an endpoint URI with the WHATWG URL parser (standard percent-encoding and `?` rules; `#` is
+ * taken literally, for MQTT wildcards). Throws `EndpointError` on a URI without a scheme or path.
  * @example parseEndpoint('amqp:exchange/telemetry?routingKey=reading.{deviceId}')
  */
 export function parseEndpoint(uri: string): Endpoint {
@@ -23,7 +23,8 @@ export function parseEndpoint(uri: string): Endpoint {
   if (cached !== undefined) return cached;
   let url: URL;
   try {
-    url = new URL(uri);
+    // `#` is data here (MQTT's multi-level wildcard), never a URL fragment.
+    url = new URL(uri.replaceAll('#', '%23'));
   } catch (cause) {
     throw new EndpointError(`'${uri}' is not an endpoint URI (expected scheme:path?options)`, { cause });
   }

@@ -11,3 +11,4 @@ export * from './dead-letter.ts';
 export * from './template.ts';
 export * from './logger.ts';
 export * from './declared-at.ts';
+export * from './timers.ts';

@@ -27,7 +27,11 @@ export interface Headers {
   readonly [name: string]: HeaderValue | undefined;
 }
 
-/** An immutable message. Bodies are never copied by the framework: treat them as read-only. */
+/**
+ * An immutable message. Immutability is by type (`readonly`), not `Object.freeze` (measured: freezing
+ * every message cost ~4 % of a route's time): the framework never mutates a message or its headers —
+ * header objects are shared between derived messages — and bodies are never copied: treat them as read-only.
+ */
 export interface Message<T = unknown> {
   readonly id: string;
   readonly headers: Headers;
@@ -44,8 +48,7 @@ export interface MessageInit {
  * @example createMessage({ orderId: 42 }, { headers: { contentType: 'application/json' } })
  */
 export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
-  const id = init.id ?? randomUUID();
-  return freeze({ id, headers: { timestamp: Date.now(), ...init.headers }, body });
+  return { id: init.id ?? randomUUID(), headers: { timestamp: Date.now(), ...init.headers }, body };
 }
 
 /**
@@ -54,13 +57,16 @@ export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
  * @example withBody(reading, { ...reading.body, temperatureF: 86 })
  */
 export function withBody<T>(message: Message<unknown>, body: T, headers?: Headers): Message<T> {
-  const { schema: _dropped, ...kept } = message.headers;
-  return freeze({ id: message.id, headers: headers === undefined ? kept : { ...kept, ...headers }, body });
+  let kept = message.headers;
+  if (kept.schema !== undefined) ({ schema: _dropped, ...kept } = kept);
+  return { id: message.id, headers: headers === undefined ? kept : { ...kept, ...headers }, body };
 }
+
+let _dropped: unknown;
 
 /** The same message with headers added or replaced (`undefined` removes a header). */
 export function withHeaders<T>(message: Message<T>, headers: Headers): Message<T> {
-  return freeze({ id: message.id, headers: { ...message.headers, ...headers }, body: message.body });
+  return { id: message.id, headers: { ...message.headers, ...headers }, body: message.body };
 }
 
 /**
@@ -71,7 +77,7 @@ export function withHeaders<T>(message: Message<T>, headers: Headers): Message<T
  */
 export function deriveMessage<T>(parent: Message<unknown>, body: T, options: { key?: string; headers?: Headers } = {}): Message<T> {
   const { schema: _dropped, ...kept } = parent.headers;
-  return freeze({
+  return {
     id: options.key === undefined ? randomUUID() : `${parent.id}/${options.key}`,
     headers: {
       ...kept,
@@ -82,7 +88,7 @@ export function deriveMessage<T>(parent: Message<unknown>, body: T, options: { k
       ...options.headers,
     },
     body,
-  });
+  };
 }
 
 /**
@@ -95,7 +101,7 @@ export function combineMessages<T>(parts: readonly Message<unknown>[], body: T, 
   const digest = hash.digest('hex');
   const first = parts[0];
   const id = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-${digest.slice(12, 16)}-${digest.slice(16, 20)}-${digest.slice(20, 32)}`;
-  return freeze({
+  return {
     id,
     headers: {
       timestamp: Date.now(),
@@ -103,16 +109,11 @@ export function combineMessages<T>(parts: readonly Message<unknown>[], body: T, 
       ...headers,
     },
     body,
-  });
+  };
 }
 
 /** Whether the message's TTL has passed at `now`. */
 export function isExpired(message: Message<unknown>, now = Date.now()): boolean {
   const { expiresAt } = message.headers;
   return expiresAt !== undefined && expiresAt <= now;
-}
-
-function freeze<T>(message: { id: string; headers: Headers; body: T }): Message<T> {
-  Object.freeze(message.headers);
-  return Object.freeze(message);
 }

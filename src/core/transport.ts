@@ -6,7 +6,12 @@ import type { Message } from './message.ts';
 export interface ConsumeOptions {
   /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum). */
   readonly prefetch?: number;
-  /** Aborting stops the intake: the Observable completes; deliveries already emitted may still be settled. */
+  /**
+   * Aborting stops the intake: no new deliveries are emitted (best effort for brokers whose cancel is
+   * asynchronous). The Observable does not complete — completing would run its teardown at once —;
+   * deliveries already emitted may still be settled, and unsubscribing later hands back whatever is
+   * still unsettled.
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -1,11 +1,12 @@
 import type { ServiceIdentifier } from 'inversify';
-import { filter, map, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   assertNever,
   createDelivery,
   deadLetterMessage,
   isExpired,
   parseEndpoint,
+  Settlement,
   StepError,
   type AnyStep,
   type Delivery,
@@ -17,6 +18,26 @@ import {
 import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { emptyMetrics, type RouteMetrics } from './route-metrics.ts';
 import type { TransportRegistry } from './transport-registry.ts';
+
+/** Tracks one admitted delivery (a class, not closures: it is allocated per message). */
+class InFlight extends Settlement {
+  constructor(
+    private readonly route: RouteRuntime,
+    private readonly source: Delivery,
+  ) {
+    super();
+  }
+
+  protected onAck(): void {
+    this.route.settledOne();
+    this.source.ack();
+  }
+
+  protected onNack(reason: Error): void {
+    this.route.settledOne();
+    this.source.nack(reason);
+  }
+}
 
 export type RouteStatus = 'stopped' | 'started' | 'stopping' | 'failed';
 
@@ -41,8 +62,10 @@ const DEFAULT_PREFETCH = 100;
 export class RouteRuntime {
   readonly metrics: RouteMetrics = emptyMetrics();
   private statusValue: RouteStatus = 'stopped';
-  private subscription: Subscription | undefined;
-  private intake: AbortController | undefined;
+  private source: Subscription | undefined;
+  private pipeline: Subscription | undefined;
+  private intake: Subject<Delivery> | undefined;
+  private abort: AbortController | undefined;
   private pipelineDone = false;
   private idle: (() => void) | undefined;
 
@@ -64,39 +87,46 @@ export class RouteRuntime {
     const endpoint = parseEndpoint(this.definition.source);
     const transport = this.deps.transports.forScheme(endpoint.scheme);
     const pipeline = this.compile(this.definition.steps);
-    this.intake = new AbortController();
+    const intake = new Subject<Delivery>();
+    this.intake = intake;
+    this.abort = new AbortController();
     this.pipelineDone = false;
     this.statusValue = 'started';
-    this.subscription = transport
-      .consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.intake.signal })
-      .pipe(
-        map((delivery) => this.admit(delivery)),
-        filter((delivery): delivery is Delivery => delivery !== undefined),
-        pipeline,
-      )
-      .subscribe({
-        next: (delivery) => {
-          this.metrics.completed += 1;
-          delivery.ack();
-        },
-        error: (error: unknown) => {
-          this.statusValue = 'failed';
-          this.deps.log.error('route failed: its transport ended the stream', { route: this.id, error });
-          this.pipelineDone = true;
-          this.checkIdle();
-        },
-        complete: () => {
-          this.pipelineDone = true;
-          this.checkIdle();
-        },
-      });
+    this.pipeline = intake.pipe(pipeline).subscribe({
+      next: (delivery) => {
+        this.metrics.completed += 1;
+        delivery.ack();
+      },
+      error: (error: unknown) => {
+        this.statusValue = 'failed';
+        this.deps.log.error('route failed: its transport ended the stream', { route: this.id, error });
+        this.pipelineDone = true;
+        this.checkIdle();
+      },
+      complete: () => {
+        this.pipelineDone = true;
+        this.checkIdle();
+      },
+    });
+    // The source subscription is kept apart from the pipeline's: completing the pipeline on stop must
+    // not tear down the source, whose teardown hands unsettled deliveries back for redelivery.
+    this.source = transport.consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.abort.signal }).subscribe({
+      next: (delivery) => {
+        if (intake.closed || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
+        const admitted = this.admit(delivery);
+        if (admitted !== undefined) intake.next(admitted);
+      },
+      error: (error: unknown) => intake.error(error),
+      complete: () => intake.complete(),
+    });
   }
 
   /** Stops intake, drains in-flight deliveries up to `deadlineMs`, then detaches from the source. */
   async stop(deadlineMs = 10_000): Promise<void> {
     if (this.statusValue !== 'started' && this.statusValue !== 'failed') return;
     this.statusValue = 'stopping';
-    this.intake?.abort();
+    this.abort?.abort();
+    this.intake?.complete();
     const drained = new Promise<void>((resolve) => {
       this.idle = resolve;
       this.checkIdle();
@@ -111,8 +141,10 @@ export class RouteRuntime {
     if (outcome === 'late') {
       this.deps.log.warn('route stop deadline passed; unsettled deliveries go back to the source', { route: this.id, inFlight: this.metrics.inFlight });
     }
-    this.subscription?.unsubscribe();
-    this.subscription = undefined;
+    this.pipeline?.unsubscribe();
+    this.source?.unsubscribe();
+    this.pipeline = undefined;
+    this.source = undefined;
     this.statusValue = 'stopped';
   }
 
@@ -130,18 +162,13 @@ export class RouteRuntime {
       return undefined;
     }
     metrics.inFlight += 1;
-    return createDelivery(source.message, {
-      ack: () => {
-        metrics.inFlight -= 1;
-        source.ack();
-        this.checkIdle();
-      },
-      nack: (reason) => {
-        metrics.inFlight -= 1;
-        source.nack(reason);
-        this.checkIdle();
-      },
-    });
+    return createDelivery(source.message, new InFlight(this, source));
+  }
+
+  /** @internal called by InFlight once the delivery it tracks has settled */
+  settledOne(): void {
+    this.metrics.inFlight -= 1;
+    this.checkIdle();
   }
 
   private compile(steps: readonly StepDefinition[]): AnyStep {

@@ -16,15 +16,23 @@ export class TestKit {
 
   constructor(private readonly integration: Integration) {}
 
-  /** Sends one body (or message) and resolves when the endpoint has confirmed it. */
-  send<T>(uri: string, body: T | Message<T>, headers?: Headers): Promise<void> {
+  /** Sends one body as a new message and resolves when the endpoint has confirmed it. */
+  send<T>(uri: string, body: T, headers?: Headers): Promise<void> {
     return this.sendAll(uri, [body], headers);
   }
 
-  sendAll<T>(uri: string, bodies: readonly (T | Message<T>)[], headers?: Headers): Promise<void> {
+  /** Sends each body as a new message, in one publish. */
+  sendAll<T>(uri: string, bodies: readonly T[], headers?: Headers): Promise<void> {
+    return this.sendMessages(
+      uri,
+      bodies.map((body) => createMessage(body, { headers })),
+    );
+  }
+
+  /** Sends ready-made messages (ids and headers as given). */
+  sendMessages(uri: string, messages: readonly Message[]): Promise<void> {
     if (isTemplate(uri)) throw new TypeError(`send needs a concrete endpoint URI, got the template '${uri}'`);
     const endpoint = parseEndpoint(uri);
-    const messages = bodies.map((body) => (isMessage(body) ? body : createMessage(body, { headers })));
     return this.integration.transports.forScheme(endpoint.scheme).publish(endpoint, messages);
   }
 
@@ -39,8 +47,4 @@ export class TestKit {
   close(): void {
     for (const mock of this.mocks.splice(0)) mock.close();
   }
-}
-
-function isMessage<T>(value: T | Message<T>): value is Message<T> {
-  return typeof value === 'object' && value !== null && 'id' in value && 'headers' in value && 'body' in value && Object.isFrozen(value);
 }

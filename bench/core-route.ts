@@ -1,0 +1,115 @@
+import { Subject, filter as rxFilter, map as rxMap } from 'rxjs';
+import { createIntegration, createMessage, from, parseEndpoint, silentLogger, type Message } from '../src/index.ts';
+
+/** The workload: telemetry-like bodies, ~10 % filtered out, ~25 % "alerts". */
+export interface Reading {
+  readonly deviceId: string;
+  readonly temperature: number;
+  readonly seq: number;
+}
+interface Enriched extends Reading {
+  readonly temperatureF: number;
+}
+interface Out {
+  readonly deviceId: string;
+  readonly kind: 'alert' | 'reading';
+  readonly c: number;
+  readonly f: number;
+}
+
+export function readings(count: number): Reading[] {
+  return Array.from({ length: count }, (_, seq) => ({ deviceId: `d${seq % 50}`, temperature: (seq % 100) - 15, seq }));
+}
+
+const valid = (r: Reading): boolean => r.temperature > -10;
+const enrich = (r: Reading): Enriched => ({ ...r, temperatureF: (r.temperature * 9) / 5 + 32 });
+const hot = (r: Enriched): boolean => r.temperature >= 50;
+const shape = (r: Enriched, kind: 'alert' | 'reading'): Out => ({ deviceId: r.deviceId, kind, c: r.temperature, f: r.temperatureF });
+
+export interface RunResult {
+  readonly name: string;
+  readonly messages: number;
+  readonly seconds: number;
+  readonly perSecond: number;
+  readonly out: number;
+}
+
+function result(name: string, messages: number, started: bigint, out: number): RunResult {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { name, messages, seconds, perSecond: messages / seconds, out };
+}
+
+export function forLoop(bodies: readonly Reading[]): RunResult {
+  const started = process.hrtime.bigint();
+  let out = 0;
+  const sink: Out[] = [];
+  for (const body of bodies) {
+    if (!valid(body)) continue;
+    const enriched = enrich(body);
+    const routed = hot(enriched) ? shape(enriched, 'alert') : shape(enriched, 'reading');
+    sink.push(routed);
+    if (sink.length === 1000) sink.length = 0;
+    out += 1;
+  }
+  return result('plain for-loop', bodies.length, started, out);
+}
+
+export function plainRx(bodies: readonly Reading[]): RunResult {
+  const started = process.hrtime.bigint();
+  let out = 0;
+  const source = new Subject<Reading>();
+  const sink: Out[] = [];
+  source
+    .pipe(
+      rxFilter(valid),
+      rxMap(enrich),
+      rxMap((r) => (hot(r) ? { r, kind: 'alert' as const } : { r, kind: 'reading' as const })),
+      rxMap(({ r, kind }) => shape(r, kind)),
+    )
+    .subscribe((o) => {
+      sink.push(o);
+      if (sink.length === 1000) sink.length = 0;
+      out += 1;
+    });
+  for (const body of bodies) source.next(body);
+  source.complete();
+  return result('plain RxJS pipeline', bodies.length, started, out);
+}
+
+/**
+ * The same work as an Interchange route between two in-memory channels, at-least-once: every message
+ * created with an id, admitted under prefetch, settled, published to a bounded channel and consumed
+ * (acked) there.
+ */
+export async function interchangeRoute(bodies: readonly Reading[], { prefetch = 1000, capacity = 10_000 } = {}): Promise<RunResult> {
+  const route = from<Reading>(`memory:in?capacity=${capacity}`, { id: 'bench', prefetch })
+    .filter((m) => valid(m.body))
+    .transform((m) => enrich(m.body))
+    .choice((c) => c.when((m) => hot(m.body), (b) => b.setHeaders(() => ({ kind: 'alert' }))).otherwise((b) => b.setHeaders(() => ({ kind: 'reading' }))))
+    .transform((m) => shape(m.body, m.headers.kind === 'alert' ? 'alert' : 'reading'))
+    .to(`memory:out?capacity=${capacity}`);
+  const app = createIntegration({ routes: [route], logger: silentLogger });
+  await app.start();
+  const memory = app.transports.forScheme('memory');
+  const expected = bodies.filter(valid).length;
+  const started = process.hrtime.bigint();
+  let out = 0;
+  const done = new Promise<void>((resolve) => {
+    memory.consume(parseEndpoint(`memory:out?capacity=${capacity}`), { prefetch: 10_000 }).subscribe((delivery) => {
+      out += 1;
+      delivery.ack();
+      if (out === expected) resolve();
+    });
+  });
+  const inbound = parseEndpoint(`memory:in?capacity=${capacity}`);
+  const batch = 1000;
+  for (let index = 0; index < bodies.length; index += batch) {
+    const messages: Message<Reading>[] = [];
+    for (let j = index; j < Math.min(bodies.length, index + batch); j += 1) messages.push(createMessage(bodies[j] as Reading));
+    await memory.publish(inbound, messages);
+  }
+  await done;
+  const run = result('Interchange route (memory → memory)', bodies.length, started, out);
+  await app.stop();
+  return run;
+}
