@@ -1,3 +1,4 @@
 export * from './memory-transport.ts';
 export * from './memory-queue.ts';
 export * from './memory.module.ts';
+export * from './unsettled-list.ts';

@@ -4,7 +4,6 @@ import {
   EndpointError,
   integerOption,
   NotConnectedError,
-  Settlement,
   withHeaders,
   type ConsumeOptions,
   type Delivery,
@@ -13,6 +12,7 @@ import {
   type Transport,
 } from '../../src/core/index.ts';
 import { MemoryQueue, redelivered, type QueueConsumer } from './memory-queue.ts';
+import { UnsettledList, UnsettledNode } from './unsettled-list.ts';
 
 export interface MemoryTransportOptions {
   /** Messages a channel (each subscriber's queue, for pub-sub) holds before producers wait (default 1000). */
@@ -24,27 +24,27 @@ export interface MemoryTransportOptions {
 type ChannelType = 'queue' | 'pubsub';
 
 interface SettlementTarget {
-  /** Forgets an unsettled message; false if it was no longer unsettled (returned on unsubscribe). */
-  settle(message: Message): boolean;
+  /** Forgets an unsettled delivery; false if it was no longer unsettled (handed back on unsubscribe). */
+  settle(node: UnsettledNode): boolean;
   redeliver(message: Message, reason: Error): void;
   dispatch(): void;
 }
 
 /** Settlement of one memory delivery (a class, not closures: it is allocated per message). */
-class MemorySettle extends Settlement {
+class MemorySettle extends UnsettledNode {
   constructor(
-    private readonly message: Message,
+    message: Message,
     private readonly target: SettlementTarget,
   ) {
-    super();
+    super(message);
   }
 
   protected onAck(): void {
-    if (this.target.settle(this.message)) this.target.dispatch();
+    if (this.target.settle(this)) this.target.dispatch();
   }
 
   protected onNack(reason: Error): void {
-    if (!this.target.settle(this.message)) return;
+    if (!this.target.settle(this)) return;
     this.target.redeliver(this.message, reason);
     this.target.dispatch();
   }
@@ -120,7 +120,7 @@ export class MemoryTransport implements Transport {
       if (channel.type === 'pubsub') channel.queues.add(queue);
       const prefetch = options.prefetch ?? 100;
       const maxDeliveries = integerOption(endpoint, 'maxDeliveries', this.maxDeliveries);
-      const unsettled = new Set<Message>();
+      const unsettled = new UnsettledList();
       let attached = true;
 
       const consumer: QueueConsumer = {
@@ -128,12 +128,13 @@ export class MemoryTransport implements Transport {
           return unsettled.size < prefetch;
         },
         take: (message) => {
-          unsettled.add(message);
-          subscriber.next(createDelivery(message, new MemorySettle(message, settlement)));
+          const node = new MemorySettle(message, settlement);
+          unsettled.add(node);
+          subscriber.next(createDelivery(message, node));
         },
       };
       const settlement: SettlementTarget = {
-        settle: (message) => unsettled.delete(message),
+        settle: (node) => unsettled.remove(node),
         redeliver: (message, reason) => {
           if ((message.headers.attempt ?? 1) >= maxDeliveries) {
             const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
@@ -164,9 +165,7 @@ export class MemoryTransport implements Transport {
         options.signal?.removeEventListener('abort', onAbort);
         this.intakes.delete(detach);
         detach();
-        const returned = [...unsettled].map(redelivered);
-        unsettled.clear();
-        queue.requeue(returned);
+        queue.requeue(unsettled.drain().map(redelivered));
       };
     });
   }
