@@ -8,6 +8,20 @@ export default defineConfig({
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/patterns/**/*.test.ts'] } },
       { test: { name: 'types', include: ['test/types/**/*.test-d.ts'], typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'] } } },
       { test: { name: 'contract', include: ['test/contract/**/*.test.ts'] } },
+      // Against the real brokers on 127.0.0.1; a broker that is down fails these tests, never skips them.
+      { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      // Tests that restart or cut a broker: one file at a time, after every other project has finished.
+      {
+        test: {
+          name: 'fault',
+          include: ['test/fault/**/*.test.ts'],
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
     ],
   },
 });

@@ -23,12 +23,13 @@ function run(variant: string): Result {
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
 console.log(`core route benchmark: ${Number(count).toLocaleString('en')} messages, best of ${repeat}, Node ${process.version}, ${cpus().length} × ${cpu}`);
 console.log('5 steps: filter → transform → choice → transform → to\n');
-const results = { loop: run('for-loop'), rx: run('rxjs'), interchange: run('interchange') };
+const results = { loop: run('for-loop'), rx: run('rxjs'), interchange: run('interchange'), withCreation: run('interchange-with-creation') };
 const line = (r: Result, ratio: string): string =>
   `${r.name.padEnd(40)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} msg/s  ${ratio.padStart(8)}  peak RSS ${String(r.peakRssMb).padStart(5)} MB  runs ${r.runs.join(', ')}`;
 console.log(line(results.loop, ''));
 console.log(line(results.rx, '1.00×'));
 const ratio = results.interchange.perSecond / results.rx.perSecond;
 console.log(line(results.interchange, `${ratio.toFixed(2)}×`));
+console.log(line(results.withCreation, `${(results.withCreation.perSecond / results.rx.perSecond).toFixed(2)}×`));
 console.log(`\nInterchange / plain RxJS = ${ratio.toFixed(2)} (goal ≥ 0.50): ${ratio >= 0.5 ? 'met' : 'NOT met'}`);
 if (results.interchange.out !== results.rx.out) throw new Error(`outputs differ: ${results.interchange.out} vs ${results.rx.out}`);

@@ -9,3 +9,4 @@ export * from './di/tokens.ts';
 export * from './di/core.module.ts';
 export { retry, deadLetterChannel, type RetryOptions, type RetryPolicy, type DeadLetterChannelOptions } from '../patterns/index.ts';
 export { MemoryTransport, memoryModule, type MemoryTransportOptions } from '../adapters/memory/index.ts';
+export { defineIntegration, type IntegrationModule, type RunningIntegration, type StopHook } from './cli/route-file.ts';

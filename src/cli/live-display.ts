@@ -1,0 +1,75 @@
+import type { RouteMetrics } from '../runtime/route-metrics.ts';
+import { liveLine } from './live-line.ts';
+
+/** Where the display writes: `process.stdout` or a test double. */
+export interface LiveOutput {
+  readonly isTTY?: boolean;
+  /** Terminal width; lines are cut to it on a TTY so that redrawing in place stays aligned. */
+  readonly columns?: number;
+  write(text: string): unknown;
+}
+
+export type MetricsSnapshot = Readonly<Record<string, Readonly<RouteMetrics>>>;
+
+const CURSOR_UP = (lines: number): string => `\x1b[${lines}A`;
+const CLEAR_LINE = '\x1b[2K';
+
+/**
+ * A line per route every tick (default each second). On a TTY the lines are redrawn in place;
+ * otherwise (a pipe, a log file) a route's line is printed at the first tick and then only when one
+ * of its counters changed since it was last printed. The rate is over the time since the previous tick. Nothing else may write to the same output between `start` and `stop`.
+ */
+export class LiveDisplay {
+  private previous: MetricsSnapshot = {};
+  private previousAt = 0;
+  private drawnLines = 0;
+  /** Not a TTY: the counters each route's last printed line showed. */
+  private readonly printed = new Map<string, Readonly<RouteMetrics>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly sample: () => MetricsSnapshot,
+    private readonly output: LiveOutput,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
+
+  start(intervalMs = 1000): void {
+    this.previous = this.sample();
+    this.previousAt = this.clock();
+    this.timer = setInterval(() => this.tick(), intervalMs);
+  }
+
+  /** Samples the metrics and writes the lines for the time since the previous tick. */
+  tick(): void {
+    const now = this.clock();
+    const current = this.sample();
+    const elapsedSeconds = (now - this.previousAt) / 1000;
+    const ids = Object.keys(current);
+    const idWidth = Math.max(0, ...ids.map((id) => id.length));
+    const line = (id: string): string => liveLine(id, this.previous[id], current[id] as RouteMetrics, elapsedSeconds, { idWidth });
+    if (this.output.isTTY === true) {
+      const width = this.output.columns;
+      const fit = (text: string): string => (width !== undefined && width > 0 ? text.slice(0, width - 1) : text);
+      const up = this.drawnLines > 0 ? CURSOR_UP(this.drawnLines) : '';
+      this.output.write(up + ids.map((id) => `${CLEAR_LINE}${fit(line(id))}\n`).join(''));
+      this.drawnLines = ids.length;
+    } else {
+      const changed = ids.filter((id) => !sameCounters(this.printed.get(id), current[id] as RouteMetrics));
+      if (changed.length > 0) this.output.write(changed.map((id) => `${line(id)}\n`).join(''));
+      for (const id of changed) this.printed.set(id, current[id] as RouteMetrics);
+    }
+    this.previous = current;
+    this.previousAt = now;
+  }
+
+  /** Stops ticking; the last lines stay on screen and the cursor is below them. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function sameCounters(a: Readonly<RouteMetrics> | undefined, b: Readonly<RouteMetrics>): boolean {
+  if (a === undefined) return false;
+  return (Object.keys(b) as (keyof RouteMetrics)[]).every((key) => a[key] === b[key]);
+}

@@ -1,0 +1,61 @@
+import { relative } from 'node:path';
+import { createIntegration } from '../runtime/integration.ts';
+import type { Command } from './command-line.ts';
+import { LiveDisplay, type LiveOutput } from './live-display.ts';
+import { liveLine } from './live-line.ts';
+import { loadRouteFile, type StopHook } from './route-file.ts';
+import { shutdownSignals } from './shutdown-signals.ts';
+
+export interface RunIo {
+  readonly stdout: LiveOutput;
+  readonly stderr: { write(text: string): unknown };
+  /** Ends the process at once (a second signal); `process.exit` outside tests. */
+  readonly exit: (code: number) => never;
+}
+
+/**
+ * `interchange run <file>`: loads the route file, starts its integration, shows the live counters
+ * until SIGINT/SIGTERM, then stops intake, drains in-flight messages (up to `drainTimeoutMs`) and
+ * prints the final counts. Resolves with the exit code (0) once stopped; a second signal exits 1 at
+ * once. Throws what loading, validating or starting throws (the caller maps it to an exit code).
+ */
+export async function runCommand(command: Extract<Command, { name: 'run' }>, io: RunIo): Promise<number> {
+  const loaded = await loadRouteFile(command.file);
+  const integration = createIntegration({ routes: loaded.routes, modules: loaded.modules });
+  const signals = shutdownSignals((signal) => {
+    io.stderr.write(`\n${signal} again: exiting without draining\n`);
+    io.exit(1);
+  });
+  const startedAt = performance.now();
+  const display = command.quiet ? undefined : new LiveDisplay(() => integration.metrics(), io.stdout);
+  // Transports need not hold the event loop open (memory channels do not): this does, until stopped.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  let stopHook: void | StopHook;
+  try {
+    await integration.start();
+    const ids = integration.routes.map((route) => route.id);
+    io.stdout.write(`interchange: ${ids.length} route${ids.length === 1 ? '' : 's'} running from ${relative(process.cwd(), command.file) || command.file} (${ids.join(', ')}); Ctrl-C to stop\n`);
+    display?.start();
+    stopHook = await loaded.onStart?.(integration);
+  } catch (error) {
+    display?.stop();
+    clearInterval(keepAlive);
+    signals.dispose();
+    await integration.stop({ drainTimeoutMs: Math.min(command.drainTimeoutMs, 1000) });
+    throw error;
+  }
+
+  await signals.first;
+  display?.stop();
+  io.stdout.write('stopping: draining in-flight messages…\n');
+  await stopHook?.();
+  await integration.stop({ drainTimeoutMs: command.drainTimeoutMs });
+  clearInterval(keepAlive);
+  signals.dispose();
+
+  const elapsedSeconds = (performance.now() - startedAt) / 1000;
+  const idWidth = Math.max(0, ...integration.routes.map((route) => route.id.length));
+  io.stdout.write(`stopped after ${elapsedSeconds.toFixed(1)} s; final counts (msg/s averaged over the run):\n`);
+  io.stdout.write(integration.routes.map((route) => `${liveLine(route.id, undefined, route.metrics, elapsedSeconds, { idWidth })}\n`).join(''));
+  return 0;
+}
