@@ -1,6 +1,5 @@
 import { Observable } from 'rxjs';
 import {
-  createDelivery,
   EndpointError,
   integerOption,
   NotConnectedError,
@@ -130,7 +129,7 @@ export class MemoryTransport implements Transport {
         take: (message) => {
           const node = new MemorySettle(message, settlement);
           unsettled.add(node);
-          subscriber.next(createDelivery(message, node));
+          subscriber.next(node);
         },
       };
       const settlement: SettlementTarget = {

@@ -6,8 +6,8 @@ export abstract class UnsettledNode extends Settlement {
   /** @internal */ next: UnsettledNode | undefined = undefined;
   /** @internal */ listed = false;
 
-  constructor(readonly message: Message) {
-    super();
+  constructor(message: Message) {
+    super(message);
   }
 }
 

@@ -28,11 +28,13 @@ export interface Delivery<T = unknown> {
 }
 
 /**
- * The settle-once state shared by a delivery and every delivery passed on with `with`.
- * Transports and the runtime may extend it (one allocation per message instead of two).
+ * A delivery that carries its own settle-once state: the root of every chain of `with`/`fork`.
+ * Transports and the runtime extend it (one allocation per message: the delivery is its settlement).
  */
-export abstract class Settlement implements Settle {
+export abstract class Settlement<T = unknown> implements Delivery<T> {
   settled = false;
+
+  constructor(readonly message: Message<T>) {}
 
   ack(): void {
     if (this.settled) return;
@@ -46,13 +48,53 @@ export abstract class Settlement implements Settle {
     this.onNack(reason);
   }
 
+  with<U>(message: Message<U>): Delivery<U> {
+    return new Derived(message, this);
+  }
+
+  fork<U>(messages: readonly Message<U>[]): Delivery<U>[] {
+    return forkOf(this, messages);
+  }
+
   protected abstract onAck(): void;
   protected abstract onNack(reason: Error): void;
 }
 
-class Forwarding extends Settlement {
-  constructor(private readonly target: Settle) {
-    super();
+/** A delivery passed on with `with`: another message, the root's settlement. */
+class Derived<T> implements Delivery<T> {
+  constructor(
+    readonly message: Message<T>,
+    private readonly root: Settlement<unknown>,
+  ) {}
+
+  get settled(): boolean {
+    return this.root.settled;
+  }
+
+  ack(): void {
+    this.root.ack();
+  }
+
+  nack(reason: Error): void {
+    this.root.nack(reason);
+  }
+
+  with<U>(message: Message<U>): Delivery<U> {
+    return new Derived(message, this.root);
+  }
+
+  fork<U>(messages: readonly Message<U>[]): Delivery<U>[] {
+    return forkOf(this.root, messages);
+  }
+}
+
+/** Settles through a plain `Settle` target. */
+class Forwarding<T> extends Settlement<T> {
+  constructor(
+    message: Message<T>,
+    private readonly target: Settle,
+  ) {
+    super(message);
   }
 
   protected onAck(): void {
@@ -64,36 +106,13 @@ class Forwarding extends Settlement {
   }
 }
 
-class DeliveryImpl<T> implements Delivery<T> {
-  constructor(
-    readonly message: Message<T>,
-    private readonly settlement: Settlement,
-  ) {}
-
-  get settled(): boolean {
-    return this.settlement.settled;
+function forkOf<U>(parent: Settlement<unknown>, messages: readonly Message<U>[]): Delivery<U>[] {
+  if (messages.length === 0) {
+    parent.ack();
+    return [];
   }
-
-  ack(): void {
-    this.settlement.ack();
-  }
-
-  nack(reason: Error): void {
-    this.settlement.nack(reason);
-  }
-
-  with<U>(message: Message<U>): Delivery<U> {
-    return new DeliveryImpl(message, this.settlement);
-  }
-
-  fork<U>(messages: readonly Message<U>[]): Delivery<U>[] {
-    if (messages.length === 0) {
-      this.ack();
-      return [];
-    }
-    const group = new ForkGroup(messages.length, this.settlement);
-    return messages.map((message) => new DeliveryImpl(message, new Forwarding(group)));
-  }
+  const group = new ForkGroup(messages.length, parent);
+  return messages.map((message) => new Forwarding(message, group));
 }
 
 /** Counts down the parts of a fork; settles the parent once, after the last part. */
@@ -101,7 +120,7 @@ class ForkGroup implements Settle {
   private firstError: Error | undefined;
   constructor(
     private remaining: number,
-    private readonly parent: Settlement,
+    private readonly parent: Settlement<unknown>,
   ) {}
 
   ack(): void {
@@ -122,13 +141,12 @@ class ForkGroup implements Settle {
 }
 
 /**
- * A delivery whose settlement is `settle`: how transports hand messages to routes. Pass a
- * `Settlement` subclass to save an allocation per message; any other `Settle` is wrapped so it is
- * called at most once.
+ * A delivery whose settlement is `settle` (called at most once): how transports hand messages to
+ * routes. On a hot path, extend `Settlement` instead and emit the instance itself.
  * @example createDelivery(message, { ack: () => channel.ack(raw), nack: (e) => channel.nack(raw, false, false) })
  */
-export function createDelivery<T>(message: Message<T>, settle: Settle | Settlement): Delivery<T> {
-  return new DeliveryImpl(message, settle instanceof Settlement ? settle : new Forwarding(settle));
+export function createDelivery<T>(message: Message<T>, settle: Settle): Delivery<T> {
+  return new Forwarding(message, settle);
 }
 
 /**

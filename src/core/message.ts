@@ -48,7 +48,8 @@ export interface MessageInit {
  * @example createMessage({ orderId: 42 }, { headers: { contentType: 'application/json' } })
  */
 export function createMessage<T>(body: T, init: MessageInit = {}): Message<T> {
-  return { id: init.id ?? randomUUID(), headers: mergeHeaders({ timestamp: Date.now() }, init.headers), body };
+  const timestamp = Date.now();
+  return { id: init.id ?? randomUUID(), headers: init.headers === undefined ? { timestamp } : mergeHeaders({ timestamp }, init.headers), body };
 }
 
 /**
@@ -110,9 +111,9 @@ export function combineMessages<T>(parts: readonly Message<unknown>[], body: T, 
 }
 
 /** Whether the message's TTL has passed at `now`. */
-export function isExpired(message: Message<unknown>, now = Date.now()): boolean {
+export function isExpired(message: Message<unknown>, now?: number): boolean {
   const { expiresAt } = message.headers;
-  return expiresAt !== undefined && expiresAt <= now;
+  return expiresAt !== undefined && expiresAt <= (now ?? Date.now());
 }
 
 /**

@@ -2,7 +2,6 @@ import type { ServiceIdentifier } from 'inversify';
 import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   assertNever,
-  createDelivery,
   deadLetterMessage,
   isExpired,
   parseEndpoint,
@@ -25,7 +24,7 @@ class InFlight extends Settlement {
     private readonly route: RouteRuntime,
     private readonly source: Delivery,
   ) {
-    super();
+    super(source.message);
   }
 
   protected onAck(): void {
@@ -162,7 +161,7 @@ export class RouteRuntime {
       return undefined;
     }
     metrics.inFlight += 1;
-    return createDelivery(source.message, new InFlight(this, source));
+    return new InFlight(this, source);
   }
 
   /** @internal called by InFlight once the delivery it tracks has settled */
