@@ -1,5 +1,5 @@
 import { Observable, type Subscription } from 'rxjs';
-import { isTemplate, resolveTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
+import { isTemplate, resolveEndpointTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
 
 export type Destination<T> = string | ((message: Message<T>) => string);
 
@@ -14,7 +14,7 @@ export type Destination<T> = string | ((message: Message<T>) => string);
  */
 export function to<T>(destination: Destination<T>): StepFactory<T, T> {
   const uriOf =
-    typeof destination === 'function' ? destination : isTemplate(destination) ? (message: Message<T>) => resolveTemplate(destination, message) : () => destination;
+    typeof destination === 'function' ? destination : isTemplate(destination) ? (message: Message<T>) => resolveEndpointTemplate(destination, message) : () => destination;
   return (context) => (source) =>
     new Observable<Delivery<T>>((subscriber) => {
       let batch: Delivery<T>[] = [];

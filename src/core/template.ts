@@ -1,3 +1,4 @@
+import { EndpointError } from './errors.ts';
 import type { Message } from './message.ts';
 
 const placeholder = /\{([A-Za-z_$][\w$.-]*)\}/g;
@@ -23,4 +24,15 @@ export function resolveTemplate(template: string, message: Message<unknown>): st
     }
     return value === undefined || value === null || typeof value === 'object' ? whole : encodeURIComponent(String(value));
   });
+}
+
+/**
+ * `resolveTemplate`, refusing a result that still has a placeholder: throws `EndpointError` naming
+ * the missing values, so a message is never sent to an endpoint literally named `{deviceId}`.
+ */
+export function resolveEndpointTemplate(template: string, message: Message<unknown>): string {
+  const uri = resolveTemplate(template, message);
+  const missing = [...uri.matchAll(placeholder)].map((match) => match[1]);
+  if (missing.length > 0) throw new EndpointError(`'${template}': no header or body field for ${missing.map((name) => `{${name}}`).join(', ')} in message ${message.id}`);
+  return uri;
 }

@@ -1,7 +1,7 @@
 import { from as fromArray, Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { to } from '../../patterns/to.ts';
-import type { Delivery } from '../../src/core/index.ts';
+import { EndpointError, type Delivery } from '../../src/core/index.ts';
 import { collect, deferred, drive, Harness, settle, source, sources } from './harness.ts';
 
 describe('to', () => {
@@ -50,6 +50,18 @@ describe('to', () => {
       ['memory:orders-apac-bulk', 1],
     ]);
     expect(output.deliveries).toHaveLength(4);
+  });
+
+  it('fails a message whose URI placeholder has no value, and publishes nothing for it', async () => {
+    const harness = new Harness();
+    const { output, send } = drive(harness.build(to<{ deviceId?: string }>('memory:readings.{deviceId}')));
+    send(source({ deviceId: 'd1' }), source({}));
+    await settle();
+    expect(harness.published.map((call) => call.uri)).toEqual(['memory:readings.d1']);
+    expect(output.bodies).toEqual([{ deviceId: 'd1' }]);
+    expect(harness.failures).toHaveLength(1);
+    expect(harness.failures[0]!.error).toBeInstanceOf(EndpointError);
+    expect(String(harness.failures[0]!.error)).toMatch(/\{deviceId\}/);
   });
 
   it('takes the URI from a function of the message', async () => {

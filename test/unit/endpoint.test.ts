@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMessage, EndpointError, integerOption, parseEndpoint, resolveTemplate } from '../../src/index.ts';
+import { createMessage, EndpointError, integerOption, parseEndpoint, resolveEndpointTemplate, resolveTemplate } from '../../src/index.ts';
 
 describe('endpoint URIs', () => {
   it('parses scheme, path and options', () => {
@@ -27,5 +27,14 @@ describe('endpoint URIs', () => {
     const m = createMessage({ deviceId: 'body-dev', nested: { zone: 'z 1' } }, { headers: { region: 'eu' } });
     expect(resolveTemplate('amqp:x?routingKey=r.{region}.{deviceId}.{nested.zone}', m)).toBe('amqp:x?routingKey=r.eu.body-dev.z%201');
     expect(resolveTemplate('memory:{missing}', m)).toBe('memory:{missing}');
+  });
+});
+
+describe('endpoint templates for destinations', () => {
+  it('refuses a destination whose placeholder has no value, naming it', () => {
+    const m = createMessage({ deviceId: 'd1' });
+    expect(resolveEndpointTemplate('memory:readings.{deviceId}', m)).toBe('memory:readings.d1');
+    expect(() => resolveEndpointTemplate('memory:{region}.{deviceId}.{zone}', m)).toThrow(EndpointError);
+    expect(() => resolveEndpointTemplate('memory:{region}.{deviceId}.{zone}', m)).toThrow(/\{region\}, \{zone\}/);
   });
 });
