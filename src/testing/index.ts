@@ -1,2 +1,3 @@
 export * from './test-kit.ts';
 export * from './mock-endpoint.ts';
+export * from './test-integration.ts';

@@ -5,38 +5,30 @@ import type {
   MemoryTransport} from '../../src/index.ts';
 import {
   createDelivery,
-  createIntegration,
   createMessage,
   DeadLetterHeaders,
   deadLetter,
   discard,
   from,
   retryAfter,
-  silentLogger,
   Transport,
   type Delivery,
   type Endpoint,
   type Message,
   type RouteSource,
 } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { startTestIntegration, type TestIntegration, type TestKit } from '../../src/testing/index.ts';
 
-type App = ReturnType<typeof createIntegration>;
-const running: { app: App; kit: TestKit }[] = [];
+const running: TestIntegration[] = [];
 
-async function start(routes: RouteSource[], modules: ContainerModule[] = []): Promise<{ app: App; kit: TestKit; memory: MemoryTransport }> {
-  const app = createIntegration({ routes, modules, logger: silentLogger });
-  await app.start();
-  const kit = new TestKit(app);
-  running.push({ app, kit });
-  return { app, kit, memory: app.transport<MemoryTransport>('memory') };
+async function start(routes: RouteSource[], modules: ContainerModule[] = []): Promise<{ app: TestIntegration['app']; kit: TestKit; memory: MemoryTransport }> {
+  const test = await startTestIntegration({ routes, modules });
+  running.push(test);
+  return { app: test.app, kit: test.kit, memory: test.app.transport<MemoryTransport>('memory') };
 }
 
 afterEach(async () => {
-  for (const { app, kit } of running.splice(0)) {
-    kit.close();
-    await app.stop({ drainTimeoutMs: 100 });
-  }
+  for (const test of running.splice(0)) await test.stop();
 });
 
 const until = async (condition: () => boolean, timeoutMs = 3_000): Promise<void> => {
