@@ -1,5 +1,7 @@
 import { Subject, filter as rxFilter, map as rxMap } from 'rxjs';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger, type Message } from '../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, schemaModule, silentLogger, type Message } from '../src/index.ts';
+import { validate as validatePattern } from '../patterns/validate.ts';
+import { benchRegistry } from './schema-validation.ts';
 
 /** The workload: telemetry-like bodies, ~10 % filtered out, ~25 % "alerts". */
 export interface Reading {
@@ -16,6 +18,9 @@ interface Out {
   readonly c: number;
   readonly f: number;
 }
+
+/** `.validate('bench.reading@1')` as a step (the same step the DSL's `.validate` adds). */
+const validateStep = validatePattern<Reading>('bench.reading@1');
 
 export function readings(count: number): Reading[] {
   return Array.from({ length: count }, (_, seq) => ({ deviceId: `d${seq % 50}`, temperature: (seq % 100) - 15, seq }));
@@ -86,11 +91,12 @@ export function plainRx(bodies: readonly Reading[]): RunResult {
  */
 export async function interchangeRoute(
   bodies: readonly Reading[],
-  { createMessages = 'before' as 'before' | 'timed', producerBatch = 250 } = {},
+  { createMessages = 'before' as 'before' | 'timed', producerBatch = 250, validate = false } = {},
 ): Promise<RunResult> {
   // Framework defaults throughout: channel capacity 1000, prefetch 100. (Oversized buffers are slower:
   // messages outlive young-generation collections and get promoted.)
-  const route = from<Reading>('memory:in', { id: 'bench' })
+  const source = from<Reading>('memory:in', { id: 'bench' });
+  const route = (validate ? source.step('validate', validateStep) : source)
     .filter((m) => valid(m.body))
     .transform((m) => enrich(m.body))
     // The same work as the RxJS baseline's routing map: each branch tags the reading with its kind.
@@ -99,7 +105,7 @@ export async function interchangeRoute(
     )
     .transform((m) => shape(m.body.r, m.body.kind))
     .to('memory:out');
-  const app = createIntegration({ routes: [route], logger: silentLogger });
+  const app = createIntegration({ routes: [route], logger: silentLogger, modules: validate ? [schemaModule({ registry: benchRegistry })] : [] });
   await app.start();
   const memory = app.transports.forScheme('memory');
   const expected = bodies.filter(valid).length;
@@ -125,7 +131,8 @@ export async function interchangeRoute(
     await memory.publish(inbound, messages);
   }
   await done;
-  const run = result(ready === undefined ? 'Interchange, creating messages (timed)' : 'Interchange route (memory → memory)', bodies.length, started, out);
+  const name = validate ? 'Interchange route + .validate(contract)' : ready === undefined ? 'Interchange, creating messages (timed)' : 'Interchange route (memory → memory)';
+  const run = result(name, bodies.length, started, out);
   await app.stop();
   return run;
 }

@@ -2,6 +2,7 @@
 // best of N runs, all in one invocation so the ratios compare like with like.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { validationCost } from './schema-validation.ts';
 
 interface Result {
   name: string;
@@ -33,3 +34,12 @@ console.log(line(results.interchange, `${ratio.toFixed(2)}×`));
 console.log(line(results.withCreation, `${(results.withCreation.perSecond / results.rx.perSecond).toFixed(2)}×`));
 console.log(`\nInterchange / plain RxJS = ${ratio.toFixed(2)} (goal ≥ 0.50): ${ratio >= 0.5 ? 'met' : 'NOT met'}`);
 if (results.interchange.out !== results.rx.out) throw new Error(`outputs differ: ${results.interchange.out} vs ${results.rx.out}`);
+
+// Issue #3: what schema validation costs, in the same run.
+console.log('\nschema validation');
+const cost = validationCost();
+console.log(`10-field contract: ${cost.registryNs.toFixed(0)} ns/message through the registry (${cost.ajvNs.toFixed(0)} ns in ajv's function)`);
+const validated = run('interchange-validate');
+const keeps = validated.perSecond / results.interchange.perSecond;
+console.log(line(validated, `${(validated.perSecond / results.rx.perSecond).toFixed(2)}×`));
+console.log(`route with .validate / route without = ${keeps.toFixed(2)} (goal: validation costs < 15 %, i.e. ≥ 0.85): ${keeps >= 0.85 ? 'met' : 'NOT met'}`);

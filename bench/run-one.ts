@@ -8,6 +8,7 @@ for (let i = 0; i < Number(repeatText); i += 1) {
   if (variant === 'for-loop') runs.push(forLoop(bodies));
   else if (variant === 'rxjs') runs.push(plainRx(bodies));
   else if (variant === 'interchange') runs.push(await interchangeRoute(bodies));
+  else if (variant === 'interchange-validate') runs.push(await interchangeRoute(bodies, { validate: true }));
   else if (variant === 'interchange-with-creation') runs.push(await interchangeRoute(bodies, { createMessages: 'timed' }));
   else throw new Error(`unknown variant '${variant}'`);
 }

@@ -13,3 +13,5 @@ export * from './process.ts';
 export * from './retry.ts';
 export * from './dead-letter-channel.ts';
 export * from './to.ts';
+export * from './validate.ts';
+export * from './upcast.ts';

@@ -10,3 +10,6 @@ export * from './di/core.module.ts';
 export { retry, deadLetterChannel, type RetryOptions, type RetryPolicy, type DeadLetterChannelOptions } from '../patterns/index.ts';
 export { MemoryTransport, memoryModule, type MemoryTransportOptions } from '../adapters/memory/index.ts';
 export { defineIntegration, type IntegrationModule, type RunningIntegration, type StopHook } from './cli/route-file.ts';
+export * from './schema/index.ts';
+export { validate, type ValidateOptions } from '../patterns/validate.ts';
+export { upcast } from '../patterns/upcast.ts';

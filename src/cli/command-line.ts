@@ -1,7 +1,20 @@
 /** What the command line asked for. */
 export type Command =
   | { readonly name: 'help' }
-  | { readonly name: 'run'; readonly file: string; readonly drainTimeoutMs: number; readonly quiet: boolean };
+  | { readonly name: 'run'; readonly file: string; readonly drainTimeoutMs: number; readonly quiet: boolean }
+  | SchemasCommand;
+
+/** `interchange schemas check|docs|types [dir]`. */
+export interface SchemasCommand {
+  readonly name: 'schemas';
+  readonly action: 'check' | 'docs' | 'types';
+  /** The contracts folder (default `schemas`). */
+  readonly directory: string;
+  /** docs/types: write here instead of stdout (docs) or `<dir>/types.generated.ts` (types). */
+  readonly out?: string;
+  /** types: only verify the file is up to date (exit 1 if not). */
+  readonly check: boolean;
+}
 
 /** The command line is wrong: the CLI prints the message and the usage, and exits with code 2. */
 export class UsageError extends Error {
@@ -12,6 +25,9 @@ export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 export const usage = `Usage:
   interchange run <routes.ts> [--drain-timeout <ms>] [--quiet]
+  interchange schemas check [dir]
+  interchange schemas docs [dir] [--out <file.md>]
+  interchange schemas types [dir] [--out <file.ts>] [--check]
   interchange --help
 
 Commands:
@@ -20,13 +36,20 @@ Commands:
                         A route file exports \`routes\` (an array of from(...) builders), optionally
                         \`modules\` and \`onStart(integration)\`, or a default export of that shape
                         (see defineIntegration).
+  schemas check [dir]   Check the contracts in dir (default schemas/): each version against its
+                        predecessor under the subject's compatibility mode, and that every property
+                        has a description (and numeric ones a unit). Exit 1 with the reasons if not.
+  schemas docs [dir]    Print a Markdown catalogue of subjects, versions and fields.
+  schemas types [dir]   Write the contracts' TypeScript types to dir/types.generated.ts
+                        (--check: exit 1 if that file is out of date instead of writing it).
 
 Options:
   --drain-timeout <ms>  How long in-flight messages may take to settle on stop (default ${DEFAULT_DRAIN_TIMEOUT_MS}).
   --quiet               No live counters; only the final counts.
   -h, --help            Show this help.
 
-Exit codes: 0 stopped cleanly, 1 the routes failed to load or start, 2 bad command line.`;
+Exit codes: 0 stopped cleanly (or the schemas are fine), 1 the routes failed to load or start (or
+the schemas check failed), 2 bad command line.`;
 
 /**
  * Parses the arguments after `node interchange` (no interpreter or script path).
@@ -37,6 +60,7 @@ export function parseCommandLine(args: readonly string[]): Command {
   const [name, ...rest] = args;
   if (name === undefined) throw new UsageError('no command given');
   if (name === '--help' || name === '-h' || name === 'help') return { name: 'help' };
+  if (name === 'schemas') return parseSchemasCommand(rest);
   if (name !== 'run') throw new UsageError(`unknown command '${name}'`);
 
   let file: string | undefined;
@@ -67,4 +91,31 @@ function milliseconds(value: string | undefined): number {
   const ms = value === undefined || value.trim() === '' ? Number.NaN : Number(value);
   if (!Number.isInteger(ms) || ms < 0) throw new UsageError(`--drain-timeout needs a whole number of milliseconds, got '${value ?? ''}'`);
   return ms;
+}
+
+function parseSchemasCommand(args: readonly string[]): Command {
+  const [action, ...rest] = args;
+  if (action === '--help' || action === '-h') return { name: 'help' };
+  if (action !== 'check' && action !== 'docs' && action !== 'types') throw new UsageError(`schemas needs check, docs or types (got '${action ?? ''}')`);
+  let directory: string | undefined;
+  let out: string | undefined;
+  let check = false;
+  for (let index = 0; index < rest.length; index += 1) {
+    const arg = rest[index] as string;
+    const [option, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (option === '--help' || option === '-h') return { name: 'help' };
+    if (option === '--out' && action !== 'check') {
+      out = inline ?? rest[(index += 1)];
+      if (out === undefined || out === '') throw new UsageError('--out needs a file');
+    } else if (option === '--check' && action === 'types') {
+      check = true;
+    } else if (option.startsWith('-')) {
+      throw new UsageError(`unknown option '${option}' for schemas ${action}`);
+    } else if (directory === undefined) {
+      directory = arg;
+    } else {
+      throw new UsageError(`one contracts folder only (got '${directory}' and '${arg}')`);
+    }
+  }
+  return { name: 'schemas', action, directory: directory ?? 'schemas', ...(out === undefined ? {} : { out }), check };
 }

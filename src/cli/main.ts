@@ -1,6 +1,7 @@
 import { InterchangeError } from '../core/index.ts';
 import { parseCommandLine, usage, UsageError, type Command } from './command-line.ts';
 import { runCommand, type RunIo } from './run-command.ts';
+import { schemasCommand } from './schemas-command.ts';
 
 /**
  * The `interchange` command. `args` are the arguments after the script (`process.argv.slice(2)`).
@@ -15,6 +16,7 @@ export async function main(args: readonly string[], io: RunIo = { stdout: proces
       io.stdout.write(`${usage}\n`);
       return 0;
     }
+    if (command.name === 'schemas') return schemasCommand(command, io);
     return await runCommand(command, io);
   } catch (error) {
     return reportFailure(error, io);

@@ -5,13 +5,25 @@
  */
 export class InterchangeError extends Error {
   override readonly name: string = 'InterchangeError';
+  /**
+   * The message itself is at fault (invalid, unparseable…): it fails the same way on every attempt,
+   * so the runtime never retries it, whatever the error handler asks.
+   */
+  readonly permanent: boolean;
+
   constructor(
     readonly code: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; permanent?: boolean },
   ) {
     super(message, options);
+    this.permanent = options?.permanent ?? false;
   }
+}
+
+/** Whether retrying cannot help: an `InterchangeError` marked `permanent`. */
+export function isPermanentFailure(error: unknown): boolean {
+  return error instanceof InterchangeError && error.permanent;
 }
 
 /** A route definition is wrong; raised when routes are built or validated, never at run time. */
@@ -53,7 +65,10 @@ export class StepError extends InterchangeError {
     cause: unknown,
   ) {
     const inner = toError(cause);
-    super(inner instanceof InterchangeError ? inner.code : 'STEP_FAILED', `${inner.message} (route '${routeId}', step '${stepId}' declared at ${declaredAt})`, { cause: inner });
+    super(inner instanceof InterchangeError ? inner.code : 'STEP_FAILED', `${inner.message} (route '${routeId}', step '${stepId}' declared at ${declaredAt})`, {
+      cause: inner,
+      permanent: isPermanentFailure(inner),
+    });
   }
 
   /** The error the step itself raised. */

@@ -34,6 +34,9 @@ import {
   type EnrichOptions,
   type ProcessContext,
 } from '../../patterns/index.ts';
+import { upcast } from '../../patterns/upcast.ts';
+import { validate } from '../../patterns/validate.ts';
+import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../schema/contract-types.ts';
 import type { RouteDefinition, RouteSource, SourceOptions } from './route-definition.ts';
 
 export interface StepOptions {
@@ -45,6 +48,21 @@ export interface FromOptions extends SourceOptions {
   /** A stable id for the route (default: the source URI). */
   readonly id?: string;
 }
+
+/** `from(uri, { contract })`: every inbound message is validated first (a `validate` step). */
+export interface FromContractOptions<N extends ContractName> extends FromOptions {
+  /** The inbound contract, `subject@version`; the route's body type is its generated type. */
+  readonly contract?: N;
+}
+
+/** `.to(uri, { contract })`: every outbound message is validated before it is sent. */
+export interface ToOptions<N extends ContractName> extends StepOptions {
+  /** The outbound contract; the body type must match it (compile time) and the body must satisfy it (run time). */
+  readonly contract?: N;
+}
+
+/** The body type after a step that may name a contract: the contract's type, else `Otherwise`. */
+export type ContractBody<N extends ContractName, Otherwise> = [N] extends [never] ? Otherwise : ContractType<N>;
 
 /** A branch of a choice or multicast: a function from a fresh builder to the built branch. */
 export type Branch<T, O> = (branch: RouteBuilder<T>) => RouteBuilder<O>;
@@ -148,9 +166,47 @@ export class RouteBuilder<T> implements RouteSource {
     return this.add('process', options, () => process(handle, options) as StepFactory<unknown, unknown>);
   }
 
-  /** Sends to an endpoint and continues once it confirmed. `{name}` placeholders come from headers or body. */
-  to(destination: Destination<T>, options?: StepOptions): RouteBuilder<T> {
-    return this.add('to', options, () => to(destination) as StepFactory<unknown, unknown>, { sends: true, sendsTo: typeof destination === 'string' ? staticUris(destination) : [] });
+  /**
+   * Sends to an endpoint and continues once it confirmed. `{name}` placeholders come from headers or body.
+   * With `{ contract }`, each body is validated first and an invalid one never reaches the transport:
+   * it fails with `SchemaValidationError` (never retried); valid ones go out with the `schema` header.
+   * The body type must match the contract's generated type, or the call does not compile.
+   * @example .to('amqp:exchange/readings', { contract: 'backend.reading@1' })
+   */
+  to<N extends ContractName = never>(destination: Destination<T>, options?: ToOptions<N>, ...mismatch: ContractCheck<T, N>): RouteBuilder<T> {
+    void mismatch;
+    const contract = options?.contract;
+    const build = (): StepFactory<unknown, unknown> => {
+      const send = to(destination) as StepFactory<unknown, unknown>;
+      if (contract === undefined) return send;
+      const check = validate(contract, { direction: 'outbound' });
+      return (context) => {
+        const validated = check(context);
+        const sent = send(context);
+        return (source) => sent(validated(source));
+      };
+    };
+    return this.add('to', options, build, { sends: true, sendsTo: typeof destination === 'string' ? staticUris(destination) : [] });
+  }
+
+  /**
+   * Validator: checks each body against a contract of the `SchemaRegistry` (`schemaModule`); from
+   * here on the body has the contract's generated type. Invalid messages fail with
+   * `SchemaValidationError` — never retried, dead-lettered with `x-interchange-validation-errors` by
+   * a dead-letter channel. Without a contract, each message is checked against its `schema` header.
+   * @example from('memory:telemetry').validate('device.telemetry@1').filter((m) => m.body.temperature > -50)
+   */
+  validate<N extends ContractName = never>(contract?: N, options?: StepOptions): RouteBuilder<ContractBody<N, unknown>> {
+    return this.add('validate', options, () => validate(contract));
+  }
+
+  /**
+   * Message translator between versions of a subject, through the registry's upcasters (defaults of
+   * new fields filled where none is registered); the body downstream is the `to` version's type.
+   * @example from('memory:telemetry', { contract: 'device.telemetry@1' }).upcast('device.telemetry', 1, 2)
+   */
+  upcast<S extends string, F extends ContractVersion<S>, V extends ContractVersion<S>>(subject: S, from: F, to: V, options?: StepOptions): RouteBuilder<ContractType<`${S}@${V}` & ContractName>> {
+    return this.add('upcast', options, () => upcast(subject, from, to));
   }
 
   /** Any step factory, for patterns outside the DSL's own methods. */
@@ -240,8 +296,9 @@ export class ChoiceBuilder<T, O, Open extends boolean> {
  * Starts a route at an endpoint.
  * @example from('memory:orders').filter((m) => m.body.total > 0).to('memory:billing')
  */
-export function from<T = unknown>(uri: string, options: FromOptions = {}): RouteBuilder<T> {
-  return new RouteBuilder<T>({ source: uri, options, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() });
+export function from<T = unknown, N extends ContractName = never>(uri: string, options: FromContractOptions<N> = {}): RouteBuilder<ContractBody<N, T>> {
+  const route = new RouteBuilder<unknown>({ source: uri, options, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() });
+  return (options.contract === undefined ? route : route.validate(options.contract)) as RouteBuilder<ContractBody<N, T>>;
 }
 
 function branchSteps<T>(branch: Branch<T, unknown>): readonly PendingStep[] {

@@ -208,8 +208,9 @@ export class RouteRuntime {
       this.deps.log.error('error handler threw; rejecting the message', { route: this.id, step: step.id, error: decideError });
       policy = { action: 'reject' };
     }
-    if (policy.action === 'retry' && attempt >= handler.maxAttempts) {
-      policy = handler.deadLetterUri === undefined ? { action: 'reject' } : { action: 'deadLetter', reason: `gave up after ${attempt} attempts` };
+    if (policy.action === 'retry' && (attempt >= handler.maxAttempts || error.permanent)) {
+      const reason = error.permanent ? 'not retried: the message itself is at fault' : `gave up after ${attempt} attempts`;
+      policy = handler.deadLetterUri === undefined ? { action: 'reject' } : { action: 'deadLetter', reason };
     }
     switch (policy.action) {
       case 'retry':

@@ -7,6 +7,7 @@ import {
   createDelivery,
   createMessage,
   DeadLetterHeaders,
+  InterchangeError,
   deadLetter,
   discard,
   from,
@@ -133,6 +134,26 @@ describe('route runtime', () => {
     expect(dead?.headers[DeadLetterHeaders.attempts]).toBe(4);
     await until(() => app.metrics().r?.inFlight === 0);
     expect(app.metrics().r).toMatchObject({ failed: 4, retried: 3, deadLettered: 1, inFlight: 0 });
+  });
+
+  it('never retries a permanent failure, whatever the handler asks', async () => {
+    let runs = 0;
+    const { kit, app } = await start([
+      from('memory:in', { id: 'r' })
+        .onError(() => retryAfter(1), { maxAttempts: 5, deadLetterUri: 'memory:dlq' })
+        .process(() => {
+          runs += 1;
+          throw new InterchangeError('BAD_INPUT', 'the message itself is wrong', { permanent: true });
+        })
+        .to('memory:out'),
+    ]);
+    const dlq = kit.mock('memory:dlq');
+    await kit.send('memory:in', 'x');
+    const [dead] = await dlq.expect(1);
+    expect(runs).toBe(1);
+    expect(dead?.headers).toMatchObject({ [DeadLetterHeaders.code]: 'BAD_INPUT', [DeadLetterHeaders.reason]: 'not retried: the message itself is at fault' });
+    await until(() => app.metrics().r?.inFlight === 0);
+    expect(app.metrics().r).toMatchObject({ failed: 1, retried: 0, deadLettered: 1 });
   });
 
   it('retries a transient failure and then delivers', async () => {

@@ -1,0 +1,66 @@
+import { contractRef } from './contract.ts';
+import { visitProperties } from './lint.ts';
+import type { SchemaRegistry } from './registry.ts';
+
+const constraintKeywords = ['format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'minItems', 'maxItems', 'default'] as const;
+
+/**
+ * The Markdown catalogue `interchange schemas docs` prints: every subject (mode, description), every
+ * version, and a table of its fields with type, whether required, unit, constraints and description.
+ */
+export function contractsMarkdown(registry: SchemaRegistry): string {
+  const lines: string[] = ['# Message contracts', '', '| subject | versions | compatibility | description |', '|---|---|---|---|'];
+  for (const info of registry.subjects()) {
+    lines.push(`| [${info.subject}](#${anchor(info.subject)}) | ${registry.versions(info.subject).join(', ')} | ${info.compatibility} | ${cell(info.description ?? '')} |`);
+  }
+  for (const info of registry.subjects()) {
+    lines.push('', `## ${info.subject}`, '');
+    if (info.description !== undefined) lines.push(info.description, '');
+    lines.push(`Compatibility: **${info.compatibility}** (each version is checked against the previous one).`);
+    for (const version of [...registry.versions(info.subject)].reverse()) {
+      const ref = contractRef(info.subject, version);
+      const schema = registry.schema(ref);
+      lines.push('', `### ${ref}${typeof schema.title === 'string' ? ` — ${schema.title}` : ''}`, '');
+      if (typeof schema.description === 'string') lines.push(schema.description, '');
+      lines.push(`\`$id\`: \`${String(schema.$id)}\`${schema.additionalProperties === false ? ' · no other fields allowed' : ''}`, '');
+      lines.push('| field | type | required | unit | constraints | description |', '|---|---|---|---|---|---|');
+      const requiredBy = new Map<string, Set<string>>();
+      const requiredAt = (path: string, parent: Record<string, unknown>): Set<string> => {
+        let set = requiredBy.get(path);
+        if (set === undefined) {
+          set = new Set(Array.isArray(parent.required) ? parent.required.map(String) : []);
+          requiredBy.set(path, set);
+        }
+        return set;
+      };
+      const parents = new Map<string, Record<string, unknown>>([['', schema]]);
+      visitProperties(schema, '', (field, property) => {
+        parents.set(field, property);
+        const dot = field.lastIndexOf('.');
+        const parentPath = dot === -1 ? '' : field.slice(0, dot);
+        const name = dot === -1 ? field : field.slice(dot + 1);
+        const required = requiredAt(parentPath, parents.get(parentPath) ?? {}).has(name);
+        const constraints = constraintKeywords.filter((keyword) => keyword in property).map((keyword) => `${keyword} ${JSON.stringify(property[keyword])}`);
+        if (Array.isArray(property.enum)) constraints.unshift(`one of ${property.enum.map((value) => JSON.stringify(value)).join(', ')}`);
+        lines.push(`| \`${field}\` | ${typeName(property)} | ${required ? 'yes' : 'no'} | ${cell(String(property.unit ?? ''))} | ${cell(constraints.join(', '))} | ${cell(String(property.description ?? ''))} |`);
+      });
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function typeName(property: Record<string, unknown>): string {
+  if (Array.isArray(property.type)) return property.type.join(' \\| ');
+  if (typeof property.type === 'string') return property.type === 'array' && typeof (property.items as { type?: unknown } | undefined)?.type === 'string' ? `${String((property.items as { type: string }).type)}[]` : property.type;
+  if (Array.isArray(property.enum)) return 'enum';
+  if (typeof property.$ref === 'string') return `see \`${property.$ref}\``;
+  return 'any';
+}
+
+function cell(text: string): string {
+  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+}
+
+function anchor(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9 -]/g, '').replaceAll(' ', '-');
+}

@@ -1,0 +1,17 @@
+export * from './errors.ts';
+export * from './contract.ts';
+export * from './contract-types.ts';
+export * from './safe-json.ts';
+export * from './loader.ts';
+export * from './registry.ts';
+export * from './upcaster.ts';
+export * from './compatibility.ts';
+export * from './lint.ts';
+export * from './check.ts';
+export * from './docs.ts';
+export * from './type-generator.ts';
+export * from './validation-header.ts';
+export * from './schema.module.ts';
+export { re2Engine } from './regex-engine.ts';
+export * from './step-support.ts';
+export { isBacktrackingLinear } from './regex-engine.ts';
