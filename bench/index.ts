@@ -1,5 +1,7 @@
-// `npm run bench`: each variant runs in a child process of its own (clean heap, its own peak RSS),
-// best of N runs, all in one invocation so the ratios compare like with like.
+// `npm run bench`: every variant runs in a child process of its own (clean heap, its own peak RSS).
+// The core comparison runs in interleaved rounds — each round runs the baseline and the Interchange
+// variants back to back — and reports the median of the per-round ratios: on a shared 2-core machine
+// the load drifts between runs, and a ratio taken within one round compares like with like.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { validationCost } from './schema-validation.ts';
@@ -9,37 +11,56 @@ interface Result {
   messages: number;
   perSecond: number;
   out: number;
-  runs: number[];
   peakRssMb: number;
 }
 
 const count = process.env.BENCH_MESSAGES ?? '1000000';
-const repeat = process.env.BENCH_REPEAT ?? '3';
+const rounds = Number(process.env.BENCH_ROUNDS ?? '5');
 
 function run(variant: string): Result {
-  const output = execFileSync(process.execPath, ['--import', 'tsx', 'bench/run-one.ts', variant, count, repeat], { encoding: 'utf8' });
+  const output = execFileSync(process.execPath, ['--import', 'tsx', 'bench/run-one.ts', variant, count, '1'], { encoding: 'utf8' });
   return JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Result;
 }
 
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+const fixed = (values: readonly number[]): string => values.map((v) => v.toFixed(2)).join(' ');
+
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`core route benchmark: ${Number(count).toLocaleString('en')} messages, best of ${repeat}, Node ${process.version}, ${cpus().length} × ${cpu}`);
+console.log(`core route benchmark: ${Number(count).toLocaleString('en')} messages, ${rounds} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpu}`);
 console.log('5 steps: filter → transform → choice → transform → to\n');
-const results = { loop: run('for-loop'), rx: run('rxjs'), interchange: run('interchange'), withCreation: run('interchange-with-creation') };
-const line = (r: Result, ratio: string): string =>
-  `${r.name.padEnd(40)} ${Math.round(r.perSecond).toLocaleString('en').padStart(12)} msg/s  ${ratio.padStart(8)}  peak RSS ${String(r.peakRssMb).padStart(5)} MB  runs ${r.runs.join(', ')}`;
-console.log(line(results.loop, ''));
-console.log(line(results.rx, '1.00×'));
-const ratio = results.interchange.perSecond / results.rx.perSecond;
-console.log(line(results.interchange, `${ratio.toFixed(2)}×`));
-console.log(line(results.withCreation, `${(results.withCreation.perSecond / results.rx.perSecond).toFixed(2)}×`));
-console.log(`\nInterchange / plain RxJS = ${ratio.toFixed(2)} (goal ≥ 0.50): ${ratio >= 0.5 ? 'met' : 'NOT met'}`);
-if (results.interchange.out !== results.rx.out) throw new Error(`outputs differ: ${results.interchange.out} vs ${results.rx.out}`);
+
+const variants = ['for-loop', 'rxjs', 'interchange', 'interchange-with-creation', 'interchange-validate'] as const;
+const byVariant = new Map<string, Result[]>(variants.map((variant) => [variant, []]));
+for (let round = 0; round < rounds; round += 1) {
+  for (const variant of variants) byVariant.get(variant)?.push(run(variant));
+}
+const series = (variant: string): Result[] => byVariant.get(variant) ?? [];
+const ratios = (numerator: string, denominator: string): number[] => series(numerator).map((r, round) => r.perSecond / (series(denominator)[round]?.perSecond ?? Number.NaN));
+
+for (const variant of variants) {
+  const results = series(variant);
+  const first = results[0];
+  if (first === undefined) continue;
+  const rate = median(results.map((r) => r.perSecond));
+  const rss = median(results.map((r) => r.peakRssMb));
+  console.log(`${first.name.padEnd(44)} ${Math.round(rate).toLocaleString('en').padStart(10)} msg/s (median)  peak RSS ${String(Math.round(rss)).padStart(5)} MB`);
+}
+const core = ratios('interchange', 'rxjs');
+const creation = ratios('interchange-with-creation', 'rxjs');
+const validation = ratios('interchange-validate', 'interchange');
+console.log(`\nInterchange route / plain RxJS, per round: ${fixed(core)} → median ${median(core).toFixed(2)} (goal ≥ 0.50): ${median(core) >= 0.5 ? 'met' : 'NOT met'}`);
+console.log(`… with message creation timed, per round: ${fixed(creation)} → median ${median(creation).toFixed(2)}`);
+for (const variant of ['rxjs', 'interchange'] as const) {
+  const outputs = new Set(series(variant).map((r) => r.out));
+  if (outputs.size !== 1 || [...outputs][0] !== series('for-loop')[0]?.out) throw new Error(`${variant}: output counts differ from the for-loop's: ${[...outputs].join(', ')}`);
+}
 
 // Issue #3: what schema validation costs, in the same run.
 console.log('\nschema validation');
 const cost = validationCost();
 console.log(`10-field contract: ${cost.registryNs.toFixed(0)} ns/message through the registry (${cost.ajvNs.toFixed(0)} ns in ajv's function)`);
-const validated = run('interchange-validate');
-const keeps = validated.perSecond / results.interchange.perSecond;
-console.log(line(validated, `${(validated.perSecond / results.rx.perSecond).toFixed(2)}×`));
-console.log(`route with .validate / route without = ${keeps.toFixed(2)} (goal: validation costs < 15 %, i.e. ≥ 0.85): ${keeps >= 0.85 ? 'met' : 'NOT met'}`);
+console.log(`route with .validate / route without, per round: ${fixed(validation)} → median ${median(validation).toFixed(2)} (goal: validation costs < 15 %, i.e. ≥ 0.85): ${median(validation) >= 0.85 ? 'met' : 'NOT met'}`);
