@@ -64,3 +64,7 @@ console.log('\nschema validation');
 const cost = validationCost();
 console.log(`10-field contract: ${cost.registryNs.toFixed(0)} ns/message through the registry (${cost.ajvNs.toFixed(0)} ns in ajv's function)`);
 console.log(`route with .validate / route without, per round: ${fixed(validation)} → median ${median(validation).toFixed(2)} (goal: validation costs < 15 %, i.e. ≥ 0.85): ${median(validation) >= 0.85 ? 'met' : 'NOT met'}`);
+
+// AMQP adapter (issue #4): raw amqplib baselines vs Interchange against the local RabbitMQ, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--import', 'tsx', 'bench/amqp.ts'], { stdio: 'inherit' });

@@ -1,5 +1,7 @@
 import { relative } from 'node:path';
+import { Container } from 'inversify';
 import { createIntegration } from '../runtime/integration.ts';
+import { environmentModules } from './environment-modules.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';
 import { liveLine } from './live-line.ts';
@@ -21,7 +23,13 @@ export interface RunIo {
  */
 export async function runCommand(command: Extract<Command, { name: 'run' }>, io: RunIo): Promise<number> {
   const loaded = await loadRouteFile(command.file);
-  const integration = createIntegration({ routes: loaded.routes, modules: loaded.modules });
+  const container = new Container();
+  container.load(...(loaded.modules ?? []));
+  for (const { module, announcement } of environmentModules(container)) {
+    container.load(module);
+    io.stdout.write(`interchange: ${announcement}\n`);
+  }
+  const integration = createIntegration({ routes: loaded.routes, container });
   const signals = shutdownSignals((signal) => {
     io.stderr.write(`\n${signal} again: exiting without draining\n`);
     io.exit(1);

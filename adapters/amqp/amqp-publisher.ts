@@ -1,0 +1,295 @@
+import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
+import { NotConnectedError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay } from './amqp-backoff.ts';
+import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
+import { PublishRejectedError, UnroutableError } from './amqp-errors.ts';
+
+/** One message to publish. Allocated per message and reused as the channel's confirm-window entry. */
+export class Outbound {
+  /** @internal the publish call it belongs to (set when sent) */ batch: PublishBatch | undefined = undefined;
+  /** @internal basic.return text, if the broker returned it */ returned: string | undefined = undefined;
+
+  constructor(
+    readonly exchange: string,
+    readonly routingKey: string,
+    readonly content: Buffer,
+    readonly properties: Options.Publish,
+  ) {}
+}
+
+/** The state of one `publish` call: counts outstanding confirms; collects messages to resend after a channel loss. */
+class PublishBatch {
+  outstanding = 0;
+  lost: Outbound[] = [];
+  error: Error | undefined = undefined;
+  expired = false;
+  private wake: (() => void) | undefined = undefined;
+
+  confirmed(item: Outbound): void {
+    if (item.returned !== undefined) this.error ??= new UnroutableError(item.exchange, item.routingKey, item.returned);
+    this.settleOne();
+  }
+
+  rejected(item: Outbound): void {
+    this.error ??= new PublishRejectedError(item.exchange, item.routingKey);
+    this.settleOne();
+  }
+
+  lose(item: Outbound): void {
+    this.lost.push(item);
+    this.settleOne();
+  }
+
+  expire(): void {
+    this.expired = true;
+    this.notify();
+  }
+
+  /** Resolves at the next change worth looking at (all settled, expiry, a new channel, drain). */
+  changed(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private settleOne(): void {
+    this.outstanding -= 1;
+    if (this.outstanding === 0) this.notify();
+  }
+}
+
+/**
+ * One confirm channel and its window of unconfirmed messages, in delivery-tag order (tags are
+ * per channel, from 1). Confirms are taken from the channel's `ack`/`nack` events — not amqplib's
+ * per-message callbacks, which have hung on connection loss — and a dead session hands every
+ * unconfirmed message back to its batch for a resend.
+ */
+class PublishSession {
+  live = true;
+  private lwm = 1;
+  private readonly window: (Outbound | null)[] = [];
+  private readonly drainWaiters = new Set<PublishBatch>();
+
+  constructor(
+    readonly channel: ConfirmChannel,
+    readonly generation: number,
+  ) {}
+
+  /** Publishes; false when the channel's buffer is full (wait for `drain`). Throws if the channel is gone. */
+  send(item: Outbound): boolean {
+    this.window.push(item);
+    return this.channel.publish(item.exchange, item.routingKey, item.content, item.properties);
+  }
+
+  waitDrain(batch: PublishBatch): void {
+    this.drainWaiters.add(batch);
+  }
+
+  drained(): void {
+    for (const batch of this.drainWaiters) batch.notify();
+    this.drainWaiters.clear();
+  }
+
+  confirm(tag: number, multiple: boolean, ok: boolean): void {
+    const settle = (item: Outbound | null | undefined): void => {
+      if (item === null || item === undefined) return;
+      const batch = item.batch;
+      if (batch === undefined) return;
+      if (ok) batch.confirmed(item);
+      else batch.rejected(item);
+    };
+    if (multiple) {
+      const done = this.window.splice(0, tag - this.lwm + 1);
+      this.lwm = tag + 1;
+      for (const item of done) settle(item);
+      return;
+    }
+    const index = tag - this.lwm;
+    const item = this.window[index];
+    this.window[index] = null;
+    while (this.window.length > 0 && this.window[0] === null) {
+      this.window.shift();
+      this.lwm += 1;
+    }
+    settle(item);
+  }
+
+  /** basic.return precedes the confirm of the same message: mark the oldest matching unconfirmed one. */
+  returned(exchange: string, routingKey: string, messageId: unknown, text: string): void {
+    for (const item of this.window) {
+      if (item !== null && item.returned === undefined && item.exchange === exchange && item.routingKey === routingKey && item.properties.messageId === messageId) {
+        item.returned = text;
+        return;
+      }
+    }
+  }
+
+  die(): void {
+    if (!this.live) return;
+    this.live = false;
+    const unconfirmed = this.window.splice(0);
+    for (const item of unconfirmed) if (item !== null) item.batch?.lose(item);
+    this.drained();
+  }
+}
+
+export interface PublisherSettings {
+  readonly timeoutMs: number;
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * Publishes on one confirm channel per connection.
+ *
+ * Contract: `publish` resolves once the broker has confirmed every message; it rejects with
+ * `UnroutableError` (mandatory and returned), `PublishRejectedError` (nacked), `NotConnectedError`
+ * (publisher closed) or `TimeoutError` when not everything is confirmed within `timeoutMs`, which
+ * bounds every call even on a dead link. Messages whose channel dies before their confirm are sent
+ * again on the next channel (at-least-once: a resend may duplicate). While the connection is
+ * blocked or down, sending waits. A full channel buffer waits for `drain`.
+ */
+export class AmqpPublisher implements ConnectionUser {
+  private session: PublishSession | undefined;
+  private readonly waiting = new Set<PublishBatch>();
+  private closed = false;
+  private reopenFailures = 0;
+
+  constructor(
+    private readonly manager: AmqpConnectionManager,
+    private readonly settings: PublisherSettings,
+  ) {}
+
+  async connected(model: ChannelModel, generation: number): Promise<void> {
+    if (this.closed) return;
+    let channel: ConfirmChannel;
+    try {
+      channel = await model.createConfirmChannel();
+    } catch (error) {
+      this.settings.log.warn('amqp: cannot open the confirm channel', { error: this.manager.redact(toError(error).message) });
+      return;
+    }
+    const session = new PublishSession(channel, generation);
+    channel.on('ack', (fields: { deliveryTag: number; multiple: boolean }) => session.confirm(fields.deliveryTag, fields.multiple, true));
+    channel.on('nack', (fields: { deliveryTag: number; multiple: boolean }) => session.confirm(fields.deliveryTag, fields.multiple, false));
+    channel.on('return', (message: { fields: { exchange: string; routingKey: string; replyText: string }; properties: { messageId?: unknown } }) =>
+      session.returned(message.fields.exchange, message.fields.routingKey, message.properties.messageId, message.fields.replyText),
+    );
+    channel.on('drain', () => session.drained());
+    channel.on('error', (error: unknown) => this.settings.log.warn('amqp: publish channel error', { error: this.manager.redact(toError(error).message) }));
+    channel.on('close', () => {
+      session.die();
+      if (this.session === session) this.session = undefined;
+      this.reopen(generation);
+    });
+    this.session = session;
+    this.reopenFailures = 0;
+    this.wakeAll();
+  }
+
+  lost(generation: number): void {
+    if (this.session?.generation === generation) {
+      this.session.die();
+      this.session = undefined;
+    }
+  }
+
+  /** Publisher status changed (blocked/unblocked): waiting publishes look again. */
+  wakeAll(): void {
+    for (const batch of this.waiting) batch.notify();
+  }
+
+  /** Accepts publishes again (after `close`, on a new `connect`). */
+  reopenForPublishing(): void {
+    this.closed = false;
+  }
+
+  /** Pending publishes are refused from now on; waiting ones reject with `NotConnectedError`. */
+  close(): void {
+    this.closed = true;
+    this.wakeAll();
+  }
+
+  async publish(items: readonly Outbound[]): Promise<void> {
+    if (this.closed) throw new NotConnectedError(`publisher closed (${this.manager.redactedUrl})`);
+    if (items.length === 0) return;
+    const batch = new PublishBatch();
+    const timer = setTimeout(() => batch.expire(), this.settings.timeoutMs);
+    let toSend: readonly Outbound[] = items;
+    try {
+      while (toSend.length > 0) {
+        const session = await this.sessionFor(batch);
+        batch.outstanding += toSend.length;
+        batch.lost = [];
+        for (let index = 0; index < toSend.length; index += 1) {
+          const item = toSend[index] as Outbound;
+          if (!session.live) {
+            for (let rest = index; rest < toSend.length; rest += 1) batch.lose(toSend[rest] as Outbound);
+            break;
+          }
+          item.batch = batch;
+          item.returned = undefined;
+          let ok: boolean;
+          try {
+            ok = session.send(item);
+          } catch {
+            // the channel closed under us: its close handler hands back what it had; this one was not sent
+            session.die();
+            batch.lose(item);
+            continue;
+          }
+          if (!ok && session.live) {
+            session.waitDrain(batch);
+            await batch.changed();
+            if (batch.expired) throw this.timeout(items.length);
+          }
+        }
+        while (batch.outstanding > 0 && !batch.expired) await batch.changed();
+        if (batch.expired) throw this.timeout(items.length);
+        if (batch.error !== undefined) throw batch.error;
+        toSend = batch.lost;
+      }
+    } finally {
+      clearTimeout(timer);
+      for (const item of items) item.batch = undefined;
+    }
+  }
+
+  private timeout(count: number): TimeoutError {
+    return new TimeoutError(`${count} message(s) not confirmed by ${this.manager.redactedUrl} within ${this.settings.timeoutMs} ms (state: ${this.manager.status.state})`);
+  }
+
+  /** The live session once the connection is up and not blocked; rejects on expiry or close. */
+  private async sessionFor(batch: PublishBatch): Promise<PublishSession> {
+    this.waiting.add(batch);
+    try {
+      for (;;) {
+        if (this.closed) throw new NotConnectedError(`publisher closed (${this.manager.redactedUrl})`);
+        if (batch.expired) throw this.timeout(batch.outstanding);
+        const session = this.session;
+        if (session !== undefined && session.live && this.manager.status.state === 'connected') return session;
+        await batch.changed();
+      }
+    } finally {
+      this.waiting.delete(batch);
+    }
+  }
+
+  /** A channel-level close while the connection lives on (e.g. a 404 on a missing exchange): open a new one. */
+  private reopen(generation: number): void {
+    if (this.closed) return;
+    const delay = backoffDelay(this.reopenFailures++, this.settings.initialDelayMs, this.settings.maxDelayMs);
+    setTimeout(() => {
+      const live = this.manager.current;
+      if (this.closed || this.session !== undefined || live === undefined || live.generation !== generation) return;
+      void this.connected(live.model, generation);
+    }, delay).unref();
+  }
+}

@@ -1,0 +1,120 @@
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterAll, expect, it } from 'vitest';
+import { createIntegration, createMessage, from, parseEndpoint, silentLogger, TimeoutError, type Message } from '../../src/index.ts';
+import { AmqpTransport, amqpModule } from '../../adapters/amqp/index.ts';
+import { BrokerAdmin, connectedTransport, sleep, uniqueName, until } from '../integration/amqp-support.ts';
+
+/** A TCP proxy to RabbitMQ that a test can cut (every connection destroyed, port closed) and restore. */
+class LinkProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  async start(): Promise<void> {
+    if (this.server !== undefined) return;
+    const server = createServer((client) => {
+      const upstream = tcpConnect(5672, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on('error', () => undefined);
+        socket.on('close', () => this.sockets.delete(socket));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', resolve);
+    });
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  }
+}
+
+const admin = new BrokerAdmin();
+const proxy = new LinkProxy();
+afterAll(async () => {
+  await proxy.cut();
+  await admin.close();
+});
+
+const TOTAL = 5_000;
+
+it('the TCP link cut under a publishing route: every pending publish settles or is retried, 0 lost', async () => {
+  const output = uniqueName('cut-out');
+  admin.track({ queues: [output] });
+  await proxy.start();
+  const url = `amqp://guest:guest@127.0.0.1:${proxy.port}`;
+  const app = createIntegration({
+    logger: silentLogger,
+    modules: [amqpModule({ url, topology: { queues: [{ name: output }] }, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, publishTimeoutMs: 60_000 })],
+    routes: [from<{ n: number }>('memory:cut-in', { id: 'cut' }).to(`amqp:queue/${output}`)],
+  });
+  await app.start();
+  const states: string[] = [];
+  app.transport<AmqpTransport>('amqp').status$.subscribe((status) => states.push(status.state));
+  const feeding = (async () => {
+    for (let start = 0; start < TOTAL; start += 100) {
+      await app.transports.publish('memory:cut-in', Array.from({ length: 100 }, (_, i) => createMessage({ n: start + i })));
+    }
+  })();
+  try {
+    await until(async () => (await admin.messageCount(output)) >= TOTAL / 5, () => 'route did not get going', 30_000);
+    await proxy.cut();
+    await sleep(1_500);
+    // while the link is down, a publish with a short deadline still settles: a typed error, not a hang
+    const shortLived = new AmqpTransport({ url, connectTimeoutMs: 500, publishTimeoutMs: 1_000 }, silentLogger);
+    await expect(shortLived.connect()).rejects.toThrow(/could not connect/);
+    await proxy.start();
+    await feeding;
+    await until(() => app.route('cut').metrics.inFlight === 0 && app.route('cut').metrics.received >= TOTAL, () => JSON.stringify(app.route('cut').metrics), 60_000);
+  } finally {
+    await app.stop({ drainTimeoutMs: 30_000 });
+  }
+  expect(states).toContain('reconnecting');
+  const metrics = app.metrics().cut;
+  expect(metrics?.rejected).toBe(0);
+  expect(metrics?.deadLettered).toBe(0);
+
+  const reader = await connectedTransport();
+  const got: Message[] = [];
+  const subscription = reader.consume(parseEndpoint(`amqp:queue/${output}`), { prefetch: 1000 }).subscribe((delivery) => {
+    got.push(delivery.message);
+    delivery.ack();
+  });
+  let previous = -1;
+  await until(async () => {
+    const stable = got.length === previous && got.length >= TOTAL;
+    previous = got.length;
+    await sleep(200);
+    return stable;
+  }, () => `read ${got.length}`, 30_000);
+  subscription.unsubscribe();
+  await reader.close();
+  const distinct = new Set(got.map((message) => (message.body as { n: number }).n));
+  console.log(`link cut: ${got.length} output messages, ${distinct.size} distinct`);
+  expect(distinct.size).toBe(TOTAL);
+});
+
+it('a publish on a link that stays dead settles with TimeoutError within its deadline', async () => {
+  const queue = uniqueName('cut-dead');
+  admin.track({ queues: [queue] });
+  await proxy.start();
+  const transport = new AmqpTransport({ url: `amqp://guest:guest@127.0.0.1:${proxy.port}`, publishTimeoutMs: 1_500, reconnect: { initialDelayMs: 50, maxDelayMs: 200 }, topology: { queues: [{ name: queue }] } }, silentLogger);
+  await transport.connect();
+  try {
+    await proxy.cut();
+    const started = Date.now();
+    const error = await transport.publish(parseEndpoint(`amqp:queue/${queue}`), [createMessage({ x: 1 })]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  } finally {
+    await transport.close();
+  }
+});
