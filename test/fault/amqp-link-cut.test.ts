@@ -1,8 +1,8 @@
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger, TimeoutError, type Message } from '../../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, silentLogger, TimeoutError } from '../../src/index.ts';
 import { AmqpTransport, amqpModule } from '../../adapters/amqp/index.ts';
-import { BrokerAdmin, connectedTransport, sleep, uniqueName, until } from '../integration/amqp-support.ts';
+import { BrokerAdmin, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';
 
 /** A TCP proxy to RabbitMQ that a test can cut (every connection destroyed, port closed) and restore. */
 class LinkProxy {
@@ -82,21 +82,7 @@ it('the TCP link cut under a publishing route: every pending publish settles or 
   expect(metrics?.rejected).toBe(0);
   expect(metrics?.deadLettered).toBe(0);
 
-  const reader = await connectedTransport();
-  const got: Message[] = [];
-  const subscription = reader.consume(parseEndpoint(`amqp:queue/${output}`), { prefetch: 1000 }).subscribe((delivery) => {
-    got.push(delivery.message);
-    delivery.ack();
-  });
-  let previous = -1;
-  await until(async () => {
-    const stable = got.length === previous && got.length >= TOTAL;
-    previous = got.length;
-    await sleep(200);
-    return stable;
-  }, () => `read ${got.length}`, 30_000);
-  subscription.unsubscribe();
-  await reader.close();
+  const got = await readUntilQuiet(output, TOTAL, 30_000);
   const distinct = new Set(got.map((message) => (message.body as { n: number }).n));
   console.log(`link cut: ${got.length} output messages, ${distinct.size} distinct`);
   expect(distinct.size).toBe(TOTAL);

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger, type Message } from '../../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, silentLogger } from '../../src/index.ts';
 import { amqpModule, type AmqpTransport } from '../../adapters/amqp/index.ts';
-import { AMQP_URL, BrokerAdmin, connectedTransport, sleep, uniqueName, until } from '../integration/amqp-support.ts';
+import { AMQP_URL, BrokerAdmin, connectedTransport, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';
 
 // Restarts the RabbitMQ application under a running route. Always leaves RabbitMQ running.
 const admin = new BrokerAdmin();
@@ -59,21 +59,7 @@ it('RabbitMQ restarted during a 20k-message consume → transform → publish ro
   // every input number is in the output. Duplicates come only from deliveries in flight at the restart
   // (at most PREFETCH): each may be published twice (routed, confirm lost, resent) and processed again
   // on redelivery — so at most two extra copies each.
-  const reader = await connectedTransport();
-  const got: Message[] = [];
-  const subscription = reader.consume(parseEndpoint(`amqp:queue/${output}`), { prefetch: 1000 }).subscribe((delivery) => {
-    got.push(delivery.message);
-    delivery.ack();
-  });
-  let previous = -1;
-  await until(async () => {
-    const stable = got.length === previous && got.length >= TOTAL;
-    previous = got.length;
-    await sleep(200);
-    return stable;
-  }, () => `read ${got.length} from the output`, 60_000);
-  subscription.unsubscribe();
-  await reader.close();
+  const got = await readUntilQuiet(output, TOTAL, 60_000);
   const distinct = new Set(got.map((message) => (message.body as { n: number }).n));
   expect(distinct.size).toBe(TOTAL);
   const duplicates = got.length - distinct.size;

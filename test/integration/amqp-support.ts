@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
-import { silentLogger } from '../../src/core/index.ts';
+import { parseEndpoint, silentLogger, type Message } from '../../src/core/index.ts';
 import { AmqpTransport, type AmqpTransportOptions } from '../../adapters/amqp/index.ts';
 
 /** Test helpers for the AMQP integration and fault tests: the broker URL, unique names, an admin channel. */
@@ -91,4 +91,34 @@ export async function until(check: () => boolean | Promise<boolean>, describe: (
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
     await sleep(20);
   }
+}
+
+/**
+ * Reads a queue (acking everything) until at least `atLeast` messages have arrived and no more
+ * arrive for 200 ms, then returns them: what a route left in its output, duplicates included.
+ */
+export async function readUntilQuiet(queue: string, atLeast: number, timeoutMs: number): Promise<Message[]> {
+  const reader = await connectedTransport();
+  const got: Message[] = [];
+  const subscription = reader.consume(parseEndpoint(`amqp:queue/${queue}`), { prefetch: 1000 }).subscribe((delivery) => {
+    got.push(delivery.message);
+    delivery.ack();
+  });
+  let previous = -1;
+  try {
+    await until(
+      async () => {
+        const stable = got.length === previous && got.length >= atLeast;
+        previous = got.length;
+        await sleep(200);
+        return stable;
+      },
+      () => `read ${got.length} of at least ${atLeast} from ${queue}`,
+      timeoutMs,
+    );
+  } finally {
+    subscription.unsubscribe();
+    await reader.close();
+  }
+  return got;
 }
