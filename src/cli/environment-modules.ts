@@ -1,5 +1,8 @@
 import type { Container, ContainerModule } from 'inversify';
 import { amqpModule, AmqpTransport, redactUrl } from '../../adapters/amqp/index.ts';
+import { mqttModule, MqttTransport } from '../../adapters/mqtt/index.ts';
+import { parseEndpoint, type StepDefinition } from '../core/index.ts';
+import type { RouteSource } from '../dsl/route-definition.ts';
 
 export interface EnvironmentModule {
   readonly module: ContainerModule;
@@ -8,14 +11,49 @@ export interface EnvironmentModule {
 }
 
 /**
- * Transports configured by the environment, for `interchange run`: `AMQP_URL` binds RabbitMQ unless
- * the route file's modules already bind an `amqp` transport (their configuration wins).
+ * Transports configured by the environment, for `interchange run`. A route file's own binding of a
+ * transport always wins.
+ * - `AMQP_URL`: binds RabbitMQ.
+ * - `MQTT_URL`, or any route using `mqtt:`: binds MQTT — to `MQTT_URL`, else to an embedded broker on
+ *   loopback, so a first run needs nothing installed.
  */
-export function environmentModules(container: Container, env: NodeJS.ProcessEnv = process.env): EnvironmentModule[] {
+export function environmentModules(container: Container, routes: readonly RouteSource[] = [], env: NodeJS.ProcessEnv = process.env): EnvironmentModule[] {
   const modules: EnvironmentModule[] = [];
   const amqpUrl = env.AMQP_URL;
   if (amqpUrl !== undefined && amqpUrl !== '' && !container.isBound(AmqpTransport)) {
     modules.push({ module: amqpModule({ url: amqpUrl }), announcement: `AMQP_URL is set: amqp: endpoints use RabbitMQ at ${redactUrl(amqpUrl)}` });
   }
+  const mqttUrl = env.MQTT_URL === '' ? undefined : env.MQTT_URL;
+  if ((mqttUrl !== undefined || schemesOf(routes).has('mqtt')) && !container.isBound(MqttTransport)) {
+    modules.push(
+      mqttUrl === undefined
+        ? { module: mqttModule(), announcement: 'no MQTT_URL: mqtt: endpoints use an embedded MQTT broker on loopback (set MQTT_URL to use a real one)' }
+        : { module: mqttModule({ url: mqttUrl }), announcement: `MQTT_URL is set: mqtt: endpoints use the broker at ${redactUrl(mqttUrl)}` },
+    );
+  }
   return modules;
+}
+
+/** The schemes routes consume from or send to (statically known destinations). */
+function schemesOf(routes: readonly RouteSource[]): Set<string> {
+  const schemes = new Set<string>();
+  const add = (uri: string): void => {
+    try {
+      schemes.add(parseEndpoint(uri).scheme);
+    } catch {
+      // an unparseable URI is reported by route validation, with its route and step
+    }
+  };
+  const walk = (steps: readonly StepDefinition[]): void => {
+    for (const step of steps) {
+      step.sendsTo.forEach(add);
+      step.branches.forEach(walk);
+    }
+  };
+  for (const route of routes) {
+    const definition = route.definition();
+    add(definition.source);
+    walk(definition.steps);
+  }
+  return schemes;
 }

@@ -25,7 +25,7 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   const loaded = await loadRouteFile(command.file);
   const container = new Container();
   container.load(...(loaded.modules ?? []));
-  for (const { module, announcement } of environmentModules(container)) {
+  for (const { module, announcement } of environmentModules(container, loaded.routes)) {
     container.load(module);
     io.stdout.write(`interchange: ${announcement}\n`);
   }

@@ -1,0 +1,177 @@
+import type { Socket } from 'node:net';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
+import { NotConnectedError, type Logger } from '../../src/core/index.ts';
+import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
+
+export interface ConnectionConfig {
+  readonly url: string;
+  readonly clientId: string;
+  /** `clean: false` + session expiry: the broker keeps subscriptions and queued QoS ≥ 1 messages. */
+  readonly persistent: boolean;
+  readonly protocolVersion: 4 | 5;
+  readonly sessionExpirySeconds: number;
+  /** MQTT 5 Receive Maximum: unacknowledged QoS ≥ 1 PUBLISHes the broker may have in flight to us. */
+  readonly receiveMaximum?: number;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: MqttTlsOptions;
+  readonly will?: LastWillOptions;
+  readonly keepaliveSeconds: number;
+  readonly connectTimeoutMs: number;
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+  /** Takes over acknowledgement of inbound QoS ≥ 1 PUBLISHes (see `AckPipeline`). */
+  readonly onPublish?: (packet: IPublishPacket) => void;
+}
+
+/** Passed to mqtt.js's `customHandleAcks` callback: "not now" — the PUBACK/PUBREC is sent later, in order, by us. */
+export const HELD = new Error('acknowledgement held until the delivery settles');
+
+/** The two non-public mqtt.js members the ack pipeline needs: writing a packet, and the QoS 2 incoming store. */
+interface PacketWriter {
+  _sendPacket(packet: Packet, callback?: (error?: Error) => void): void;
+}
+
+/**
+ * One MQTT client connection with its session: connect, reconnect with exponential backoff and ±50 %
+ * jitter (mqtt.js alone retries at a fixed period), TCP_NODELAY on, and a `generation` that changes on
+ * every (re)connect so acknowledgements meant for an earlier connection are never sent on a later
+ * one (packet ids are per connection; the broker redelivers what was not acknowledged).
+ *
+ * Secrets (password, TLS key) are passed to mqtt.js only, never logged.
+ */
+export class MqttConnection {
+  readonly client: MqttClient;
+  generation = 0;
+  /** Server's Receive Maximum from CONNACK (65,535 when it sets none). */
+  serverReceiveMaximum = 65_535;
+  private attempts = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ending = false;
+  private started = false;
+  private readonly connectListeners = new Set<(sessionPresent: boolean) => void>();
+  private readonly closeListeners = new Set<() => void>();
+
+  constructor(
+    readonly config: ConnectionConfig,
+    private readonly log: Logger,
+  ) {
+    const options: IClientOptions = {
+      clientId: config.clientId,
+      clean: !config.persistent,
+      protocolVersion: config.protocolVersion,
+      keepalive: config.keepaliveSeconds,
+      connectTimeout: config.connectTimeoutMs,
+      reconnectPeriod: 0, // our own backoff below
+      resubscribe: false, // subscriptions live in the session, or are made again by their owner on connect
+      manualConnect: true,
+    };
+    if (config.protocolVersion === 5) {
+      options.properties = { sessionExpiryInterval: config.persistent ? config.sessionExpirySeconds : 0 };
+      if (config.receiveMaximum !== undefined) options.properties.receiveMaximum = config.receiveMaximum;
+    }
+    if (config.username !== undefined) options.username = config.username;
+    if (config.password !== undefined) options.password = config.password;
+    if (config.tls !== undefined) Object.assign(options, config.tls);
+    if (config.will !== undefined) options.will = { topic: config.will.topic, payload: Buffer.from(config.will.payload ?? 'offline'), qos: config.will.qos ?? 1, retain: config.will.retain ?? true };
+    this.client = mqtt.connect(config.url, options);
+    const onPublish = config.onPublish;
+    if (onPublish !== undefined) {
+      // Set after construction: mqtt.js drops the `customHandleAcks` option unless protocolVersion is 5,
+      // yet its handler path is the same for 3.1.1.
+      this.client.options.customHandleAcks = (_topic, _payload, packet, done) => {
+        onPublish(packet);
+        done(HELD);
+      };
+    }
+    this.client.on('error', (error) => {
+      if (error === HELD) return;
+      this.log.warn('mqtt client error', { clientId: config.clientId, error: error.message });
+    });
+    this.client.on('connect', (connack: IConnackPacket) => {
+      this.attempts = 0;
+      this.generation += 1;
+      (this.client.stream as Partial<Socket>).setNoDelay?.(true);
+      this.serverReceiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
+      for (const listener of this.connectListeners) listener(connack.sessionPresent);
+    });
+    this.client.on('close', () => {
+      for (const listener of this.closeListeners) listener();
+      this.scheduleReconnect();
+    });
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  onConnect(listener: (sessionPresent: boolean) => void): void {
+    this.connectListeners.add(listener);
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.add(listener);
+  }
+
+  /**
+   * Connects; resolves on the first CONNACK, rejects with `NotConnectedError` if none comes within
+   * the connect timeout (reconnecting goes on in the background until `end`).
+   */
+  open(): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.connectListeners.delete(onConnect);
+        reject(new NotConnectedError(`MQTT broker ${redact(this.config.url)} not reachable within ${this.config.connectTimeoutMs} ms (client '${this.config.clientId}')`));
+      }, this.config.connectTimeoutMs);
+      const onConnect = (): void => {
+        clearTimeout(timer);
+        this.connectListeners.delete(onConnect);
+        resolve();
+      };
+      this.connectListeners.add(onConnect);
+      if (!this.started) {
+        this.started = true;
+        this.client.connect();
+      }
+    });
+  }
+
+  /** Writes a packet on the current connection (acknowledgements); dropped when not connected. */
+  send(packet: Packet): void {
+    if (!this.client.connected) return;
+    (this.client as unknown as PacketWriter)._sendPacket(packet);
+  }
+
+  /** Disconnects gracefully (pending writes first, session kept per its expiry); stops reconnecting. */
+  async end(): Promise<void> {
+    if (this.ending) return;
+    this.ending = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await new Promise<void>((resolve) => {
+      const giveUp = setTimeout(() => this.client.end(true, () => resolve()), 2_000);
+      this.client.end(false, () => {
+        clearTimeout(giveUp);
+        resolve();
+      });
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.ending || this.timer !== undefined) return;
+    const base = Math.min(this.config.maxDelayMs, this.config.initialDelayMs * 2 ** Math.min(this.attempts, 20));
+    const delay = Math.round(base * (0.5 + Math.random()));
+    this.attempts += 1;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      // mqtt.js's reconnect() without stores starts empty ones: in-flight publishes (and their callbacks) would be lost
+      if (!this.ending && !this.client.connected) this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
+    }, delay);
+  }
+}
+
+/** The URL without credentials, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,137 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { InterchangeError } from '../../src/core/index.ts';
+
+/** Where outgoing QoS ≥ 1 messages wait while the broker is unreachable. */
+export interface StoreAndForwardOptions {
+  /** Messages held at most; one more is refused with `CapacityError` (default 10,000). */
+  readonly capacity?: number;
+  /**
+   * A file that keeps held messages across a restart of the process (append-only, fsynced per
+   * batch). Without it the store is memory only and `publish` resolves only on the broker's confirm.
+   */
+  readonly path?: string;
+}
+
+/** The adapter-level last will: published by the broker if this process disappears. */
+export interface LastWillOptions {
+  readonly topic: string;
+  /** Payload (UTF-8), default `offline`. */
+  readonly payload?: string;
+  readonly qos?: 0 | 1 | 2;
+  readonly retain?: boolean;
+}
+
+/** TLS material for `mqtts://` (PEM strings or buffers). Never logged. */
+export interface MqttTlsOptions {
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
+  readonly rejectUnauthorized?: boolean;
+}
+
+export interface MqttTransportOptions {
+  /** Broker URL (`mqtt://host:port`, `mqtts://…`). Default: `MQTT_URL`, else the embedded broker. */
+  readonly url?: string;
+  /**
+   * Stable base client id: consumers are `<clientId>:<slot>:<filter hash>`, the publisher
+   * `<clientId>:pub`. A stable id is what lets a persistent session survive a restart.
+   */
+  readonly clientId?: string;
+  /** 5 (default) or 4 (MQTT 3.1.1, for brokers without v5: headers then travel in a JSON envelope). */
+  readonly protocolVersion?: 4 | 5;
+  /** Keep the session across disconnects (default true: `clean: false`). */
+  readonly persistentSession?: boolean;
+  /** MQTT 5 session expiry interval in seconds (default 86,400). Required > 0 for a persistent v5 session. */
+  readonly sessionExpirySeconds?: number;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: MqttTlsOptions;
+  /** Default QoS of endpoints without `?qos=` (default 1). */
+  readonly qos?: 0 | 1 | 2;
+  /** Local redeliveries of a nacked delivery before it goes to `<deadLetterPrefix>/<topic>` (default 5). */
+  readonly maxDeliveries?: number;
+  /** Topic prefix for messages nacked `maxDeliveries` times (default `interchange/dead`). */
+  readonly deadLetterPrefix?: string;
+  /** Reconnect backoff: first delay, ceiling (ms); each delay gets ±50 % jitter (defaults 250, 30,000). */
+  readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  readonly storeAndForward?: StoreAndForwardOptions;
+  readonly lastWill?: LastWillOptions;
+  readonly keepaliveSeconds?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+/** The options' JSON Schema: the one source for validation and docs (draft 2020-12). */
+export const mqttOptionsSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  title: 'MQTT transport options',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    url: { type: 'string', pattern: '^(mqtts?|tcp|tls|wss?)://', description: 'Broker URL; default MQTT_URL, else the embedded broker.' },
+    clientId: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$', description: 'Stable base client id.' },
+    protocolVersion: { enum: [4, 5], default: 5 },
+    persistentSession: { type: 'boolean', default: true },
+    sessionExpirySeconds: { type: 'integer', minimum: 0, maximum: 4294967295, default: 86400 },
+    username: { type: 'string' },
+    password: { type: 'string', description: 'Never logged.' },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ca: {}, cert: {}, key: {}, rejectUnauthorized: { type: 'boolean' } },
+    },
+    qos: { enum: [0, 1, 2], default: 1 },
+    maxDeliveries: { type: 'integer', minimum: 1, default: 5 },
+    deadLetterPrefix: { type: 'string', minLength: 1, default: 'interchange/dead' },
+    reconnect: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { initialDelayMs: { type: 'integer', minimum: 1, default: 250 }, maxDelayMs: { type: 'integer', minimum: 1, default: 30000 } },
+    },
+    storeAndForward: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { capacity: { type: 'integer', minimum: 1, default: 10000 }, path: { type: 'string', minLength: 1 } },
+    },
+    lastWill: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['topic'],
+      properties: { topic: { type: 'string', minLength: 1 }, payload: { type: 'string' }, qos: { enum: [0, 1, 2] }, retain: { type: 'boolean' } },
+    },
+    keepaliveSeconds: { type: 'integer', minimum: 0, default: 30 },
+    connectTimeoutMs: { type: 'integer', minimum: 1, default: 10000 },
+  },
+} as const;
+
+/** The adapter's configuration is invalid, or cannot keep what it promises (a persistent session). */
+export class MqttConfigError extends InterchangeError {
+  override readonly name = 'MqttConfigError';
+  constructor(message: string) {
+    super('MQTT_CONFIG', message);
+  }
+}
+
+let validator: ReturnType<Ajv2020['compile']> | undefined;
+
+/**
+ * Validates options against `mqttOptionsSchema` and refuses a configuration that cannot keep a
+ * session: a persistent session needs a stable `clientId`, and on MQTT 5 a session expiry > 0.
+ * Throws `MqttConfigError` naming every problem; the message never contains the password.
+ */
+export function validateMqttOptions(options: MqttTransportOptions): void {
+  validator ??= new Ajv2020({ strict: true, allErrors: true, strictTuples: false }).compile(mqttOptionsSchema);
+  const { password: _secret, tls: _tls, ...shown } = options;
+  if (!validator({ ...shown, ...(options.tls === undefined ? {} : { tls: {} }) })) {
+    const problems = (validator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message ?? 'is invalid'}`).join('; ');
+    throw new MqttConfigError(`invalid MQTT options: ${problems}`);
+  }
+  if (options.password !== undefined && typeof options.password !== 'string') throw new MqttConfigError('invalid MQTT options: /password must be a string');
+  if (options.persistentSession !== false) {
+    if (options.clientId === undefined) {
+      throw new MqttConfigError('a persistent MQTT session needs a stable clientId: a random one starts a new session on every connect, so messages queued for the old one are never received (set clientId, or persistentSession: false)');
+    }
+    if ((options.protocolVersion ?? 5) === 5 && options.sessionExpirySeconds === 0) {
+      throw new MqttConfigError('MQTT 5 with sessionExpirySeconds 0 ends the session at disconnect: a persistent session needs sessionExpirySeconds > 0 (or persistentSession: false)');
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { NotConnectedError, type Logger } from '../../src/core/index.ts';
+import type { HeldPublish } from './forward-store.ts';
+import type { ForwardStore } from './forward-store.ts';
+import type { MqttConnection } from './mqtt-connection.ts';
+
+/** Settles one `publish` call once every message of it has been confirmed (one object per batch, not per message). */
+class Batch {
+  private remaining: number;
+  private failed = false;
+  readonly done = (error?: Error): void => {
+    if (this.failed) return;
+    if (error !== undefined && error !== null) {
+      this.failed = true;
+      this.reject(error);
+      return;
+    }
+    this.remaining -= 1;
+    if (this.remaining === 0) this.resolve();
+  };
+
+  constructor(
+    size: number,
+    private readonly resolve: () => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    this.remaining = size;
+  }
+}
+
+export type OutgoingPublish = Omit<HeldPublish, 'done' | 'durable'>;
+
+/**
+ * The publishing side: one connection, QoS ≥ 1 messages in flight up to the broker's Receive
+ * Maximum, sent in call order.
+ *
+ * Contract: `publish` resolves when the broker has confirmed every message (PUBACK for QoS 1,
+ * PUBCOMP for QoS 2; QoS 0: written to the socket). While the broker is unreachable QoS ≥ 1
+ * messages go to the store-and-forward buffer: memory only → `publish` stays pending until they are
+ * confirmed after reconnect; with a disk store → it resolves once they are fsynced (the file is then
+ * the confirm). A full buffer rejects with `CapacityError`; QoS 0 while disconnected rejects with
+ * `NotConnectedError`. Messages in flight when the connection drops are resent by mqtt.js after
+ * reconnect (at-least-once).
+ */
+export class MqttPublisher {
+  private inflight = 0;
+
+  constructor(
+    private readonly connection: MqttConnection,
+    private readonly store: ForwardStore,
+    private readonly log: Logger,
+  ) {
+    connection.onConnect(() => this.pump());
+  }
+
+  get held(): number {
+    return this.store.size;
+  }
+
+  publish(messages: readonly OutgoingPublish[]): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const batch = new Batch(messages.length, resolve, reject);
+      const connected = this.connection.connected;
+      if (messages.some((message) => message.qos === 0) && !connected) {
+        batch.done(new NotConnectedError('MQTT broker unreachable: QoS 0 messages are not stored (at-most-once)'));
+        return;
+      }
+      if (connected && this.store.size === 0 && this.inflight + messages.length <= this.connection.serverReceiveMaximum) {
+        for (const message of messages) this.send({ ...message, done: batch.done, durable: false });
+        return;
+      }
+      const durable = this.store.path !== undefined && !connected;
+      const items: HeldPublish[] = messages.map((message) => ({ ...message, done: durable ? undefined : batch.done, durable }));
+      this.store.hold(items, !connected).then(() => {
+        if (durable) resolve();
+        this.pump();
+      }, reject);
+    });
+  }
+
+  /** Sends held messages, in order, while connected and under the broker's Receive Maximum. */
+  pump(): void {
+    while (this.connection.connected && this.inflight < this.connection.serverReceiveMaximum) {
+      const item = this.store.shift();
+      if (item === undefined) return;
+      this.send(item);
+    }
+  }
+
+  private send(item: HeldPublish): void {
+    const { client } = this.connection;
+    if (item.qos > 0) this.inflight += 1;
+    const options = item.properties === undefined ? { qos: item.qos, retain: item.retain } : { qos: item.qos, retain: item.retain, properties: item.properties };
+    client.publish(item.topic, item.payload, options, (error) => {
+      if (item.qos > 0) this.inflight -= 1;
+      if (error !== undefined && error !== null) this.log.warn('mqtt publish failed', { topic: item.topic, error: error.message });
+      else this.store.confirmed(item);
+      item.done?.(error ?? undefined);
+      if (this.store.size > 0) this.pump();
+    });
+  }
+}

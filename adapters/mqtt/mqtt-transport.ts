@@ -1,0 +1,271 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Observable } from 'rxjs';
+import {
+  EndpointError,
+  integerOption,
+  NotConnectedError,
+  resolveEndpointTemplate,
+  silentLogger,
+  withHeaders,
+  isTemplate,
+  parseEndpoint,
+  type ConsumeOptions,
+  type Delivery,
+  type Endpoint,
+  type Logger,
+  type Message,
+  type Transport,
+} from '../../src/core/index.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
+import { ForwardStore } from './forward-store.ts';
+import { encodeMessage } from './message-codec.ts';
+import { MqttConnection, redact, type ConnectionConfig } from './mqtt-connection.ts';
+import { validateMqttOptions, type MqttTransportOptions } from './mqtt-options.ts';
+import { MqttPublisher, type OutgoingPublish } from './mqtt-publisher.ts';
+import { MqttSubscription } from './mqtt-subscription.ts';
+import { publishTopic, TopicPattern } from './topic-pattern.ts';
+
+type Qos = 0 | 1 | 2;
+
+/**
+ * `mqtt:` endpoints over one MQTT broker (mqtt.js v5).
+ *
+ * Endpoints:
+ * - consume `mqtt:devices/+deviceId/telemetry?qos=1` — wildcards, named parameters (each a message
+ *   header of that name, e.g. `deviceId`), `#rest`; `?group=g` or `$share/g/…` for a shared
+ *   subscription (instances split the stream); `?clientId=` pins the consumer's session id.
+ * - publish `mqtt:commands/{deviceId}?qos=1&retain=true` — `{name}` filled from headers, then body.
+ *
+ * Contract (the transport SPI, MQTT flavoured):
+ * - Each `consume` is its own connection and session (`<clientId>:<slot>:<hash of the filter>`, slot =
+ *   the lowest free index among this transport's consumers of that filter, so a restarted process that
+ *   consumes the same endpoints in the same order resumes the same sessions). QoS 1/2 PUBLISHes are
+ *   acknowledged only after their deliveries settle, in order, pipelined (see `MqttSubscription`).
+ *   QoS 0 is at-most-once.
+ * - `publish` resolves on PUBACK/PUBCOMP (see `MqttPublisher` for store-and-forward while the broker
+ *   is unreachable); a message nacked `maxDeliveries` times goes to `<deadLetterPrefix>/<topic>`.
+ * - MQTT keeps messages only for sessions that exist: publish before a consumer's session exists and
+ *   the broker drops them. `provision` creates that session ahead (like declaring a queue).
+ * - `close` stops every consumer (unacknowledged messages stay with their sessions), lets in-flight
+ *   publishes finish, disconnects. Idempotent.
+ */
+export class MqttTransport implements Transport {
+  readonly scheme = 'mqtt';
+  private readonly options: MqttTransportOptions;
+  private readonly log: Logger;
+  private readonly baseClientId: string;
+  private readonly protocolVersion: 4 | 5;
+  private publisherConnection: MqttConnection | undefined;
+  private publisher: MqttPublisher | undefined;
+  private store: ForwardStore | undefined;
+  private readonly subscriptions = new Set<MqttSubscription>();
+  /** Client ids in use by this transport's consumers. */
+  private readonly slots = new Set<string>();
+  /** Consumers' connections still ending, by client id: the next user of that session waits. */
+  private readonly ending = new Map<string, Promise<void>>();
+  /** Per consumer client id: attempts of messages handed back unacknowledged (see `SubscriptionSettings.handedBack`). */
+  private readonly handedBack = new Map<string, Map<string, number>>();
+  private connecting: Promise<void> | undefined;
+  private brokerUrl: string | undefined;
+  private embedded: EmbeddedBroker | undefined;
+
+  /** Throws `MqttConfigError` for invalid options or a configuration that cannot keep a session. */
+  constructor(options: MqttTransportOptions & { readonly logger?: Logger }) {
+    const { logger, ...rest } = options;
+    validateMqttOptions(rest);
+    this.options = rest;
+    this.log = logger ?? silentLogger;
+    this.baseClientId = rest.clientId ?? `interchange-${randomUUID().slice(0, 8)}`;
+    // aedes (the embedded broker) speaks MQTT 3.1.1 only
+    this.protocolVersion = rest.url === undefined ? 4 : (rest.protocolVersion ?? 5);
+    this.brokerUrl = rest.url;
+  }
+
+  /** The broker's URL; with no `url` option, the embedded broker's once `connect` has started it. */
+  get url(): string {
+    if (this.brokerUrl === undefined) throw new NotConnectedError('mqtt transport: the embedded broker starts on connect()');
+    return this.brokerUrl;
+  }
+
+  /** Outgoing messages held for an unreachable broker (store-and-forward). */
+  get held(): number {
+    return this.store?.size ?? 0;
+  }
+
+  /** Connects the publishing side; rejects with `NotConnectedError` if the broker does not answer in time. */
+  connect(): Promise<void> {
+    this.connecting ??= this.openPublisher().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  private async openPublisher(): Promise<void> {
+    if (this.brokerUrl === undefined) {
+      this.embedded = await startEmbeddedBroker({ log: this.log });
+      this.brokerUrl = this.embedded.url;
+    }
+    const store = new ForwardStore(this.options.storeAndForward?.capacity ?? 10_000, this.options.storeAndForward?.path);
+    const loaded = await store.load();
+    if (loaded > 0) this.log.info('mqtt store-and-forward: resending messages held by a previous run', { count: loaded });
+    const connection = new MqttConnection(this.connectionConfig(`${this.baseClientId}:pub`, undefined, true), this.log);
+    this.store = store;
+    this.publisherConnection = connection;
+    this.publisher = new MqttPublisher(connection, store, this.log);
+    try {
+      await connection.open();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    this.log.info('mqtt transport connected', { url: redact(this.url), clientId: this.baseClientId });
+  }
+
+  async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {
+    const publisher = this.publisher;
+    if (publisher === undefined) throw new NotConnectedError(`mqtt transport is not connected; cannot publish to '${endpoint.uri}'`);
+    const qos = this.qosOf(endpoint);
+    const retain = endpoint.options.retain === 'true';
+    const templated = isTemplate(endpoint.path);
+    const outgoing: OutgoingPublish[] = messages.map((message) => {
+      const topic = templated ? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path) : publishTopic(endpoint.path);
+      const { payload, properties } = encodeMessage(message, this.protocolVersion);
+      return { topic, payload, properties, qos, retain };
+    });
+    return publisher.publish(outgoing);
+  }
+
+  consume(endpoint: Endpoint, options: ConsumeOptions = {}): Observable<Delivery> {
+    return new Observable<Delivery>((subscriber) => {
+      if (options.signal?.aborted === true) {
+        subscriber.complete();
+        return undefined;
+      }
+      const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
+      const qos = this.qosOf(endpoint);
+      const prefetch = options.prefetch ?? 100;
+      const clientId = endpoint.options.clientId ?? this.claimSlot(pattern.filter);
+      this.slots.add(clientId);
+      const subscription = new MqttSubscription(
+        {
+          pattern,
+          qos,
+          prefetch,
+          connection: this.connectionConfig(clientId, Math.min(prefetch, 65_535), false),
+          maxDeliveries: integerOption(endpoint, 'maxDeliveries', this.options.maxDeliveries ?? 5),
+          log: this.log,
+          deadLetter: (message, reason) => this.deadLetter(message, reason),
+          handedBack: this.handedBackOf(clientId),
+        },
+        subscriber,
+      );
+      this.subscriptions.add(subscription);
+      const previous = this.ending.get(clientId) ?? Promise.resolve();
+      void previous.then(() => {
+        if (!subscriber.closed) subscription.start();
+      });
+      const onAbort = (): void => subscription.stopIntake();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      return () => {
+        options.signal?.removeEventListener('abort', onAbort);
+        this.subscriptions.delete(subscription);
+        const ended = subscription.close().finally(() => {
+          if (this.ending.get(clientId) === ended) this.ending.delete(clientId);
+        });
+        this.ending.set(clientId, ended);
+        this.slots.delete(clientId);
+      };
+    });
+  }
+
+  /**
+   * Creates the persistent session (and subscription) of the first consumer of `endpoint` without
+   * consuming, so QoS ≥ 1 messages published before that consumer starts are kept for it.
+   */
+  async provision(endpoint: Endpoint): Promise<void> {
+    const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
+    const clientId = endpoint.options.clientId ?? `${this.baseClientId}:0:${hash(pattern.filter)}`;
+    await this.ending.get(clientId);
+    const connection = new MqttConnection(this.connectionConfig(clientId, undefined, false), this.log);
+    try {
+      await connection.open();
+      await connection.client.subscribeAsync(pattern.filter, { qos: this.qosOf(endpoint) });
+    } finally {
+      await connection.end();
+    }
+  }
+
+  async close(): Promise<void> {
+    const subscriptions = [...this.subscriptions];
+    this.subscriptions.clear();
+    await Promise.all([...subscriptions.map((subscription) => subscription.close()), ...this.ending.values()]);
+    const connection = this.publisherConnection;
+    this.publisherConnection = undefined;
+    this.publisher = undefined;
+    this.connecting = undefined;
+    await connection?.end();
+    await this.store?.close();
+    this.store = undefined;
+    if (this.embedded !== undefined) {
+      await this.embedded.close();
+      this.embedded = undefined;
+      this.brokerUrl = undefined;
+    }
+  }
+
+  private deadLetter(message: Message, reason: Error): Promise<void> {
+    const topic = `${this.options.deadLetterPrefix ?? 'interchange/dead'}/${String(message.headers.mqttTopic ?? 'unknown')}`;
+    const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED', attempt: undefined });
+    return this.publish({ uri: `mqtt:${topic}`, scheme: 'mqtt', path: topic, options: { qos: '1' } }, [dead]);
+  }
+
+  private handedBackOf(clientId: string): Map<string, number> {
+    let map = this.handedBack.get(clientId);
+    if (map === undefined) {
+      map = new Map();
+      this.handedBack.set(clientId, map);
+    }
+    return map;
+  }
+
+  private claimSlot(filter: string): string {
+    const suffix = hash(filter);
+    for (let slot = 0; ; slot += 1) {
+      const clientId = `${this.baseClientId}:${slot}:${suffix}`;
+      if (!this.slots.has(clientId)) return clientId;
+    }
+  }
+
+  private qosOf(endpoint: Endpoint): Qos {
+    const raw = endpoint.options.qos;
+    if (raw === undefined) return this.options.qos ?? 1;
+    if (raw !== '0' && raw !== '1' && raw !== '2') throw new EndpointError(`'${endpoint.uri}': qos must be 0, 1 or 2, got '${raw}'`);
+    return Number(raw) as Qos;
+  }
+
+  private connectionConfig(clientId: string, receiveMaximum: number | undefined, publisher: boolean): ConnectionConfig {
+    const o = this.options;
+    const config: ConnectionConfig = {
+      url: this.url,
+      clientId,
+      persistent: o.persistentSession !== false,
+      protocolVersion: this.protocolVersion,
+      sessionExpirySeconds: o.sessionExpirySeconds ?? 86_400,
+      keepaliveSeconds: o.keepaliveSeconds ?? 30,
+      connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+      initialDelayMs: o.reconnect?.initialDelayMs ?? 250,
+      maxDelayMs: o.reconnect?.maxDelayMs ?? 30_000,
+      ...(receiveMaximum === undefined ? {} : { receiveMaximum }),
+      ...(o.username === undefined ? {} : { username: o.username }),
+      ...(o.password === undefined ? {} : { password: o.password }),
+      ...(o.tls === undefined ? {} : { tls: o.tls }),
+      ...(publisher && o.lastWill !== undefined ? { will: o.lastWill } : {}),
+    };
+    return config;
+  }
+}
+
+function hash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 10);
+}

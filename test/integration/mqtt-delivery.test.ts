@@ -1,0 +1,176 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { mqttModule, type MqttTransport } from '../../adapters/mqtt/index.ts';
+import { MqttConnection } from '../../adapters/mqtt/mqtt-connection.ts';
+import { createMessage, parseEndpoint, silentLogger, type Delivery, type Message } from '../../src/core/index.ts';
+import { createIntegration, from, retry } from '../../src/index.ts';
+import { TestKit } from '../../src/testing/index.ts';
+import { MOSQUITTO_URL, requireBroker, runClientId, sleep, testTransport, waitFor } from './mqtt-helpers.ts';
+
+const exec = promisify(execFile);
+const run = `it-${process.pid}-${Date.now().toString(36)}`;
+let open: MqttTransport[] = [];
+
+function transport(clientId = runClientId('delivery')): MqttTransport {
+  const created = testTransport({ url: MOSQUITTO_URL, clientId });
+  open.push(created);
+  return created;
+}
+
+function collect(source: MqttTransport, uri: string, settle: (delivery: Delivery) => void = (delivery) => delivery.ack()): { messages: Message[]; stop: () => void } {
+  const messages: Message[] = [];
+  const subscription = source.consume(parseEndpoint(uri), { prefetch: 100 }).subscribe((delivery) => {
+    messages.push(delivery.message);
+    settle(delivery);
+  });
+  return { messages, stop: () => subscription.unsubscribe() };
+}
+
+beforeAll(async () => {
+  await requireBroker(MOSQUITTO_URL);
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const created of open) await created.close();
+  open = [];
+});
+
+describe('mqtt adapter against Mosquitto', () => {
+  it('wildcards and named topic parameters become headers', async () => {
+    const consumer = transport();
+    const producer = transport();
+    await Promise.all([consumer.connect(), producer.connect()]);
+    const got = collect(consumer, `mqtt:${run}/devices/+deviceId/telemetry/#rest?qos=1`);
+    await sleep(300); // SUBSCRIBE in effect
+    await producer.publish(parseEndpoint(`mqtt:${run}/devices/d-7/telemetry/cpu/0?qos=1`), [createMessage({ value: 1 })]);
+    await producer.publish(parseEndpoint(`mqtt:${run}/devices/{deviceId}/telemetry/x?qos=1`), [createMessage({ deviceId: 'from-body', value: 2 })]);
+    await waitFor(() => got.messages.length >= 2, () => `got ${got.messages.length}`);
+    expect(got.messages[0]?.headers).toMatchObject({ deviceId: 'd-7', rest: 'cpu/0', mqttTopic: `${run}/devices/d-7/telemetry/cpu/0` });
+    expect(got.messages[1]?.headers).toMatchObject({ deviceId: 'from-body', rest: 'x' });
+  });
+
+  it('QoS 1 messages published while the consumer is stopped arrive after it restarts (persistent session)', async () => {
+    const clientId = runClientId('persist');
+    const uri = `mqtt:${run}/persist?qos=1`;
+    const first = transport(clientId);
+    await first.connect();
+    const before = collect(first, uri);
+    await sleep(300);
+    await first.close(); // session kept by the broker
+    before.stop();
+
+    const producer = transport();
+    await producer.connect();
+    const sent = Array.from({ length: 500 }, (_, seq) => createMessage({ seq }));
+    await producer.publish(parseEndpoint(uri), sent);
+
+    const second = transport(clientId);
+    await second.connect();
+    const after = collect(second, uri);
+    await waitFor(() => after.messages.length >= 500, () => `got ${after.messages.length} of 500`);
+    await sleep(200);
+    expect(after.messages.map((message) => message.id)).toEqual(sent.map((message) => message.id));
+  });
+
+  it('refuses at start a configuration that cannot keep a session', () => {
+    expect(() => testTransport({ url: MOSQUITTO_URL, clientId: undefined as unknown as string })).toThrow(/stable clientId/);
+    expect(() => testTransport({ url: MOSQUITTO_URL, clientId: 'x', sessionExpirySeconds: 0 })).toThrow(/session expiry|sessionExpirySeconds/);
+    expect(() => testTransport({ url: 'ftp://nope', clientId: 'x' })).toThrow(/invalid MQTT options/);
+  });
+
+  it('a message whose route fails is acknowledged to the broker only after it is dead-lettered', async () => {
+    const sends: { cmd: string; at: number }[] = [];
+    const original = MqttConnection.prototype.send;
+    vi.spyOn(MqttConnection.prototype, 'send').mockImplementation(function (this: MqttConnection, packet) {
+      sends.push({ cmd: packet.cmd, at: performance.now() });
+      original.call(this, packet);
+    });
+    const source = `mqtt:${run}/failing?qos=1`;
+    const route = from(source, { id: 'failing' })
+      .deadLetterChannel('memory:dead', { retry: retry({ maxAttempts: 3, initialDelayMs: 100 }) })
+      .process(() => {
+        throw new Error('boom');
+      })
+      .to('memory:never');
+    const app = createIntegration({ routes: [route], modules: [mqttModule({ url: MOSQUITTO_URL, clientId: runClientId('failing'), sessionExpirySeconds: 600 })], logger: silentLogger });
+    await app.start();
+    const kit = new TestKit(app);
+    const dead = kit.mock('memory:dead');
+    await sleep(300);
+    const producer = transport();
+    await producer.connect();
+    await producer.publish(parseEndpoint(source), [createMessage({ n: 1 })]);
+    const [deadLettered] = await dead.expect(1, { timeoutMs: 10_000 });
+    const deadAt = performance.now();
+    await waitFor(() => sends.some((send) => send.cmd === 'puback'), () => 'no PUBACK sent');
+    const pubacks = sends.filter((send) => send.cmd === 'puback');
+    expect(pubacks).toHaveLength(1);
+    expect((pubacks[0] as { at: number }).at).toBeGreaterThanOrEqual(deadAt - 5);
+    expect(deadLettered?.headers['x-interchange-error']).toMatch(/boom/);
+    kit.close();
+    await app.stop({ drainTimeoutMs: 1_000 });
+  });
+
+  it('a shared subscription splits a stream between two consumers, none delivered to both', async () => {
+    const uri = `mqtt:${run}/shared?qos=1&group=workers`;
+    const a = transport();
+    const b = transport();
+    const producer = transport();
+    await Promise.all([a.connect(), b.connect(), producer.connect()]);
+    const gotA = collect(a, uri);
+    const gotB = collect(b, uri);
+    await sleep(300);
+    const sent = Array.from({ length: 400 }, (_, seq) => createMessage({ seq }));
+    await producer.publish(parseEndpoint(uri), sent);
+    await waitFor(() => gotA.messages.length + gotB.messages.length >= 400, () => `got ${gotA.messages.length} + ${gotB.messages.length}`);
+    await sleep(300);
+    const idsA = new Set(gotA.messages.map((message) => message.id));
+    expect(gotA.messages.length).toBeGreaterThan(0);
+    expect(gotB.messages.length).toBeGreaterThan(0);
+    expect(gotA.messages.length + gotB.messages.length).toBe(400);
+    expect(gotB.messages.filter((message) => idsA.has(message.id))).toEqual([]);
+  });
+
+  it('MQTT 5 user properties, content type, expiry, response topic and correlation data survive a round trip', async () => {
+    const consumer = transport();
+    await consumer.connect();
+    const got = collect(consumer, `mqtt:${run}/props?qos=2`);
+    await sleep(300);
+    const expiresAt = Date.now() + 60_000;
+    const sent = createMessage({ ok: true }, { headers: { 'x-tenant': 'acme', 'x-count': 3, 'x-flag': false, contentType: 'application/json', replyTo: `${run}/replies`, correlationId: 'corr-9', expiresAt } });
+    await consumer.publish(parseEndpoint(`mqtt:${run}/props?qos=2`), [sent]);
+    await waitFor(() => got.messages.length >= 1, () => 'nothing received');
+    expect(got.messages[0]?.id).toBe(sent.id);
+    expect(got.messages[0]?.headers).toMatchObject({ 'x-tenant': 'acme', 'x-count': 3, 'x-flag': false, contentType: 'application/json', replyTo: `${run}/replies`, correlationId: 'corr-9', expiresAt });
+    // and as a foreign MQTT 5 client sees it
+    const shown = exec('mosquitto_sub', ['-h', '127.0.0.1', '-p', new URL(MOSQUITTO_URL).port || '1883', '-V', '5', '-q', '1', '-t', `${run}/props-cli`, '-C', '1', '-W', '10', '-F', '%P|%p']);
+    await sleep(500);
+    await consumer.publish(parseEndpoint(`mqtt:${run}/props-cli?qos=1`), [sent]);
+    const { stdout } = await shown;
+    expect(stdout).toContain('x-tenant:acme');
+    expect(stdout).toContain('|{"ok":true}');
+  });
+
+  it('interoperates with mosquitto_pub and mosquitto_sub', async () => {
+    const consumer = transport();
+    await consumer.connect();
+    const got = collect(consumer, `mqtt:${run}/cli/+source?qos=1`);
+    await sleep(300);
+    const port = new URL(MOSQUITTO_URL).port || '1883';
+    await exec('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', `${run}/cli/pub`, '-m', '{"temperature":21.5}']);
+    await exec('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-V', '5', '-q', '1', '-t', `${run}/cli/pub5`, '-m', 'plain text', '-D', 'publish', 'user-property', 'x-origin', 'cli']);
+    await waitFor(() => got.messages.length >= 2, () => `got ${got.messages.length}`);
+    expect(got.messages[0]?.body).toEqual({ temperature: 21.5 });
+    expect(got.messages[0]?.headers.source).toBe('pub');
+    expect(got.messages[1]?.body).toBe('plain text');
+    expect(got.messages[1]?.headers['x-origin']).toBe('cli');
+
+    const received = exec('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', `${run}/to-cli`, '-C', '2', '-W', '10']);
+    await sleep(500);
+    await consumer.publish(parseEndpoint(`mqtt:${run}/to-cli?qos=1`), [createMessage({ hello: 'cli' }), createMessage('text body', { headers: { contentType: 'text/plain' } })]);
+    const { stdout } = await received;
+    expect(stdout.trim().split('\n')).toEqual(['{"hello":"cli"}', 'text body']);
+  });
+});
