@@ -68,3 +68,7 @@ console.log(`route with .validate / route without, per round: ${fixed(validation
 // AMQP adapter (issue #4): raw amqplib baselines vs Interchange against the local RabbitMQ, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--import', 'tsx', 'bench/amqp.ts'], { stdio: 'inherit' });
+
+// MQTT adapter (issue #5): raw mqtt.js QoS 0 / QoS 1 publish → subscribe vs the same through Interchange, against the local Mosquitto, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--import', 'tsx', 'bench/mqtt.ts'], { stdio: 'inherit' });

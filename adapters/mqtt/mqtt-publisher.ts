@@ -43,6 +43,8 @@ export type OutgoingPublish = Omit<HeldPublish, 'done' | 'durable'>;
  */
 export class MqttPublisher {
   private inflight = 0;
+  /** QoS 0 publishes written while the socket buffer was full: settled together on its next `drain`. */
+  private drainWaiters: ((error?: Error) => void)[] = [];
 
   constructor(
     private readonly connection: MqttConnection,
@@ -50,6 +52,11 @@ export class MqttPublisher {
     private readonly log: Logger,
   ) {
     connection.onConnect(() => this.pump());
+    connection.onClose(() => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const done of waiters) done(new NotConnectedError('MQTT connection closed before QoS 0 messages were written'));
+    });
   }
 
   get held(): number {
@@ -89,10 +96,28 @@ export class MqttPublisher {
 
   private send(item: HeldPublish): void {
     const { client } = this.connection;
-    if (item.qos > 0) this.inflight += 1;
     const options = item.properties === undefined ? { qos: item.qos, retain: item.retain } : { qos: item.qos, retain: item.retain, properties: item.properties };
+    if (item.qos === 0) {
+      // Without a callback: mqtt.js adds one `drain` listener per QoS 0 callback while the socket is
+      // full, and removing each from thousands is quadratic. One listener settles them all instead.
+      client.publish(item.topic, item.payload, options);
+      if (item.done === undefined) return;
+      if (client.stream.writableNeedDrain !== true) {
+        item.done();
+        return;
+      }
+      if (this.drainWaiters.push(item.done) === 1) {
+        client.stream.once('drain', () => {
+          const waiters = this.drainWaiters;
+          this.drainWaiters = [];
+          for (const done of waiters) done();
+        });
+      }
+      return;
+    }
+    this.inflight += 1;
     client.publish(item.topic, item.payload, options, (error) => {
-      if (item.qos > 0) this.inflight -= 1;
+      this.inflight -= 1;
       if (error !== undefined && error !== null) this.log.warn('mqtt publish failed', { topic: item.topic, error: error.message });
       else this.store.confirmed(item);
       item.done?.(error ?? undefined);
