@@ -1,4 +1,4 @@
-import { InterchangeError, type StepError } from '../src/core/index.ts';
+import { backoffDelay, InterchangeError, type StepError } from '../src/core/index.ts';
 
 export interface RetryOptions {
   /** Total runs of the step, the first included (≥ 1; default 3). */
@@ -42,8 +42,7 @@ export function retry({
     maxAttempts,
     delayAfter(attempt, error) {
       if (attempt >= maxAttempts || !retryOn(error)) return undefined;
-      const base = Math.min(maxDelayMs, initialDelayMs * multiplier ** (attempt - 1));
-      return Math.round(base * (1 - jitter + 2 * jitter * random()));
+      return backoffDelay(attempt - 1, { initialMs: initialDelayMs, maxMs: maxDelayMs, multiplier, jitter, random });
     },
   };
 }

@@ -1,7 +1,7 @@
 import { connect, type ChannelModel } from 'amqplib';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import { NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
-import { backoffDelay, Sleeper } from './amqp-backoff.ts';
+import { backoffDelay, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
+import { Sleeper } from './amqp-backoff.ts';
 import { redactText, redactUrl } from './amqp-errors.ts';
 import type { AmqpTlsOptions } from './amqp-options.ts';
 
@@ -156,7 +156,7 @@ export class AmqpConnectionManager {
         const text = this.redact(toError(error).message);
         this.setState(this.generation === 0 ? 'connecting' : 'reconnecting', text);
         this.settings.log.warn('amqp: connect failed; retrying', { url: this.safeUrl, error: text, attempt: failures + 1 });
-        await this.sleeper.sleep(backoffDelay(failures++, this.settings.initialDelayMs, this.settings.maxDelayMs));
+        await this.sleeper.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
         continue;
       }
       model.on('error', (error: unknown) => this.settings.log.warn('amqp: connection error', { url: this.safeUrl, error: this.redact(toError(error).message) }));
@@ -200,7 +200,7 @@ export class AmqpConnectionManager {
       } else {
         this.setState('reconnecting', setupError);
       }
-      await this.sleeper.sleep(backoffDelay(failures++, this.settings.initialDelayMs, this.settings.maxDelayMs));
+      await this.sleeper.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
     }
   }
 }

@@ -1,7 +1,6 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Subscriber } from 'rxjs';
-import { Settlement, toError, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
-import { backoffDelay } from './amqp-backoff.ts';
+import { backoffDelay, Settlement, toError, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
 import { decodeMessage } from './amqp-codec.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
 import type { AmqpDeclarer } from './amqp-declarer.ts';
@@ -227,6 +226,6 @@ export class AmqpConsumer implements ConnectionUser {
       const live = this.manager.current;
       if (!this.intake || this.disposed || this.session !== undefined || live === undefined || live.generation !== generation) return;
       void this.connected(live.model, generation);
-    }, backoffDelay(this.failures++, this.settings.initialDelayMs, this.settings.maxDelayMs)).unref();
+    }, backoffDelay(this.failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs })).unref();
   }
 }

@@ -1,6 +1,5 @@
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
-import { NotConnectedError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
-import { backoffDelay } from './amqp-backoff.ts';
+import { backoffDelay, NotConnectedError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
 import { PublishRejectedError, UnroutableError } from './amqp-errors.ts';
 
@@ -285,7 +284,7 @@ export class AmqpPublisher implements ConnectionUser {
   /** A channel-level close while the connection lives on (e.g. a 404 on a missing exchange): open a new one. */
   private reopen(generation: number): void {
     if (this.closed) return;
-    const delay = backoffDelay(this.reopenFailures++, this.settings.initialDelayMs, this.settings.maxDelayMs);
+    const delay = backoffDelay(this.reopenFailures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs });
     setTimeout(() => {
       const live = this.manager.current;
       if (this.closed || this.session !== undefined || live === undefined || live.generation !== generation) return;

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
-import { NotConnectedError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, NotConnectedError, type Logger } from '../../src/core/index.ts';
 import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
 
 export interface ConnectionConfig {
@@ -160,8 +160,7 @@ export class MqttConnection {
 
   private scheduleReconnect(): void {
     if (this.ending || this.timer !== undefined) return;
-    const base = Math.min(this.config.maxDelayMs, this.config.initialDelayMs * 2 ** Math.min(this.attempts, 20));
-    const delay = Math.round(base * (0.5 + Math.random()));
+    const delay = backoffDelay(this.attempts, { initialMs: this.config.initialDelayMs, maxMs: this.config.maxDelayMs });
     this.attempts += 1;
     this.timer = setTimeout(() => {
       this.timer = undefined;

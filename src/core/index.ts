@@ -12,3 +12,4 @@ export * from './template.ts';
 export * from './logger.ts';
 export * from './declared-at.ts';
 export * from './timers.ts';
+export * from './backoff.ts';
