@@ -2,7 +2,8 @@
 // (MqttTransport.publish → MqttTransport.consume), QoS 0 and QoS 1, one run, against the Mosquitto at
 // MQTT_URL (default 127.0.0.1:1883, the machine's broker with its packaged config).
 // `tsx bench/mqtt.ts` (or as the last section of `npm run bench`); BENCH_MQTT_MESSAGES (default 20000),
-// BENCH_MQTT_REPEAT (default 3), BENCH_MQTT_WINDOW (default 500).
+// BENCH_MQTT_REPEAT (rounds, default 5), BENCH_MQTT_WINDOW (default 500); for profiling one variant or QoS:
+// BENCH_MQTT_ONLY=raw,raw-headers,interchange,devices and BENCH_MQTT_QOS=0|1.
 //
 // Pacing: the packaged Mosquitto keeps at most max_queued_messages (1,000) per subscriber and silently
 // drops beyond, so every variant keeps at most WINDOW messages published but not yet received (a
@@ -18,9 +19,12 @@ import { MqttTransport } from '../adapters/mqtt/index.ts';
 
 const url = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const count = Number(process.env.BENCH_MQTT_MESSAGES ?? '20000');
-const repeat = Number(process.env.BENCH_MQTT_REPEAT ?? '3');
+const repeat = Number(process.env.BENCH_MQTT_REPEAT ?? '5');
 const WINDOW = Number(process.env.BENCH_MQTT_WINDOW ?? '500');
 const STALL_MS = 10_000;
+
+const only = process.env.BENCH_MQTT_ONLY;
+const qualities: readonly Qos[] = process.env.BENCH_MQTT_QOS === undefined ? [0, 1] : [Number(process.env.BENCH_MQTT_QOS) as Qos];
 const run = randomUUID().slice(0, 8);
 
 type Qos = 0 | 1;
@@ -30,6 +34,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** What one variant provides: start a subscriber counting bodies with seq ≥ 0, publish one body, stop. */
 interface Pair {
   subscribe(onSeq: (seq: number) => void): Promise<void>;
+  /** Connects the publishing side only (raw pairs; `subscribe` does it too). */
+  connect?(): Promise<void>;
   publish(n: number): Promise<void> | void;
   close(): Promise<void>;
 }
@@ -99,7 +105,7 @@ function rawClient(label: string): Promise<{ client: MqttClient; receiveMaximum:
  * it and Interchange does not, so the raw QoS 1 publisher keeps to it too (the rest wait in a local
  * queue) unless BENCH_MQTT_RAW_RECEIVE_MAXIMUM=false.
  */
-function rawPair(qos: Qos, topic: string): Pair {
+function rawPair(qos: Qos, topic: string, withHeaders = false): Pair & { connect(): Promise<void> } {
   let publisher: MqttClient | undefined;
   let subscriber: MqttClient | undefined;
   let limit = 65_535;
@@ -107,26 +113,30 @@ function rawPair(qos: Qos, topic: string): Pair {
   const waiting: (() => void)[] = [];
   const send = (payload: Buffer, resolve: () => void, reject: (error: Error) => void): void => {
     inflight += 1;
-    publisher?.publish(topic, payload, { qos: 1 }, (error) => {
+    publisher?.publish(topic, payload, withHeaders ? { qos: 1, properties: headerProperties() } : { qos: 1 }, (error) => {
       inflight -= 1;
       waiting.shift()?.();
       if (error) reject(error);
       else resolve();
     });
   };
+  const connectPublisher = async (): Promise<void> => {
+    const pub = await rawClient('pub');
+    publisher = pub.client;
+    if (process.env.BENCH_MQTT_RAW_RECEIVE_MAXIMUM !== 'false') limit = pub.receiveMaximum;
+  };
   return {
+    connect: connectPublisher,
     async subscribe(onSeq) {
-      const [pub, sub] = await Promise.all([rawClient('pub'), rawClient('sub')]);
-      publisher = pub.client;
+      const [, sub] = await Promise.all([connectPublisher(), rawClient('sub')]);
       subscriber = sub.client;
-      if (process.env.BENCH_MQTT_RAW_RECEIVE_MAXIMUM !== 'false') limit = pub.receiveMaximum;
       subscriber.on('message', (_topic, payload) => onSeq((JSON.parse(payload.toString('utf8')) as { seq: number }).seq));
       await subscriber.subscribeAsync(topic, { qos });
     },
     publish(n) {
       const payload = Buffer.from(JSON.stringify(body(n)));
       if (qos === 0) {
-        publisher?.publish(topic, payload, { qos: 0 });
+        publisher?.publish(topic, payload, withHeaders ? { qos: 0, properties: headerProperties() } : { qos: 0 });
         return undefined;
       }
       return new Promise<void>((resolve, reject) => {
@@ -136,6 +146,25 @@ function rawPair(qos: Qos, topic: string): Pair {
     },
     async close() {
       await Promise.all([publisher?.endAsync(), subscriber?.endAsync()]);
+    },
+  };
+}
+
+/** What an Interchange message carries besides its body (id and timestamp, as MQTT 5 user properties): the like-for-like raw baseline sends the same. */
+const headerProperties = (): { userProperties: Record<string, string> } => ({ userProperties: { 'message-id': randomUUID(), timestamp: String(Date.now()) } });
+
+/** Devices → Interchange: plain raw mqtt.js publishers (no properties, as sensors publish), consumed through Interchange — the bridge's ingress. */
+function devicesPair(qos: Qos, topic: string): Pair {
+  const devices = rawPair(qos, topic);
+  const ingress = interchangePair(qos, topic);
+  return {
+    async subscribe(onSeq) {
+      await ingress.subscribe(onSeq);
+      await devices.connect();
+    },
+    publish: (n) => devices.publish(n),
+    async close() {
+      await Promise.all([devices.close(), ingress.close()]);
     },
   };
 }
@@ -170,26 +199,50 @@ function interchangePair(qos: Qos, topic: string): Pair {
   };
 }
 
-const rows = new Map<string, number[]>();
-const record = (name: string, perSecond: number): void => {
-  rows.set(name, [...(rows.get(name) ?? []), perSecond]);
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
-const best = (name: string): number => Math.max(...(rows.get(name) ?? [Number.NaN]));
-const names = (qos: Qos): [string, string] => [`raw mqtt.js: QoS ${qos} publish → subscribe`, `Interchange: QoS ${qos} transport.publish → consume`];
 
-// Rounds interleave the variants (a shared machine drifts); each variant's best round is reported.
+const variants = {
+  raw: { label: 'raw mqtt.js → raw mqtt.js', pair: (qos: Qos, topic: string) => rawPair(qos, topic) },
+  'raw-headers': { label: 'raw mqtt.js → raw, + id/timestamp properties', pair: (qos: Qos, topic: string) => rawPair(qos, topic, true) },
+  interchange: { label: 'Interchange publish → Interchange consume', pair: interchangePair },
+  devices: { label: 'raw devices → Interchange consume', pair: devicesPair },
+} as const;
+type Variant = keyof typeof variants;
+const chosen = (Object.keys(variants) as Variant[]).filter((variant) => only === undefined || only.split(',').includes(variant));
+const rates = new Map<string, number[]>();
+
+// Interleaved rounds: every variant once per round, back to back (a shared machine drifts between
+// runs); ratios are taken within a round and the median of the rounds is reported.
 for (let round = 0; round < repeat; round += 1) {
-  for (const qos of [0, 1] as const) {
-    const [raw, ours] = names(qos);
-    record(raw, await measure(rawPair(qos, `bench/${run}/raw/${qos}/${round}`)));
-    record(ours, await measure(interchangePair(qos, `bench/${run}/ic/${qos}/${round}`)));
+  for (const qos of qualities) {
+    for (const variant of chosen) {
+      const key = `${variant}/${qos}`;
+      rates.set(key, [...(rates.get(key) ?? []), await measure(variants[variant].pair(qos, `bench/${run}/${variant}/${qos}/${round}`))]);
+    }
   }
 }
 
-console.log(`MQTT benchmark: ${count.toLocaleString('en')} messages per variant, Mosquitto ${url.replace(/\/\/[^@/]*@/, '//***@')}, MQTT 5, at most ${WINDOW} in flight publish → subscribe, TCP_NODELAY on all clients, best of ${repeat}`);
-for (const [name, runs] of rows) console.log(`${name.padEnd(52)} ${Math.round(best(name)).toLocaleString('en').padStart(10)} msg/s  runs ${runs.map((r) => Math.round(r)).join(', ')}`);
-for (const qos of [0, 1] as const) {
-  const [raw, ours] = names(qos);
-  const ratio = best(ours) / best(raw);
-  console.log(`Interchange / raw mqtt.js, QoS ${qos}: ${ratio.toFixed(2)}× (goal ≥ 0.90×: ${ratio >= 0.9 ? 'met' : 'NOT met'})`);
+const series = (variant: Variant, qos: Qos): number[] => rates.get(`${variant}/${qos}`) ?? [];
+const ratios = (a: Variant, b: Variant, qos: Qos): number[] => series(a, qos).map((rate, round) => rate / (series(b, qos)[round] ?? Number.NaN));
+const fixed = (values: readonly number[]): string => values.map((v) => v.toFixed(2)).join(' ');
+console.log(`MQTT benchmark: ${count.toLocaleString('en')} messages per variant and round, Mosquitto ${url.replace(/\/\/[^@/]*@/, '//***@')}, MQTT 5, at most ${WINDOW} in flight publish → subscribe, TCP_NODELAY on all clients, ${repeat} interleaved rounds`);
+for (const qos of qualities) {
+  console.log(`QoS ${qos}`);
+  for (const variant of chosen) {
+    const values = series(variant, qos);
+    console.log(`  ${variants[variant].label.padEnd(46)} ${Math.round(median(values)).toLocaleString('en').padStart(8)} msg/s median  (rounds ${values.map((v) => Math.round(v)).join(', ')})`);
+  }
+  const report = (a: Variant, b: Variant, what: string, goal?: number): void => {
+    if (!chosen.includes(a) || !chosen.includes(b)) return;
+    const values = ratios(a, b, qos);
+    const verdict = goal === undefined ? '' : ` (goal ≥ ${goal.toFixed(2)}×: ${median(values) >= goal ? 'met' : 'NOT met'})`;
+    console.log(`  ${what.padEnd(46)} ${median(values).toFixed(2)}× median  (rounds ${fixed(values)})${verdict}`);
+  };
+  report('interchange', 'raw', 'Interchange / raw mqtt.js', 0.9);
+  report('interchange', 'raw-headers', 'Interchange / raw with the same properties');
+  report('devices', 'raw', 'devices → Interchange / raw → raw', 0.9);
 }

@@ -4,17 +4,25 @@ import { dirname } from 'node:path';
 import type { IClientPublishOptions } from 'mqtt';
 import { CapacityError } from '../../src/core/index.ts';
 
-/** One outgoing PUBLISH waiting for the broker. */
-export interface HeldPublish {
-  readonly topic: string;
-  readonly payload: Buffer | string;
-  readonly qos: 0 | 1 | 2;
-  readonly retain: boolean;
-  readonly properties: IClientPublishOptions['properties'];
+/** The `publish` call a message belongs to: told once per message when it is confirmed or failed. */
+export interface PublishBatch {
+  settle(error?: Error | null): void;
+}
+
+/** One outgoing PUBLISH (a class, not a literal per message: the publisher fills in its batch). */
+export class HeldPublish {
   /** Settles the publish call it belongs to (absent for messages reloaded from disk). */
-  readonly done: ((error?: Error) => void) | undefined;
+  batch: PublishBatch | undefined = undefined;
   /** Written to the disk store: its publish already resolved; the file forgets it once the broker confirms. */
-  readonly durable: boolean;
+  durable = false;
+
+  constructor(
+    readonly topic: string,
+    readonly payload: Buffer | string,
+    readonly qos: 0 | 1 | 2,
+    readonly retain: boolean,
+    readonly properties: IClientPublishOptions['properties'],
+  ) {}
 }
 
 interface Line {
@@ -71,7 +79,9 @@ export class ForwardStore {
       } catch {
         continue; // a torn last line from a crash mid-write: its publish never resolved
       }
-      this.items.push({ topic: line.t, payload: Buffer.from(line.p, 'base64'), qos: line.q, retain: line.r, properties: revive(line.pr), done: undefined, durable: true });
+      const item = new HeldPublish(line.t, Buffer.from(line.p, 'base64'), line.q, line.r, revive(line.pr));
+      item.durable = true;
+      this.items.push(item);
       loaded += 1;
     }
     this.durablePending = loaded;

@@ -11,6 +11,8 @@ const ENVELOPE = '$ic';
 
 /** Headers mapped to MQTT 5 properties rather than user properties. */
 const MAPPED = new Set(['contentType', 'replyTo', 'attempt']);
+/** Well-known headers that are numbers by definition (`Headers`): typed by name, not listed in `ic-types`. */
+const NUMERIC = new Set(['timestamp', 'expiresAt']);
 
 export interface EncodedPublish {
   readonly payload: Buffer | string;
@@ -20,7 +22,8 @@ export interface EncodedPublish {
 /**
  * Message → MQTT PUBLISH (payload + MQTT 5 properties).
  *
- * MQTT 5: headers → user properties (non-strings typed through `ic-types`), `contentType` → Content
+ * MQTT 5: headers → user properties (non-strings typed through `ic-types`, but for `timestamp` and
+ * `expiresAt`, numbers by definition), `contentType` → Content
  * Type, `expiresAt` → Message Expiry Interval (rounded up to a second, and kept exact as a user
  * property), `replyTo` → Response Topic, `correlationId` → Correlation Data (and a user property),
  * id → user property `message-id`. `attempt` is not sent (it counts deliveries at one destination).
@@ -39,6 +42,7 @@ export function encodeMessage(message: Message, protocolVersion: 4 | 5): Encoded
     const value = headers[name];
     if (value === undefined || MAPPED.has(name)) continue;
     if (typeof value === 'string') user[name] = value;
+    else if (typeof value === 'number' && NUMERIC.has(name)) user[name] = String(value);
     else {
       user[name] = String(value);
       types += `${types === '' ? '' : ','}${name}:${typeof value === 'number' ? 'n' : 'b'}`;
@@ -91,8 +95,8 @@ export function decodeMessage(packet: IPublishPacket, params: Record<string, str
       if (value === undefined || name === TYPES) continue;
       if (name === ID) id = value;
       else {
-        const type = types?.get(name);
-        headers[name] = type === 'n' ? Number(value) : type === 'b' ? value === 'true' : value;
+        const type = NUMERIC.has(name) ? 'n' : types?.get(name);
+        headers[name] = type === 'n' ? numberOr(value) : type === 'b' ? value === 'true' : value;
       }
     }
   }
@@ -116,6 +120,12 @@ export function decodeMessage(packet: IPublishPacket, params: Record<string, str
   headers.mqttTopic = packet.topic;
   if (attempt > 1) headers.attempt = attempt;
   return { id: id ?? randomUUID(), headers: headers as Headers, body };
+}
+
+/** A header sent as a number (foreign publishers may send anything: a non-number stays a string). */
+function numberOr(value: string): number | string {
+  const number = Number(value);
+  return value !== '' && Number.isFinite(number) ? number : value;
 }
 
 function typedNames(list: string | string[] | undefined): Map<string, string> | undefined {

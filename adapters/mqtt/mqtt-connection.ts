@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
 import { backoffDelay, NotConnectedError, type Logger } from '../../src/core/index.ts';
 import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
@@ -91,7 +91,10 @@ export class MqttConnection {
     this.client.on('connect', (connack: IConnackPacket) => {
       this.attempts = 0;
       this.generation += 1;
-      (this.client.stream as Partial<Socket>).setNoDelay?.(true);
+      if (this.client.stream instanceof Socket) {
+        this.client.stream.setNoDelay(true);
+        coalesceWrites(this.client.stream);
+      }
       this.serverReceiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
       for (const listener of this.connectListeners) listener(connack.sessionPresent);
     });
@@ -168,6 +171,20 @@ export class MqttConnection {
       if (!this.ending && !this.client.connected) this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
     }, delay);
   }
+}
+
+/**
+ * mqtt-packet writes a PUBLISH as many small chunks (a 5-property packet: 22) into a corked socket,
+ * and Node hands them to the kernel as one iovec each: writev over thousands of iovecs cost about a
+ * third of a publisher's CPU here. Joining a corked batch into one buffer first (a memcpy) leaves
+ * one iovec per batch. `_writev`/`_write` are the stream implementer's API; TLS sockets included.
+ */
+function coalesceWrites(socket: Socket): void {
+  const writeOne = socket._write.bind(socket);
+  socket._writev = (chunks, callback) => {
+    const buffers = chunks.map(({ chunk, encoding }) => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, encoding)));
+    writeOne(Buffer.concat(buffers), 'buffer' as BufferEncoding, callback);
+  };
 }
 
 /** The URL without credentials, for messages. */

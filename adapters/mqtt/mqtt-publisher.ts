@@ -1,22 +1,11 @@
 import { NotConnectedError, type Logger } from '../../src/core/index.ts';
-import type { HeldPublish } from './forward-store.ts';
-import type { ForwardStore } from './forward-store.ts';
+import type { ForwardStore, HeldPublish, PublishBatch } from './forward-store.ts';
 import type { MqttConnection } from './mqtt-connection.ts';
 
 /** Settles one `publish` call once every message of it has been confirmed (one object per batch, not per message). */
-class Batch {
+class Batch implements PublishBatch {
   private remaining: number;
   private failed = false;
-  readonly done = (error?: Error): void => {
-    if (this.failed) return;
-    if (error !== undefined && error !== null) {
-      this.failed = true;
-      this.reject(error);
-      return;
-    }
-    this.remaining -= 1;
-    if (this.remaining === 0) this.resolve();
-  };
 
   constructor(
     size: number,
@@ -25,9 +14,18 @@ class Batch {
   ) {
     this.remaining = size;
   }
-}
 
-export type OutgoingPublish = Omit<HeldPublish, 'done' | 'durable'>;
+  settle(error?: Error | null): void {
+    if (this.failed) return;
+    if (error !== undefined && error !== null) {
+      this.failed = true;
+      this.reject(error);
+      return;
+    }
+    this.remaining -= 1;
+    if (this.remaining === 0) this.resolve();
+  }
+}
 
 /**
  * The publishing side: one connection, QoS ≥ 1 messages in flight up to the broker's Receive
@@ -44,7 +42,7 @@ export type OutgoingPublish = Omit<HeldPublish, 'done' | 'durable'>;
 export class MqttPublisher {
   private inflight = 0;
   /** QoS 0 publishes written while the socket buffer was full: settled together on its next `drain`. */
-  private drainWaiters: ((error?: Error) => void)[] = [];
+  private drainWaiters: PublishBatch[] = [];
 
   constructor(
     private readonly connection: MqttConnection,
@@ -55,7 +53,7 @@ export class MqttPublisher {
     connection.onClose(() => {
       const waiters = this.drainWaiters;
       this.drainWaiters = [];
-      for (const done of waiters) done(new NotConnectedError('MQTT connection closed before QoS 0 messages were written'));
+      for (const batch of waiters) batch.settle(new NotConnectedError('MQTT connection closed before QoS 0 messages were written'));
     });
   }
 
@@ -63,22 +61,29 @@ export class MqttPublisher {
     return this.store.size;
   }
 
-  publish(messages: readonly OutgoingPublish[]): Promise<void> {
+  /** Takes ownership of `messages` (fills in their batch). */
+  publish(messages: readonly HeldPublish[]): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const batch = new Batch(messages.length, resolve, reject);
       const connected = this.connection.connected;
-      if (messages.some((message) => message.qos === 0) && !connected) {
-        batch.done(new NotConnectedError('MQTT broker unreachable: QoS 0 messages are not stored (at-most-once)'));
+      if (!connected && messages.some((message) => message.qos === 0)) {
+        batch.settle(new NotConnectedError('MQTT broker unreachable: QoS 0 messages are not stored (at-most-once)'));
         return;
       }
       if (connected && this.store.size === 0 && this.inflight + messages.length <= this.connection.serverReceiveMaximum) {
-        for (const message of messages) this.send({ ...message, done: batch.done, durable: false });
+        for (const message of messages) {
+          message.batch = batch;
+          this.send(message);
+        }
         return;
       }
       const durable = this.store.path !== undefined && !connected;
-      const items: HeldPublish[] = messages.map((message) => ({ ...message, done: durable ? undefined : batch.done, durable }));
-      this.store.hold(items, !connected).then(() => {
+      for (const message of messages) {
+        message.batch = durable ? undefined : batch;
+        message.durable = durable;
+      }
+      this.store.hold(messages, !connected).then(() => {
         if (durable) resolve();
         this.pump();
       }, reject);
@@ -101,16 +106,17 @@ export class MqttPublisher {
       // Without a callback: mqtt.js adds one `drain` listener per QoS 0 callback while the socket is
       // full, and removing each from thousands is quadratic. One listener settles them all instead.
       client.publish(item.topic, item.payload, options);
-      if (item.done === undefined) return;
+      const batch = item.batch;
+      if (batch === undefined) return;
       if (client.stream.writableNeedDrain !== true) {
-        item.done();
+        batch.settle();
         return;
       }
-      if (this.drainWaiters.push(item.done) === 1) {
+      if (this.drainWaiters.push(batch) === 1) {
         client.stream.once('drain', () => {
           const waiters = this.drainWaiters;
           this.drainWaiters = [];
-          for (const done of waiters) done();
+          for (const waiter of waiters) waiter.settle();
         });
       }
       return;
@@ -120,7 +126,7 @@ export class MqttPublisher {
       this.inflight -= 1;
       if (error !== undefined && error !== null) this.log.warn('mqtt publish failed', { topic: item.topic, error: error.message });
       else this.store.confirmed(item);
-      item.done?.(error ?? undefined);
+      item.batch?.settle(error);
       if (this.store.size > 0) this.pump();
     });
   }

@@ -17,11 +17,11 @@ import {
   type Transport,
 } from '../../src/core/index.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
-import { ForwardStore } from './forward-store.ts';
+import { ForwardStore, HeldPublish } from './forward-store.ts';
 import { encodeMessage } from './message-codec.ts';
 import { MqttConnection, redact, type ConnectionConfig } from './mqtt-connection.ts';
 import { validateMqttOptions, type MqttTransportOptions } from './mqtt-options.ts';
-import { MqttPublisher, type OutgoingPublish } from './mqtt-publisher.ts';
+import { MqttPublisher } from './mqtt-publisher.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
 import { publishTopic, TopicPattern } from './topic-pattern.ts';
 
@@ -57,6 +57,7 @@ export class MqttTransport implements Transport {
   private readonly protocolVersion: 4 | 5;
   private publisherConnection: MqttConnection | undefined;
   private publisher: MqttPublisher | undefined;
+  private readonly publishTopics = new Map<string, string>();
   private store: ForwardStore | undefined;
   private readonly subscriptions = new Set<MqttSubscription>();
   /** Client ids in use by this transport's consumers. */
@@ -128,10 +129,11 @@ export class MqttTransport implements Transport {
     const qos = this.qosOf(endpoint);
     const retain = endpoint.options.retain === 'true';
     const templated = isTemplate(endpoint.path);
-    const outgoing: OutgoingPublish[] = messages.map((message) => {
-      const topic = templated ? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path) : publishTopic(endpoint.path);
+    const fixedTopic = templated ? undefined : this.topicOf(endpoint.path);
+    const outgoing = messages.map((message) => {
+      const topic = fixedTopic ?? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path);
       const { payload, properties } = encodeMessage(message, this.protocolVersion);
-      return { topic, payload, properties, qos, retain };
+      return new HeldPublish(topic, payload, qos, retain, properties);
     });
     return publisher.publish(outgoing);
   }
@@ -235,6 +237,16 @@ export class MqttTransport implements Transport {
       const clientId = `${this.baseClientId}:${slot}:${suffix}`;
       if (!this.slots.has(clientId)) return clientId;
     }
+  }
+
+  /** The publish topic of a fixed (non-template) endpoint path, checked once. */
+  private topicOf(path: string): string {
+    let topic = this.publishTopics.get(path);
+    if (topic === undefined) {
+      topic = publishTopic(path);
+      if (this.publishTopics.size < 10_000) this.publishTopics.set(path, topic);
+    }
+    return topic;
   }
 
   private qosOf(endpoint: Endpoint): Qos {

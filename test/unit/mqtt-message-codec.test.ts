@@ -1,0 +1,44 @@
+import type { IPublishPacket } from 'mqtt';
+import { describe, expect, it } from 'vitest';
+import { createMessage } from '../../src/index.ts';
+import { decodeMessage, encodeMessage } from '../../adapters/mqtt/message-codec.ts';
+
+/** What the broker hands a subscriber for a PUBLISH written from `encodeMessage`'s output. */
+function received(encoded: ReturnType<typeof encodeMessage>, topic = 't'): IPublishPacket {
+  const payload = typeof encoded.payload === 'string' ? Buffer.from(encoded.payload) : encoded.payload;
+  const properties = encoded.properties as IPublishPacket['properties'];
+  return { cmd: 'publish', topic, payload, qos: 1, dup: false, retain: false, ...(properties === undefined ? {} : { properties }) };
+}
+
+describe('MQTT message codec', () => {
+  it('carries id and headers as MQTT 5 user properties, typed on the way back', () => {
+    const message = createMessage({ a: 1 }, { headers: { tenant: 'acme', priority: 3, urgent: true, correlationId: 'c-1' } });
+    const encoded = encodeMessage(message, 5);
+    const back = decodeMessage(received(encoded), undefined, 1);
+    expect(back.id).toBe(message.id);
+    expect(back.body).toEqual({ a: 1 });
+    expect(back.headers).toMatchObject({ tenant: 'acme', priority: 3, urgent: true, correlationId: 'c-1', timestamp: message.headers.timestamp });
+  });
+
+  it('types timestamp and expiresAt by name: no ic-types entry is sent for them', () => {
+    const message = createMessage('x', { headers: { expiresAt: Date.now() + 60_000 } });
+    const user = encodeMessage(message, 5).properties?.userProperties ?? {};
+    expect(user['ic-types']).toBeUndefined();
+    const back = decodeMessage(received(encodeMessage(message, 5)), undefined, 1);
+    expect(back.headers.timestamp).toBe(message.headers.timestamp);
+    expect(back.headers.expiresAt).toBe(message.headers.expiresAt);
+  });
+
+  it('keeps a foreign publisher\'s non-numeric timestamp as the string it sent', () => {
+    const packet = received({ payload: '{}', properties: { userProperties: { timestamp: 'yesterday' } } });
+    expect(decodeMessage(packet, undefined, 1).headers.timestamp).toBe('yesterday');
+  });
+
+  it('gives messages from publishers without an id a fresh one, and topic parameters as headers', () => {
+    const packet = received({ payload: '{"t":21}', properties: undefined }, 'devices/d7/telemetry');
+    const message = decodeMessage(packet, { deviceId: 'd7' }, 2);
+    expect(message.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(message.headers).toMatchObject({ deviceId: 'd7', mqttTopic: 'devices/d7/telemetry', attempt: 2 });
+    expect(message.body).toEqual({ t: 21 });
+  });
+});
