@@ -1,5 +1,5 @@
 import { Socket } from 'node:net';
-import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient, type Packet } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
 import { backoffDelay, NotConnectedError, type Logger } from '../../src/core/index.ts';
 import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
 
@@ -20,6 +20,8 @@ export interface ConnectionConfig {
   readonly connectTimeoutMs: number;
   readonly initialDelayMs: number;
   readonly maxDelayMs: number;
+  /** QoS 2 inbound state (mqtt.js's `incomingStore`); default mqtt.js's in-memory store. */
+  readonly incomingStore?: IStore;
   /** Takes over acknowledgement of inbound QoS ≥ 1 PUBLISHes (see `AckPipeline`). */
   readonly onPublish?: (packet: IPublishPacket) => void;
 }
@@ -70,6 +72,7 @@ export class MqttConnection {
       options.properties = { sessionExpiryInterval: config.persistent ? config.sessionExpirySeconds : 0 };
       if (config.receiveMaximum !== undefined) options.properties.receiveMaximum = config.receiveMaximum;
     }
+    if (config.incomingStore !== undefined) options.incomingStore = config.incomingStore;
     if (config.username !== undefined) options.username = config.username;
     if (config.password !== undefined) options.password = config.password;
     if (config.tls !== undefined) Object.assign(options, config.tls);

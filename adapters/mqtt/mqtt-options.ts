@@ -55,6 +55,12 @@ export interface MqttTransportOptions {
   /** Reconnect backoff: first delay, ceiling (ms); each delay gets ±50 % jitter (defaults 250, 30,000). */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
   readonly storeAndForward?: StoreAndForwardOptions;
+  /**
+   * QoS 2 inbound state on disk, one subdirectory per consumer session: a message processed and
+   * PUBREC'd (or about to be) is not processed again when a crash makes the broker resend it, and the
+   * broker's PUBREL finds it after a restart. Default: memory (the same within one process only).
+   */
+  readonly qos2Store?: { readonly directory: string };
   readonly lastWill?: LastWillOptions;
   readonly keepaliveSeconds?: number;
   readonly connectTimeoutMs?: number;
@@ -91,6 +97,12 @@ export const mqttOptionsSchema = {
       type: 'object',
       additionalProperties: false,
       properties: { capacity: { type: 'integer', minimum: 1, default: 10000 }, path: { type: 'string', minLength: 1 } },
+    },
+    qos2Store: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['directory'],
+      properties: { directory: { type: 'string', minLength: 1, description: 'Directory for QoS 2 inbound state (one subdirectory per consumer session).' } },
     },
     lastWill: {
       type: 'object',

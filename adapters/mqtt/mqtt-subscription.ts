@@ -2,6 +2,7 @@ import type { IPublishPacket } from 'mqtt';
 import type { Subscriber } from 'rxjs';
 import { createDelivery, InterchangeError, withHeaders, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
 import { AckPipeline, InboundDelivery, Redelivery, type AckTarget } from './ack-pipeline.ts';
+import { IncomingStore } from './incoming-store.ts';
 import { decodeMessage } from './message-codec.ts';
 import type { ConnectionConfig } from './mqtt-connection.ts';
 import { MqttConnection } from './mqtt-connection.ts';
@@ -23,6 +24,8 @@ export interface SubscriptionSettings {
    * redelivery counts as one even from brokers that do not set DUP (aedes). Entries are consumed.
    */
   readonly handedBack: Map<string, number>;
+  /** Directory keeping this session's QoS 2 inbound state across restarts (default: memory). */
+  readonly qos2Directory?: string;
 }
 
 /** A subscription the broker refused (SUBACK failure code), or a fatal consumer error. */
@@ -55,6 +58,7 @@ const noSettle = { ack: (): void => {}, nack: (): void => {} };
 export class MqttSubscription implements AckTarget {
   readonly connection: MqttConnection;
   private readonly pipeline: AckPipeline;
+  private readonly incoming: IncomingStore;
   private intakeOpen = true;
   private closed = false;
   /** Emitted, not yet ready. */
@@ -66,10 +70,12 @@ export class MqttSubscription implements AckTarget {
     private readonly settings: SubscriptionSettings,
     private readonly subscriber: Subscriber<Delivery>,
   ) {
-    this.connection = new MqttConnection({ ...settings.connection, onPublish: (packet) => this.onPublish(packet) }, settings.log);
+    this.incoming = IncomingStore.open(settings.qos2Directory);
+    this.connection = new MqttConnection({ ...settings.connection, incomingStore: this.incoming, onPublish: (packet) => this.onPublish(packet) }, settings.log);
     this.pipeline = new AckPipeline((slot) => this.acknowledge(slot));
     this.connection.onConnect((sessionPresent) => {
       this.reset();
+      if (!sessionPresent) this.incoming.clear();
       if (!sessionPresent || !settings.connection.persistent) this.subscribe();
     });
     this.connection.onClose(() => this.reset());
@@ -129,6 +135,15 @@ export class MqttSubscription implements AckTarget {
   private onPublish(packet: IPublishPacket): void {
     if (!this.intakeOpen) return; // held: neither emitted nor acknowledged
     let message = this.decode(packet, packet.dup ? 2 : 1);
+    if (packet.qos === 2 && this.incoming.has(packet.messageId)) {
+      // Processed before (by this process, or one that crashed before the broker got its PUBREC):
+      // acknowledged again, in order, without being processed twice.
+      const slot = new InboundDelivery(message, packet, this.connection.generation, this);
+      slot.ready = true;
+      this.pipeline.push(slot);
+      this.pipeline.flush();
+      return;
+    }
     const before = this.settings.handedBack.get(message.id);
     if (before !== undefined) {
       this.settings.handedBack.delete(message.id);
@@ -167,7 +182,10 @@ export class MqttSubscription implements AckTarget {
     if (qos === 1) this.connection.send({ cmd: 'puback', messageId });
     else if (qos === 2) {
       const connection = this.connection;
-      connection.client.incomingStore.put(slot.packet, () => {
+      connection.client.incomingStore.put(slot.packet, (error) => {
+        // Not kept (disk error): acknowledged all the same — a crash now would mean a duplicate, a
+        // stalled acknowledgement pipeline would stop the consumer.
+        if (error !== undefined && error !== null) this.settings.log.warn('mqtt QoS 2 state not saved; a crash before PUBREL may redeliver the message', { topic: slot.packet.topic, error: error.message });
         if (slot.generation === connection.generation) connection.send({ cmd: 'pubrec', messageId });
       });
     }

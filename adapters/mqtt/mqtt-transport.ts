@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import {
   EndpointError,
@@ -159,6 +160,7 @@ export class MqttTransport implements Transport {
           log: this.log,
           deadLetter: (message, reason) => this.deadLetter(message, reason),
           handedBack: this.handedBackOf(clientId),
+          ...(this.options.qos2Store === undefined ? {} : { qos2Directory: join(this.options.qos2Store.directory, clientId) }),
         },
         subscriber,
       );
