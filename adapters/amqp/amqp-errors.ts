@@ -31,18 +31,4 @@ export class AmqpConfigurationError extends InterchangeError {
   }
 }
 
-/**
- * The URL with its password (and any `password=`-like query value) replaced by `***`: safe for logs
- * and error messages.
- * @example redactUrl('amqp://app:s3cret@rabbit:5672/prod') // 'amqp://app:***@rabbit:5672/prod'
- */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*:)[^@/?#]*@/i, '$1***@').replace(/((?:password|pass|secret)=)[^&]*/gi, '$1***');
-}
-
-/** Removes every occurrence of `secrets` from a text (error messages of the client library can echo a URL). */
-export function redactText(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret.length >= 3) out = out.split(secret).join('***');
-  return out;
-}
+export { redactText, redactUrl } from '../../src/core/redact.ts';

@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
-import { backoffDelay, NotConnectedError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, NotConnectedError, redactUrl, type Logger } from '../../src/core/index.ts';
 import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
 
 export interface ConnectionConfig {
@@ -128,7 +128,7 @@ export class MqttConnection {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.connectListeners.delete(onConnect);
-        reject(new NotConnectedError(`MQTT broker ${redact(this.config.url)} not reachable within ${this.config.connectTimeoutMs} ms (client '${this.config.clientId}')`));
+        reject(new NotConnectedError(`MQTT broker ${redactUrl(this.config.url)} not reachable within ${this.config.connectTimeoutMs} ms (client '${this.config.clientId}')`));
       }, this.config.connectTimeoutMs);
       const onConnect = (): void => {
         clearTimeout(timer);
@@ -190,7 +190,3 @@ function coalesceWrites(socket: Socket): void {
   };
 }
 
-/** The URL without credentials, for messages. */
-export function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}

@@ -10,6 +10,7 @@ import {
   withHeaders,
   isTemplate,
   parseEndpoint,
+  redactUrl,
   type ConsumeOptions,
   type Delivery,
   type Endpoint,
@@ -20,7 +21,7 @@ import {
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
 import { encodeMessage } from './message-codec.ts';
-import { MqttConnection, redact, type ConnectionConfig } from './mqtt-connection.ts';
+import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
 import { validateMqttOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
@@ -121,7 +122,7 @@ export class MqttTransport implements Transport {
       await this.close();
       throw error;
     }
-    this.log.info('mqtt transport connected', { url: redact(this.url), clientId: this.baseClientId });
+    this.log.info('mqtt transport connected', { url: redactUrl(this.url), clientId: this.baseClientId });
   }
 
   async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Container, ContainerModule } from 'inversify';
-import { amqpModule, AmqpTransport, redactUrl } from '../../adapters/amqp/index.ts';
+import { amqpModule, AmqpTransport } from '../../adapters/amqp/index.ts';
 import { mqttModule, MqttTransport } from '../../adapters/mqtt/index.ts';
-import { parseEndpoint, type StepDefinition } from '../core/index.ts';
+import { parseEndpoint, redactUrl, type StepDefinition } from '../core/index.ts';
 import type { RouteSource } from '../dsl/route-definition.ts';
 
 export interface EnvironmentModule {

@@ -13,3 +13,4 @@ export * from './logger.ts';
 export * from './declared-at.ts';
 export * from './timers.ts';
 export * from './backoff.ts';
+export { redactText, redactUrl } from './redact.ts';
