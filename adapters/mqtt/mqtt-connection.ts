@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
 import { backoffDelay, NotConnectedError, redactUrl, type Logger } from '../../src/core/index.ts';
-import type { LastWillOptions, MqttTlsOptions } from './mqtt-options.ts';
+import { MqttConnectionRefusedError, type LastWillOptions, type MqttTlsOptions } from './mqtt-options.ts';
 
 export interface ConnectionConfig {
   readonly url: string;
@@ -50,9 +50,11 @@ export class MqttConnection {
   private attempts = 0;
   private timer: NodeJS.Timeout | undefined;
   private ending = false;
+  private refused = false;
   private started = false;
   private readonly connectListeners = new Set<(sessionPresent: boolean) => void>();
   private readonly closeListeners = new Set<() => void>();
+  private readonly refusalListeners = new Set<(error: Error) => void>();
 
   constructor(
     readonly config: ConnectionConfig,
@@ -90,6 +92,7 @@ export class MqttConnection {
     this.client.on('error', (error) => {
       if (error === HELD) return;
       this.log.warn('mqtt client error', { clientId: config.clientId, error: error.message });
+      if (isRefusal(error)) for (const listener of this.refusalListeners) listener(error);
     });
     this.client.on('connect', (connack: IConnackPacket) => {
       this.attempts = 0;
@@ -121,21 +124,35 @@ export class MqttConnection {
 
   /**
    * Connects; resolves on the first CONNACK, rejects with `NotConnectedError` if none comes within
-   * the connect timeout (reconnecting goes on in the background until `end`).
+   * the connect timeout (reconnecting goes on in the background until `end`), and at once with
+   * `MqttConnectionRefusedError` when the broker refuses the client for good or TLS verification
+   * fails (reconnecting stops: the caller ends the connection).
    */
   open(): Promise<void> {
     if (this.client.connected) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const settled = (): void => {
+        clearTimeout(timer);
         this.connectListeners.delete(onConnect);
+        this.refusalListeners.delete(onRefusal);
+      };
+      const timer = setTimeout(() => {
+        settled();
         reject(new NotConnectedError(`MQTT broker ${redactUrl(this.config.url)} not reachable within ${this.config.connectTimeoutMs} ms (client '${this.config.clientId}')`));
       }, this.config.connectTimeoutMs);
       const onConnect = (): void => {
-        clearTimeout(timer);
-        this.connectListeners.delete(onConnect);
+        settled();
         resolve();
       };
+      const onRefusal = (error: Error): void => {
+        settled();
+        this.refused = true; // the same configuration would be refused again: no reconnecting
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        reject(new MqttConnectionRefusedError(`MQTT broker ${redactUrl(this.config.url)} refused client '${this.config.clientId}': ${error.message}`, { cause: error }));
+      };
       this.connectListeners.add(onConnect);
+      this.refusalListeners.add(onRefusal);
       if (!this.started) {
         this.started = true;
         this.client.connect();
@@ -165,7 +182,7 @@ export class MqttConnection {
   }
 
   private scheduleReconnect(): void {
-    if (this.ending || this.timer !== undefined) return;
+    if (this.ending || this.refused || this.timer !== undefined) return;
     const delay = backoffDelay(this.attempts, { initialMs: this.config.initialDelayMs, maxMs: this.config.maxDelayMs });
     this.attempts += 1;
     this.timer = setTimeout(() => {
@@ -174,6 +191,19 @@ export class MqttConnection {
       if (!this.ending && !this.client.connected) this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
     }, delay);
   }
+}
+
+/**
+ * CONNACK refusals that the same configuration will always get (MQTT 5 reason codes: 0x84 protocol
+ * version, 0x85 client id, 0x86 bad user name or password, 0x87 not authorized, 0x8A banned, 0x8C bad
+ * authentication method; MQTT 3.1.1 return codes 1, 2, 4, 5), and failed TLS verification. "Server
+ * unavailable" and "busy" are not among them: those are retried.
+ */
+const REFUSED = new Set([1, 2, 4, 5, 0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c]);
+function isRefusal(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'number') return REFUSED.has(code);
+  return typeof code === 'string' && /CERT|UNABLE_TO_VERIFY|HOSTNAME|ERR_TLS|ERR_SSL|SELF_SIGNED/.test(code);
 }
 
 /**

@@ -12,11 +12,17 @@ export interface StoreAndForwardOptions {
   readonly path?: string;
 }
 
-/** The adapter-level last will: published by the broker if this process disappears. */
+/**
+ * The adapter's status topic: `onlinePayload` is published (retained by default) on every connect,
+ * the will `payload` by the broker if this process vanishes and by the adapter on a graceful close —
+ * so the topic always says whether this instance is up (Home Assistant / Sparkplug style).
+ */
 export interface LastWillOptions {
   readonly topic: string;
-  /** Payload (UTF-8), default `offline`. */
+  /** Will payload (UTF-8), also published on a graceful close; default `offline`. */
   readonly payload?: string;
+  /** Published on every connect; default `online`. */
+  readonly onlinePayload?: string;
   readonly qos?: 0 | 1 | 2;
   readonly retain?: boolean;
 }
@@ -108,12 +114,24 @@ export const mqttOptionsSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['topic'],
-      properties: { topic: { type: 'string', minLength: 1 }, payload: { type: 'string' }, qos: { enum: [0, 1, 2] }, retain: { type: 'boolean' } },
+      properties: { topic: { type: 'string', minLength: 1 }, payload: { type: 'string' }, onlinePayload: { type: 'string' }, qos: { enum: [0, 1, 2] }, retain: { type: 'boolean' } },
     },
     keepaliveSeconds: { type: 'integer', minimum: 0, default: 30 },
     connectTimeoutMs: { type: 'integer', minimum: 1, default: 10000 },
   },
 } as const;
+
+/**
+ * The broker refused this client for good (bad credentials, not authorized, banned, client id
+ * rejected) or its TLS certificate failed verification: retrying the same configuration cannot help,
+ * so `connect()` fails at once with the broker's reason as `cause`, rather than after the timeout.
+ */
+export class MqttConnectionRefusedError extends InterchangeError {
+  override readonly name = 'MqttConnectionRefusedError';
+  constructor(message: string, options: { cause: unknown }) {
+    super('MQTT_REFUSED', message, { ...options, permanent: true });
+  }
+}
 
 /** The adapter's configuration is invalid, or cannot keep what it promises (a persistent session). */
 export class MqttConfigError extends InterchangeError {
@@ -132,8 +150,10 @@ let validator: ReturnType<Ajv2020['compile']> | undefined;
  */
 export function validateMqttOptions(options: MqttTransportOptions): void {
   validator ??= new Ajv2020({ strict: true, allErrors: true, strictTuples: false }).compile(mqttOptionsSchema);
-  const { password: _secret, tls: _tls, ...shown } = options;
-  if (!validator({ ...shown, ...(options.tls === undefined ? {} : { tls: {} }) })) {
+  const { password: _secret, tls, ...shown } = options;
+  // TLS material is validated by shape with its values masked, so no message can echo a key
+  const maskedTls = tls === undefined || typeof tls !== 'object' ? tls : Object.fromEntries(Object.entries(tls).map(([name, value]) => [name, name === 'rejectUnauthorized' ? value : '<redacted>']));
+  if (!validator({ ...shown, ...(tls === undefined ? {} : { tls: maskedTls }) })) {
     const problems = (validator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message ?? 'is invalid'}`).join('; ');
     throw new MqttConfigError(`invalid MQTT options: ${problems}`);
   }

@@ -22,7 +22,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
 import { encodeMessage } from './message-codec.ts';
 import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
-import { validateMqttOptions, type MqttTransportOptions } from './mqtt-options.ts';
+import { validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
 import { publishTopic, TopicPattern } from './topic-pattern.ts';
@@ -116,6 +116,8 @@ export class MqttTransport implements Transport {
     this.store = store;
     this.publisherConnection = connection;
     this.publisher = new MqttPublisher(connection, store, this.log);
+    const status = this.options.lastWill;
+    if (status !== undefined) connection.onConnect(() => announce(connection, status, status.onlinePayload ?? 'online'));
     try {
       await connection.open();
     } catch (error) {
@@ -209,7 +211,9 @@ export class MqttTransport implements Transport {
     this.publisherConnection = undefined;
     this.publisher = undefined;
     this.connecting = undefined;
-    await connection?.end();
+    const status = this.options.lastWill;
+    if (connection?.connected === true && status !== undefined) announce(connection, status, status.payload ?? 'offline');
+    await connection?.end(); // after the status message: a graceful end waits for what is in flight
     await this.store?.close();
     this.store = undefined;
     if (this.embedded !== undefined) {
@@ -283,4 +287,9 @@ export class MqttTransport implements Transport {
 
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 10);
+}
+
+/** Publishes on the status topic (the will's QoS and retain flag). */
+function announce(connection: MqttConnection, status: LastWillOptions, payload: string): void {
+  connection.client.publish(status.topic, payload, { qos: status.qos ?? 1, retain: status.retain ?? true });
 }
