@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBroker, sleep } from '../integration/mqtt-helpers.ts';
+import { requireBroker, sleep, terminate } from '../integration/mqtt-helpers.ts';
 
 /**
  * A Mosquitto of the test's own on a loopback port, with its own config: the machine's broker is
@@ -56,11 +56,7 @@ export class OwnMosquitto {
   async stop(): Promise<void> {
     const child = this.process;
     this.process = undefined;
-    if (child === undefined || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await terminate(child);
   }
 
   async restart(): Promise<void> {

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { defer, switchMap } from 'rxjs';
 import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
@@ -71,4 +72,13 @@ export async function waitFor(check: () => boolean, describe: () => string, time
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
     await sleep(10);
   }
+}
+
+/** Stops a broker process of a test's own with SIGTERM (Mosquitto saves its database on the way out); resolves on exit. */
+export async function terminate(child: ChildProcess | undefined): Promise<void> {
+  if (child === undefined || child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
 }

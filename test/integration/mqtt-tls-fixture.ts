@@ -4,7 +4,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { requireBroker, sleep } from './mqtt-helpers.ts';
+import { requireBroker, sleep, terminate } from './mqtt-helpers.ts';
 
 const exec = promisify(execFile);
 const OPENSSL = '/usr/bin/openssl';
@@ -173,11 +173,7 @@ export class TlsMosquitto {
   async stop(): Promise<void> {
     const child = this.process;
     this.process = undefined;
-    if (child === undefined || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await terminate(child);
   }
 
   async dispose(): Promise<void> {
