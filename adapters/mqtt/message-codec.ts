@@ -73,8 +73,10 @@ function encodableBody(body: unknown): unknown {
  * a fresh one; a payload that is not JSON → a UTF-8 string; `application/octet-stream` → Buffer).
  * `params` (named topic parameters) become headers of the same names, over user properties of those
  * names; `mqttTopic` holds the concrete topic. `attempt` is 2 for a broker redelivery (DUP).
+ * `rawPayload` (endpoint option `payload=raw`): the body is the payload's bytes as sent, unparsed —
+ * for routes that parse and validate themselves and dead-letter the original bytes.
  */
-export function decodeMessage(packet: IPublishPacket, params: Record<string, string> | undefined, attempt: number): Message {
+export function decodeMessage(packet: IPublishPacket, params: Record<string, string> | undefined, attempt: number, rawPayload = false): Message {
   const payload = packet.payload as Buffer;
   const properties = packet.properties;
   const headers: Record<string, HeaderValue | undefined> = {};
@@ -101,7 +103,7 @@ export function decodeMessage(packet: IPublishPacket, params: Record<string, str
     }
   }
   const contentType = headers.contentType as string | undefined;
-  if (contentType === 'application/octet-stream') body = payload;
+  if (rawPayload || contentType === 'application/octet-stream') body = payload;
   else if (contentType?.startsWith('text/') === true) body = payload.toString();
   else {
     const text = payload.toString();

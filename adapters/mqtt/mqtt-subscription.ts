@@ -24,6 +24,8 @@ export interface SubscriptionSettings {
    * redelivery counts as one even from brokers that do not set DUP (aedes). Entries are consumed.
    */
   readonly handedBack: Map<string, number>;
+  /** Bodies are the payload bytes as sent (endpoint option `payload=raw`), not parsed. */
+  readonly rawPayload?: boolean;
   /** Directory keeping this session's QoS 2 inbound state across restarts (default: memory). */
   readonly qos2Directory?: string;
 }
@@ -174,7 +176,7 @@ export class MqttSubscription implements AckTarget {
 
   private decode(packet: IPublishPacket, attempt: number): Message {
     const { pattern } = this.settings;
-    return decodeMessage(packet, pattern.hasParams ? pattern.paramsOf(packet.topic) : undefined, attempt);
+    return decodeMessage(packet, pattern.hasParams ? pattern.paramsOf(packet.topic) : undefined, attempt, this.settings.rawPayload === true);
   }
 
   private acknowledge(slot: InboundDelivery): void {

@@ -35,7 +35,8 @@ type Qos = 0 | 1 | 2;
  * Endpoints:
  * - consume `mqtt:devices/+deviceId/telemetry?qos=1` — wildcards, named parameters (each a message
  *   header of that name, e.g. `deviceId`), `#rest`; `?group=g` or `$share/g/…` for a shared
- *   subscription (instances split the stream); `?clientId=` pins the consumer's session id.
+ *   subscription (instances split the stream); `?clientId=` pins the consumer's session id;
+ *   `?payload=raw` gives the payload's bytes as the body, unparsed (headers still decoded).
  * - publish `mqtt:commands/{deviceId}?qos=1&retain=true` — `{name}` filled from headers, then body.
  *
  * Contract (the transport SPI, MQTT flavoured):
@@ -163,6 +164,7 @@ export class MqttTransport implements Transport {
           log: this.log,
           deadLetter: (message, reason) => this.deadLetter(message, reason),
           handedBack: this.handedBackOf(clientId),
+          rawPayload: rawPayloadOf(endpoint),
           ...(this.options.qos2Store === undefined ? {} : { qos2Directory: join(this.options.qos2Store.directory, clientId) }),
         },
         subscriber,
@@ -191,6 +193,7 @@ export class MqttTransport implements Transport {
    * consuming, so QoS ≥ 1 messages published before that consumer starts are kept for it.
    */
   async provision(endpoint: Endpoint): Promise<void> {
+    if (this.brokerUrl === undefined) await this.connect(); // the embedded broker starts on connect
     const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
     const clientId = endpoint.options.clientId ?? `${this.baseClientId}:0:${hash(pattern.filter)}`;
     await this.ending.get(clientId);
@@ -292,4 +295,11 @@ function hash(text: string): string {
 /** Publishes on the status topic (the will's QoS and retain flag). */
 function announce(connection: MqttConnection, status: LastWillOptions, payload: string): void {
   connection.client.publish(status.topic, payload, { qos: status.qos ?? 1, retain: status.retain ?? true });
+}
+
+/** Endpoint option `payload`: `raw` (bodies are the payload bytes) or `decoded` (the default). */
+function rawPayloadOf(endpoint: Endpoint): boolean {
+  const payload = endpoint.options.payload;
+  if (payload !== undefined && payload !== 'raw' && payload !== 'decoded') throw new EndpointError(`'${endpoint.uri}': payload must be 'raw' or 'decoded', got '${payload}'`);
+  return payload === 'raw';
 }

@@ -105,6 +105,8 @@ export interface IntegrationOptions {
  */
 export function createIntegration({ routes, modules = [], container = new Container(), scheduler, logger }: IntegrationOptions): Integration & { readonly container: Container } {
   container.load(coreModule, ...modules);
+  // the given logger is the container's too, so transports resolved from DI log through it
+  if (logger !== undefined) container.rebind<Logger>(Logger).toConstantValue(logger);
   if (!container.isBound(MemoryTransport)) container.load(memoryModule());
   const integration = new Integration({
     routes,

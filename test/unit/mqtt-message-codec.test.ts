@@ -41,4 +41,12 @@ describe('MQTT message codec', () => {
     expect(message.headers).toMatchObject({ deviceId: 'd7', mqttTopic: 'devices/d7/telemetry', attempt: 2 });
     expect(message.body).toEqual({ t: 21 });
   });
+
+  it('payload=raw: the body is the payload bytes as sent, unparsed; headers still decoded', () => {
+    const bytes = Buffer.from('{"deviceId": "d1", "t": 21.5}');
+    const packet = { ...received({ payload: bytes, properties: { userProperties: { tenant: 'acme' } } }, 'devices/d1/telemetry') };
+    const message = decodeMessage(packet, { deviceId: 'd1' }, 1, true);
+    expect(message.body).toBe(bytes);
+    expect(message.headers).toMatchObject({ tenant: 'acme', deviceId: 'd1', mqttTopic: 'devices/d1/telemetry' });
+  });
 });
