@@ -1,5 +1,5 @@
 import { Observable, type Subscription } from 'rxjs';
-import { combineMessages, scheduleTracked, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
+import { combineMessages, createDelivery, scheduleTracked, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
 import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from './aggregation-repository.ts';
 
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
@@ -20,6 +20,19 @@ export interface AggregateOptions<I, A> {
   readonly repository?: AggregationRepository<A>;
   /** When the route stops: emit open groups (default) or reject their inputs for redelivery. */
   readonly onStop?: 'complete' | 'reject';
+  /**
+   * When the inputs are settled (Camel completes an input exchange once it is in the repository):
+   * - `'on-completion'` (default): together with the aggregate, once it is settled downstream —
+   *   at-least-once for the aggregate, but every open group holds its inputs unsettled, so the
+   *   route's prefetch (an MQTT receive maximum, an AMQP prefetch) must exceed groups × size or the
+   *   route stalls.
+   * - `'on-arrival'`: each input is acked as soon as it has been added to its group, so open groups
+   *   hold no prefetch. The repository then owns the group: with the in-memory repository, open
+   *   groups are lost on a crash (their inputs are already acked, never redelivered), and an
+   *   aggregate rejected downstream is lost too (logged). `onStop: 'reject'` drops open groups
+   *   (logged), as their inputs can no longer be rejected.
+   */
+  readonly settleInputs?: 'on-completion' | 'on-arrival';
 }
 
 /**
@@ -27,13 +40,15 @@ export interface AggregateOptions<I, A> {
  * predicate (at least one is required). The aggregate's id is derived from its inputs' ids and its
  * header `aggregationCompletedBy` says why it completed.
  *
- * Settlement: inputs stay unsettled until the aggregate they joined is settled, then are settled with
- * it — so the route's prefetch must exceed the messages held open at once (groups × size).
+ * Settlement (`settleInputs`): by default inputs stay unsettled until the aggregate they joined is
+ * settled, then are settled with it — so the route's prefetch must exceed the messages held open at
+ * once (groups × size). With `'on-arrival'` each input is acked once added to its group.
  * A throwing `correlate` or `strategy` fails that input only; its group is left as it was.
  * @example aggregate({ correlate: (m) => m.body.deviceId, strategy: (s = [], m) => [...s, m.body], size: 10, timeoutMs: 5000 })
  */
 export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I, A> {
-  const { correlate, strategy, size, timeoutMs, predicate, onStop = 'complete' } = options;
+  const { correlate, strategy, size, timeoutMs, predicate, onStop = 'complete', settleInputs = 'on-completion' } = options;
+  const onArrival = settleInputs === 'on-arrival';
   if (size === undefined && timeoutMs === undefined && predicate === undefined) {
     throw new RouteDefinitionError('aggregate needs a completion condition: size, timeoutMs or predicate');
   }
@@ -59,8 +74,17 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
           group.value,
           { aggregationKey: key, aggregationSize: group.inputs.length, aggregationCompletedBy: reason },
         );
-        subscriber.next(joinDeliveries(group.inputs, message));
+        subscriber.next(onArrival ? detached(message) : joinDeliveries(group.inputs, message));
       };
+
+      /** An aggregate whose inputs were settled on arrival: nobody is left to reject to. */
+      const detached = <T>(message: Message<T>): Delivery<T> =>
+        createDelivery(message, {
+          ack: () => {},
+          nack: (reason) => {
+            context.log.warn('aggregate rejected after its inputs were settled on arrival: it is lost', { route: context.routeId, step: context.stepId, messageId: message.id, error: reason });
+          },
+        });
 
       /** Once the source has completed: emits open groups or rejects their inputs, per `onStop`. */
       const stopOpenGroups = (): void => {
@@ -71,6 +95,9 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
             repository.remove(key);
             timers.get(key)?.unsubscribe();
             timers.delete(key);
+            if (onArrival && group !== undefined) {
+              context.log.warn('route stopped with an open group whose inputs were settled on arrival: it is dropped', { route: context.routeId, step: context.stepId, key, size: group.inputs.length });
+            }
             for (const input of group?.inputs ?? []) input.nack(new InterchangeError('AGGREGATOR_STOPPED', `route '${context.routeId}' stopped with this message in an open group of step '${context.stepId}'`));
           }
         }
@@ -92,6 +119,7 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
           // Decided before the group is stored, so a throwing predicate leaves the group as it was.
           const completedBy = size !== undefined && count >= size ? 'size' : predicate?.(group.value, count) === true ? 'predicate' : undefined;
           repository.put(group);
+          if (onArrival) delivery.ack();
           if (completedBy !== undefined) return complete(key, completedBy);
         } catch (error) {
           const delay = context.failed(delivery, error, attempt);

@@ -34,7 +34,7 @@ export class LiveDisplay {
   ) {}
 
   start(intervalMs = 1000): void {
-    this.previous = this.sample();
+    this.previous = snapshot(this.sample());
     this.previousAt = this.clock();
     this.timer = setInterval(() => this.tick(), intervalMs);
   }
@@ -42,7 +42,7 @@ export class LiveDisplay {
   /** Samples the metrics and writes the lines for the time since the previous tick. */
   tick(): void {
     const now = this.clock();
-    const current = this.sample();
+    const current = snapshot(this.sample());
     const elapsedSeconds = (now - this.previousAt) / 1000;
     const ids = Object.keys(current);
     const idWidth = Math.max(0, ...ids.map((id) => id.length));
@@ -69,7 +69,18 @@ export class LiveDisplay {
   }
 }
 
+/** A copy that later counting cannot change: the per-step `sent` counters are an object of their own. */
+function snapshot(sample: MetricsSnapshot): MetricsSnapshot {
+  const copy: Record<string, Readonly<RouteMetrics>> = {};
+  for (const id in sample) {
+    const metrics = sample[id] as Readonly<RouteMetrics>;
+    copy[id] = { ...metrics, sent: { ...metrics.sent } };
+  }
+  return copy;
+}
+
 function sameCounters(a: Readonly<RouteMetrics> | undefined, b: Readonly<RouteMetrics>): boolean {
   if (a === undefined) return false;
-  return (Object.keys(b) as (keyof RouteMetrics)[]).every((key) => a[key] === b[key]);
+  const sameSent = Object.keys(b.sent).length === Object.keys(a.sent).length && Object.keys(b.sent).every((step) => a.sent[step] === b.sent[step]);
+  return sameSent && (Object.keys(b) as (keyof RouteMetrics)[]).every((key) => key === 'sent' || a[key] === b[key]);
 }

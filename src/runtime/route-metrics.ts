@@ -17,8 +17,10 @@ export interface RouteMetrics {
   expired: number;
   /** Taken and not yet settled. */
   inFlight: number;
+  /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list). */
+  sent: Record<string, number>;
 }
 
 export function emptyMetrics(): RouteMetrics {
-  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0 };
+  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0, sent: {} };
 }

@@ -184,7 +184,17 @@ export class RouteRuntime {
       declaredAt: step.declaredAt,
       scheduler,
       log,
-      publish: (uri, messages) => transports.publish(uri, messages),
+      publish: (uri, messages) => {
+        const sending = transports.publish(uri, messages);
+        // counted on the side: the step sees the very promise the transport returned, with no extra turn
+        sending.then(
+          () => {
+            metrics.sent[step.id] = (metrics.sent[step.id] ?? 0) + messages.length;
+          },
+          () => {},
+        );
+        return sending;
+      },
       service,
       filtered: (delivery) => {
         metrics.filtered += 1;

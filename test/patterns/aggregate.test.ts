@@ -4,7 +4,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { aggregate, type AggregateOptions } from '../../patterns/aggregate.ts';
 import { InMemoryAggregationRepository } from '../../patterns/aggregation-repository.ts';
-import { InterchangeError, RouteDefinitionError, type Delivery } from '../../src/core/index.ts';
+import { InterchangeError, RouteDefinitionError, silentLogger, type Delivery } from '../../src/core/index.ts';
 import { drive, Harness, source, type Source } from './harness.ts';
 
 interface Reading {
@@ -347,5 +347,139 @@ describe('aggregate', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  describe("settleInputs: 'on-arrival'", () => {
+    const onArrival = (extra: Partial<AggregateOptions<Reading, number[]>> = {}): AggregateOptions<Reading, number[]> => ({
+      correlate: byDevice,
+      strategy: collectValues,
+      size: 3,
+      settleInputs: 'on-arrival',
+      ...extra,
+    });
+
+    it('acks each input as soon as it has joined its group, before the group completes', () => {
+      const harness = new Harness();
+      const { output, send } = drive(harness.build(aggregate(onArrival())));
+      const inputs = [reading('a', 1), reading('b', 1), reading('a', 2)];
+      send(...inputs);
+      expect(output.deliveries).toEqual([]);
+      expect(inputs.map((i) => i.outcome)).toEqual(['acked', 'acked', 'acked']);
+    });
+
+    it('still completes by size with the same id and headers as on completion', () => {
+      const harness = new Harness();
+      const { output, send } = drive(harness.build(aggregate(onArrival())));
+      send(reading('a', 1), reading('a', 2), reading('a', 3));
+      expect(output.bodies).toEqual([[1, 2, 3]]);
+      expect(output.messages[0]!.headers).toMatchObject({ aggregationKey: 'a', aggregationSize: 3, aggregationCompletedBy: 'size', causationId: 'a-1' });
+      const reference = drive(new Harness().build(aggregate<Reading, number[]>({ correlate: byDevice, strategy: collectValues, size: 3 })));
+      reference.send(reading('a', 1), reading('a', 2), reading('a', 3));
+      expect(output.messages[0]!.id).toBe(reference.output.messages[0]!.id);
+    });
+
+    it('holds no inputs unsettled: more open groups than a prefetch window still all complete', () => {
+      // 50 devices × 10 per group through a window of 20 unsettled inputs: with on-completion this stalls
+      // at 20 open inputs; on arrival every input frees its slot at once.
+      const harness = new Harness();
+      const { output, input } = drive(harness.build(aggregate<Reading, number[]>({ correlate: byDevice, strategy: collectValues, size: 10, settleInputs: 'on-arrival' })));
+      const window = 20;
+      const pending: Source<Reading>[] = [];
+      for (let round = 0; round < 10; round += 1) for (let device = 0; device < 50; device += 1) pending.push(reading(`d${device}`, round));
+      let unsettled: Source<Reading>[] = [];
+      let sent = 0;
+      while (sent < pending.length) {
+        unsettled = unsettled.filter((item) => item.settlements === 0);
+        if (unsettled.length >= window) break; // a stalled window: nothing more could be admitted
+        const next = pending[sent]!;
+        sent += 1;
+        unsettled.push(next);
+        input.next(next.delivery);
+      }
+      expect(sent).toBe(500);
+      expect(output.deliveries).toHaveLength(50);
+      expect(pending.every((item) => item.outcome === 'acked')).toBe(true);
+    });
+
+    it('with on-completion, the same window stalls (the known deadlock on-arrival avoids)', () => {
+      const harness = new Harness();
+      const { input } = drive(harness.build(aggregate<Reading, number[]>({ correlate: byDevice, strategy: collectValues, size: 10 })));
+      let unsettled: Source<Reading>[] = [];
+      let sent = 0;
+      for (let round = 0; round < 10 && unsettled.length < 20; round += 1) {
+        for (let device = 0; device < 50; device += 1) {
+          unsettled = unsettled.filter((item) => item.settlements === 0);
+          if (unsettled.length >= 20) break;
+          const next = reading(`d${device}`, round);
+          sent += 1;
+          unsettled.push(next);
+          input.next(next.delivery);
+        }
+      }
+      expect(sent).toBe(20);
+    });
+
+    it('an aggregate acked or rejected downstream settles no input again; a rejection is logged as a loss', () => {
+      const warnings: string[] = [];
+      const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+      const harness = new Harness({ log });
+      const { output, send } = drive(harness.build(aggregate(onArrival({ size: 2 }))));
+      const inputs = [reading('a', 1), reading('a', 2), reading('b', 1), reading('b', 2)];
+      send(...inputs);
+      output.deliveries[0]!.ack();
+      output.deliveries[1]!.nack(new Error('downstream refused'));
+      expect(inputs.map((i) => [i.acks, i.nacks])).toEqual([
+        [1, 0],
+        [1, 0],
+        [1, 0],
+        [1, 0],
+      ]);
+      expect(warnings).toEqual([expect.stringContaining('lost')]);
+    });
+
+    it('a failing strategy still fails (not acks) that input', () => {
+      const harness = new Harness();
+      const strategy = (previous: number[] | undefined, next: { body: Reading }): number[] => {
+        if (next.body.value < 0) throw new Error('negative');
+        return collectValues(previous, next);
+      };
+      const { send } = drive(harness.build(aggregate(onArrival({ strategy }))));
+      const bad = reading('a', -1);
+      const good = reading('a', 1);
+      send(good, bad);
+      expect([good.outcome, bad.outcome]).toEqual(['acked', 'nacked']);
+    });
+
+    it("completes open groups on stop (onStop 'complete'); with onStop 'reject' drops them, logged, as their inputs are already acked", () => {
+      const completeRun = drive(new Harness().build(aggregate(onArrival({ size: 5 }))));
+      completeRun.send(reading('a', 1), reading('a', 2));
+      completeRun.input.complete();
+      expect(completeRun.output.bodies).toEqual([[1, 2]]);
+      expect(completeRun.output.completed).toBe(true);
+
+      const warnings: string[] = [];
+      const log = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+      const rejectRun = drive(new Harness({ log }).build(aggregate(onArrival({ size: 5, onStop: 'reject' }))));
+      const held = [reading('a', 1), reading('a', 2)];
+      rejectRun.send(...held);
+      rejectRun.input.complete();
+      expect(rejectRun.output.bodies).toEqual([]);
+      expect(rejectRun.output.completed).toBe(true);
+      expect(held.map((i) => [i.acks, i.nacks])).toEqual([
+        [1, 0],
+        [1, 0],
+      ]);
+      expect(warnings).toEqual([expect.stringContaining('dropped')]);
+    });
+
+    it('completes by inactivity timeout as before', () => {
+      const scheduler = testScheduler();
+      scheduler.run(({ hot, expectObservable }) => {
+        const harness = new Harness({ scheduler });
+        const step = harness.build(aggregate(onArrival({ size: undefined, timeoutMs: 50 })));
+        const values = { a: reading('a', 1).delivery, b: reading('a', 2).delivery };
+        expectObservable(summary(hot('a 9ms b', values).pipe(step))).toBe('60ms x', { x: 'a:1,2:timeout' });
+      });
+    });
   });
 });

@@ -1,0 +1,403 @@
+// Flagship bridge benchmark (issue #6): MQTT devices → RabbitMQ, three bridges in one run, doing the
+// same work on the same messages — parse, validate against device.telemetry@1 (the very ajv function
+// the schema registry compiles), check the topic's device id, translate to backend.reading@1 (the
+// flagship's own `toBackendReading`), route by temperature to the topic exchange (persistent,
+// confirmed), dead-letter the invalid ones to the fanout DLX with the original bytes and the reason:
+//
+//  - naive-safe:   mqtt.js + amqplib, PUBACK only after the confirm, the obvious way (mqtt.js'
+//                  `handleMessage` callback after the confirm: one message at a time).
+//  - fast-unsafe:  mqtt.js + amqplib, PUBACK at once, confirms awaited in batches (loses on a crash).
+//  - interchange:  the flagship's own `telemetry` route (examples/mqtt-to-amqp), at-least-once:
+//                  PUBACK only after the confirm, pipelined in arrival order, confirms batched.
+//  - interchange-shared: the same with `consumers: 4` — four connections on one shared subscription,
+//                  each with its own broker window (per-device order not kept).
+//
+// `npx tsx bench/bridge.ts`. Each bridge runs in a child process of its own; the rounds interleave
+// the bridges and the report gives medians. Throughput: BENCH_BRIDGE_MESSAGES (default 20,000)
+// published as fast as the broker takes them (at most BENCH_BRIDGE_WINDOW, default 2,000, published
+// and not yet out of RabbitMQ), from the first publish to the last message read from the output
+// queues. Latency: BENCH_BRIDGE_LATENCY_MESSAGES (default 5,000) at fixed rates BENCH_BRIDGE_RATES
+// (default 1000,2000 msgs/s), publish → read from the output queue, p50/p99.
+// BENCH_BRIDGE_ROUNDS (default 3), BENCH_BRIDGE_ONLY=naive-safe,fast-unsafe,interchange,interchange-shared.
+// Brokers: a Mosquitto of its own on 127.0.0.1:BENCH_BRIDGE_MQTT_PORT (default 18840; the packaged one
+// drops beyond max_queued_messages 1,000 per subscriber; here that limit is off, max_inflight_messages
+// keeps the packaged 20), RabbitMQ at AMQP_URL (default amqp://guest:guest@127.0.0.1:5672).
+// 1 % of the messages are invalid; every payload is ~120 bytes of JSON.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { connect as amqpConnect, type ConfirmChannel, type Options } from 'amqplib';
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import { createIntegration, JsonSchemaRegistry, silentLogger } from '../src/index.ts';
+import { flowModules, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY, type FlowNames } from '../examples/mqtt-to-amqp/flow.ts';
+import { routingKeyOf, toBackendReading } from '../examples/mqtt-to-amqp/telemetry.ts';
+import type { DeviceTelemetryV1 } from '../schemas/types.generated.ts';
+
+const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const MQTT_PORT = Number(process.env.BENCH_BRIDGE_MQTT_PORT ?? '18840');
+const MQTT_URL = `mqtt://127.0.0.1:${MQTT_PORT}`;
+const MESSAGES = Number(process.env.BENCH_BRIDGE_MESSAGES ?? '20000');
+const WINDOW = Number(process.env.BENCH_BRIDGE_WINDOW ?? '2000');
+const LATENCY_MESSAGES = Number(process.env.BENCH_BRIDGE_LATENCY_MESSAGES ?? '5000');
+const RATES = (process.env.BENCH_BRIDGE_RATES ?? '1000,2000').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_BRIDGE_ROUNDS ?? '3');
+const BRIDGES = ['naive-safe', 'fast-unsafe', 'interchange', 'interchange-shared'] as const;
+type Bridge = (typeof BRIDGES)[number];
+const ONLY = process.env.BENCH_BRIDGE_ONLY?.split(',') as Bridge[] | undefined;
+const STALL_MS = 20_000;
+/** Device connections publishing (each has Mosquitto's 20 QoS 1 messages in flight at most). */
+const PUBLISHERS = Number(process.env.BENCH_BRIDGE_PUBLISHERS ?? '4');
+/** Mosquitto's max_inflight_messages: QoS 1 messages unacknowledged per client (the packaged default is 20). */
+const INFLIGHT = Number(process.env.BENCH_BRIDGE_INFLIGHT ?? '20');
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ─── the raw bridges (child process) ──────────────────────────────────────────────────────────────
+
+/** What a raw bridge publishes for one MQTT message: the reading, or the dead letter. */
+interface Outgoing {
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly content: Buffer;
+  readonly options: Options.Publish;
+}
+
+/** The raw bridges' message logic: what the flagship does, by hand, with the same schema and translation. */
+function rawLogic(names: FlowNames): (packet: IPublishPacket) => Outgoing {
+  const validate = JsonSchemaRegistry.fromDirectory(SCHEMAS_DIRECTORY).validator('device.telemetry@1');
+  const deadLetter = (packet: IPublishPacket, id: string, code: string, reason: string): Outgoing => ({
+    exchange: names.deadLetterExchange,
+    routingKey: '',
+    content: packet.payload as Buffer,
+    options: { persistent: true, mandatory: true, messageId: id, headers: { 'x-interchange-error-code': code, 'x-interchange-error': reason, 'x-mqtt-topic': packet.topic } },
+  });
+  return (packet) => {
+    const user = packet.properties?.userProperties?.['message-id'];
+    const id = typeof user === 'string' ? user : randomUUID();
+    let body: unknown;
+    try {
+      body = JSON.parse((packet.payload as Buffer).toString('utf8'));
+    } catch (error) {
+      return deadLetter(packet, id, 'PAYLOAD_UNPARSEABLE', (error as Error).message);
+    }
+    if (!validate(body)) return deadLetter(packet, id, 'SCHEMA_INVALID', (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? e.keyword}`).join('; '));
+    const telemetry = body as DeviceTelemetryV1;
+    const levels = packet.topic.split('/');
+    const topicDevice = levels[levels.length - 2];
+    if (topicDevice !== telemetry.deviceId) return deadLetter(packet, id, 'DEVICE_MISMATCH', `topic device id '${topicDevice ?? ''}' does not match body deviceId '${telemetry.deviceId}'`);
+    if (!(Date.parse(telemetry.ts) >= 0)) return deadLetter(packet, id, 'TIMESTAMP_UNUSABLE', `ts '${telemetry.ts}' unusable`);
+    const reading = toBackendReading(telemetry);
+    return {
+      exchange: names.exchange,
+      routingKey: routingKeyOf(reading),
+      content: Buffer.from(JSON.stringify(reading)),
+      options: { persistent: true, mandatory: true, contentType: 'application/json', messageId: id, correlationId: id, headers: { 'x-schema': 'backend.reading@1' } },
+    };
+  };
+}
+
+async function rawBridge(kind: 'naive-safe' | 'fast-unsafe', names: FlowNames): Promise<() => Promise<void>> {
+  const logic = rawLogic(names);
+  const connection = await amqpConnect(AMQP_URL);
+  const channel: ConfirmChannel = await connection.createConfirmChannel();
+  const client: MqttClient = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clean: true, clientId: `bench-${kind}-${randomBytes(3).toString('hex')}`, reconnectPeriod: 0 });
+  (client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+  if (kind === 'naive-safe') {
+    // the obvious safe way: mqtt.js sends the PUBACK when this callback runs, i.e. after the confirm
+    client.handleMessage = (packet, done) => {
+      const out = logic(packet);
+      channel.publish(out.exchange, out.routingKey, out.content, out.options, (error: unknown) => done(error === null || error === undefined ? undefined : (error as Error)));
+    };
+  } else {
+    // fast and unsafe: mqtt.js acknowledges at once; confirms are awaited in batches, nothing waits on them
+    let unconfirmed = 0;
+    client.on('message', (_topic, _payload, packet) => {
+      const out = logic(packet);
+      channel.publish(out.exchange, out.routingKey, out.content, out.options);
+      unconfirmed += 1;
+      if (unconfirmed >= 500) {
+        unconfirmed = 0;
+        channel.waitForConfirms().catch((error: unknown) => console.error('fast-unsafe: confirms failed (messages lost)', error));
+      }
+    });
+    const flush = setInterval(() => {
+      if (unconfirmed > 0) {
+        unconfirmed = 0;
+        channel.waitForConfirms().catch(() => undefined);
+      }
+    }, 5);
+    client.once('close', () => clearInterval(flush));
+  }
+  await client.subscribeAsync(names.telemetryTopic.replace('+deviceId', '+'), { qos: 1 });
+  return async () => {
+    await client.endAsync();
+    await channel.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
+  };
+}
+
+async function interchangeBridge(names: FlowNames, consumers: number): Promise<() => Promise<void>> {
+  const flow = flowModules(names, { mqttUrl: MQTT_URL, amqpUrl: AMQP_URL, mqttClientId: `bench-ic-${randomBytes(3).toString('hex')}` }, { mqtt: { persistentSession: false } });
+  const app = createIntegration({ logger: silentLogger, modules: flow.modules, routes: flowRoutes({ names, summaries: false, consumers }) });
+  await app.start();
+  return () => app.stop({ drainTimeoutMs: 5_000 });
+}
+
+async function child(kind: Bridge, prefix: string): Promise<void> {
+  const names = flowNames(prefix);
+  const stop = kind === 'interchange' || kind === 'interchange-shared' ? await interchangeBridge(names, kind === 'interchange' ? 1 : 4) : await rawBridge(kind, names);
+  console.log('ready');
+  await new Promise<void>((resolve) => process.once('SIGTERM', resolve));
+  await stop();
+  process.exit(0);
+}
+
+// ─── the orchestrator ─────────────────────────────────────────────────────────────────────────────
+
+/** A Mosquitto of the benchmark's own, with the packaged config's limits except the queue cap. */
+async function startMosquitto(): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'));
+  const config = join(dir, 'mosquitto.conf');
+  writeFileSync(config, [`listener ${MQTT_PORT} 127.0.0.1`, 'allow_anonymous true', 'user root', 'max_queued_messages 0', `max_inflight_messages ${INFLIGHT}`, 'persistence false', 'log_dest none'].join('\n') + '\n');
+  const process_ = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host: '127.0.0.1', port: MQTT_PORT });
+      socket.once('connect', () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline || process_.exitCode !== null) throw new Error(`bench: mosquitto did not start on port ${MQTT_PORT} (in use?)`);
+    await sleep(50);
+  }
+  return {
+    stop: async () => {
+      if (process_.exitCode === null) await new Promise<void>((resolve) => process_.once('exit', () => resolve()) && process_.kill('SIGTERM'));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function startChild(kind: Bridge, prefix: string): Promise<ChildProcess> {
+  const profile = process.env.BENCH_BRIDGE_PROFILE; // a directory: each child writes a .cpuprofile there
+  const flags = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
+  const proc = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, prefix], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)), // where tsx resolves
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      if (line === 'ready') resolve(proc);
+      else console.log(`  [${kind}] ${line}`);
+    });
+    proc.once('exit', (code) => reject(new Error(`bench: ${kind} bridge exited with ${String(code)} before it was ready`)));
+  });
+}
+
+async function stopChild(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve());
+    proc.kill('SIGTERM');
+  });
+}
+
+/** The devices' messages: ~120-byte JSON telemetry, 50 devices, 1 % invalid (bad JSON, schema, device id mismatch in turn). */
+function payloads(topicPrefix: string, count: number): { topic: string; payload: Buffer }[] {
+  return Array.from({ length: count }, (_, n) => {
+    const deviceId = `dev-${String(n % 50).padStart(4, '0')}`;
+    const topic = `${topicPrefix}/devices/${deviceId}/telemetry`;
+    const reading = { deviceId, ts: new Date(Date.UTC(2026, 0, 1) + n).toISOString(), temperature: (n % 700) / 10, humidity: 40 + (n % 30), battery: 95 };
+    if (n % 100 !== 99) return { topic, payload: Buffer.from(JSON.stringify(reading)) };
+    const kind = ((n - 99) / 100) % 3;
+    const bad = kind === 0 ? JSON.stringify(reading).slice(0, 40) : kind === 1 ? JSON.stringify({ ...reading, temperature: 'hot' }) : JSON.stringify({ ...reading, deviceId: 'dev-9999' });
+    return { topic, payload: Buffer.from(bad) };
+  });
+}
+
+/** Reads the output queues (readings, alerts, invalid) and reports each arrival by message id. */
+async function outputReader(names: FlowNames, onArrival: (id: string) => void): Promise<() => Promise<void>> {
+  const connection = await amqpConnect(AMQP_URL);
+  const channel = await connection.createChannel();
+  await channel.prefetch(5_000);
+  for (const queue of [names.readingsQueue, names.alertsQueue, names.invalidQueue]) {
+    await channel.consume(queue, (message) => {
+      if (message === null) return;
+      onArrival(String(message.properties.messageId));
+    }, { noAck: true });
+  }
+  return async () => {
+    await connection.close();
+  };
+}
+
+interface Measurement {
+  readonly throughput: number;
+  readonly latency: Record<number, { readonly p50: number; readonly p99: number }>;
+}
+
+async function measure(kind: Bridge, prefix: string, publishers: readonly MqttClient[]): Promise<Measurement> {
+  const names = flowNames(prefix);
+  const topicPrefix = names.telemetryTopic.split('/devices/')[0] as string;
+  const sentAt = new Map<string, number>();
+  const latencies: number[] = [];
+  let arrived = 0;
+  let probed = false;
+  let wake: (() => void) | undefined;
+  const stopReader = await outputReader(names, (id) => {
+    if (id.startsWith('probe')) probed = true;
+    else {
+      arrived += 1;
+      const at = sentAt.get(id);
+      if (at !== undefined) latencies.push(performance.now() - at);
+    }
+    wake?.();
+  });
+  const proc = await startChild(kind, prefix);
+  try {
+    let turn = 0;
+    const publish = (topic: string, payload: Buffer, id: string): Promise<unknown> => {
+      turn = (turn + 1) % publishers.length;
+      return (publishers[turn] as MqttClient).publishAsync(topic, payload, { qos: 1, properties: { userProperties: { 'message-id': id } } });
+    };
+    const probe = payloads(topicPrefix, 1)[0] as { topic: string; payload: Buffer };
+    for (let tries = 0; !probed; tries += 1) {
+      if (tries > 400) throw new Error(`bench: ${kind} never bridged a probe`);
+      void publish(probe.topic, probe.payload, `probe-${tries}`);
+      await sleep(25);
+    }
+    await sleep(300); // late probes out of the way
+    const waitForArrival = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const before = arrived;
+        const timer = setTimeout(() => reject(new Error(`bench: ${kind} stalled at ${arrived} arrivals (lost messages?)`)), STALL_MS);
+        wake = () => {
+          if (arrived === before) return;
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
+      });
+
+    // throughput: as fast as allowed, at most WINDOW ahead of the output
+    const messages = payloads(topicPrefix, MESSAGES);
+    arrived = 0;
+    const started = performance.now();
+    const pending: Promise<unknown>[] = [];
+    for (let n = 0; n < messages.length; n += 1) {
+      while (n - arrived >= WINDOW) await waitForArrival();
+      const { topic, payload } = messages[n] as { topic: string; payload: Buffer };
+      pending.push(publish(topic, payload, `t-${n}`));
+      if (pending.length >= 1_000) await Promise.all(pending.splice(0));
+    }
+    while (arrived < messages.length) await waitForArrival();
+    const throughput = messages.length / ((performance.now() - started) / 1000);
+    await Promise.all(pending);
+
+    // latency at fixed rates
+    const latency: Record<number, { p50: number; p99: number }> = {};
+    for (const rate of RATES) {
+      const paced = payloads(topicPrefix, LATENCY_MESSAGES);
+      arrived = 0;
+      latencies.length = 0;
+      const begin = performance.now();
+      for (let n = 0; n < paced.length; n += 1) {
+        const due = begin + (n * 1000) / rate;
+        const ahead = due - performance.now();
+        if (ahead > 1) await sleep(ahead);
+        const { topic, payload } = paced[n] as { topic: string; payload: Buffer };
+        const id = `l${rate}-${n}`;
+        sentAt.set(id, performance.now());
+        void publish(topic, payload, id);
+      }
+      while (arrived < paced.length) await waitForArrival();
+      const sorted = [...latencies].sort((a, b) => a - b);
+      latency[rate] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+      sentAt.clear();
+    }
+    return { throughput, latency };
+  } finally {
+    await stopChild(proc);
+    await stopReader();
+  }
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+
+async function orchestrate(): Promise<void> {
+  const bridges = BRIDGES.filter((bridge) => ONLY === undefined || ONLY.includes(bridge));
+  const prefix = `bench-${Date.now().toString(36)}-`;
+  const names = flowNames(prefix);
+  console.log(
+    `flagship bridge benchmark: ${MESSAGES.toLocaleString('en')} messages for throughput, ${LATENCY_MESSAGES.toLocaleString('en')} at ${RATES.join(' and ')} msgs/s for latency, ` +
+      `${ROUNDS} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  const mosquitto = await startMosquitto();
+  const admin = await amqpConnect(AMQP_URL);
+  const adminChannel = await admin.createChannel();
+  const topology = flowTopology(names);
+  for (const exchange of topology.exchanges ?? []) await adminChannel.assertExchange(exchange.name, exchange.type, { durable: true });
+  for (const queue of topology.queues ?? []) await adminChannel.assertQueue(queue.name, { durable: true });
+  for (const binding of topology.bindings ?? []) await adminChannel.bindQueue(binding.queue as string, binding.exchange, binding.routingKey ?? '');
+  const publishers = await Promise.all(
+    Array.from({ length: PUBLISHERS }, async (_, index) => {
+      const publisher = await mqtt.connectAsync(MQTT_URL, { protocolVersion: 5, clean: true, clientId: `bench-devices-${index}-${randomBytes(3).toString('hex')}` });
+      (publisher.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      return publisher;
+    }),
+  );
+  const results = new Map<Bridge, Measurement[]>(bridges.map((bridge) => [bridge, []]));
+  try {
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      for (const bridge of bridges) {
+        const result = await measure(bridge, prefix, publishers);
+        results.get(bridge)?.push(result);
+        const latency = RATES.map((rate) => `${rate}/s p50 ${result.latency[rate]?.p50.toFixed(1)} p99 ${result.latency[rate]?.p99.toFixed(1)} ms`).join(', ');
+        console.log(`round ${round} ${bridge.padEnd(11)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}`);
+      }
+    }
+  } finally {
+    await Promise.all(publishers.map((publisher) => publisher.endAsync()));
+    for (const queue of topology.queues ?? []) await adminChannel.deleteQueue(queue.name).catch(() => undefined);
+    for (const exchange of topology.exchanges ?? []) await adminChannel.deleteExchange(exchange.name).catch(() => undefined);
+    await admin.close();
+    await mosquitto.stop();
+  }
+
+  console.log('\n| bridge | msgs/s (median) | per round | ' + RATES.map((rate) => `p50 / p99 at ${rate}/s`).join(' | ') + ' |');
+  console.log('|---|---:|---|' + RATES.map(() => '---:').join('|') + '|');
+  for (const [bridge, list] of results) {
+    const cells = RATES.map((rate) => `${median(list.map((r) => r.latency[rate]?.p50 ?? Number.NaN)).toFixed(1)} / ${median(list.map((r) => r.latency[rate]?.p99 ?? Number.NaN)).toFixed(1)} ms`);
+    console.log(`| ${bridge} | ${median(list.map((r) => r.throughput)).toFixed(0)} | ${list.map((r) => r.throughput.toFixed(0)).join(' ')} | ${cells.join(' | ')} |`);
+  }
+  const unsafe = results.get('fast-unsafe');
+  for (const variant of ['interchange', 'interchange-shared'] as const) {
+    const ours = results.get(variant);
+    if (unsafe === undefined || ours === undefined || unsafe.length !== ours.length) continue;
+    const ratios = ours.map((r, index) => r.throughput / (unsafe[index]?.throughput ?? Number.NaN));
+    const ratio = median(ratios);
+    console.log(`\n${variant} / fast-unsafe throughput, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')} → median ${ratio.toFixed(2)} (goal ≥ 0.90: ${ratio >= 0.9 ? 'met' : 'not met'})`);
+  }
+}
+
+const [mode, kind, prefix] = process.argv.slice(2);
+if (mode === '--child') await child(kind as Bridge, prefix as string);
+else await orchestrate();

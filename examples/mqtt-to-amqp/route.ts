@@ -1,0 +1,49 @@
+/**
+ * The flagship: MQTT devices → RabbitMQ, at-least-once end to end.
+ *
+ *   npm start                         # zero setup: embedded MQTT broker, in-memory RabbitMQ stand-in, simulated devices
+ *   MQTT_URL=mqtt://127.0.0.1:1883 AMQP_URL=amqp://guest:guest@127.0.0.1:5672 npm start
+ *   npm run simulate -- --devices 50 --rate 1000 --count 10000 --invalid 0.02    # devices, for the real brokers
+ *
+ * (`npm start` = `node ./bin/interchange.js run examples/mqtt-to-amqp/route.ts`.) The routes are in
+ * `flow.ts`; what the flow does to a message is in `telemetry.ts`. `SIMULATE=1` (default without
+ * `MQTT_URL`) also runs a fleet of simulated devices in this process; `SIMULATE=0` does not.
+ * `MQTT_CONSUMERS=<n>` consumes over n connections on one shared subscription.
+ */
+import { defineIntegration, type RunningIntegration, type StopHook } from '../../src/index.ts';
+import { describeReport, simulate } from '../device-simulator/simulator.ts';
+import { environmentOf, flowModules, flowNames, flowRoutes } from './flow.ts';
+import type { MqttTransport } from '../../adapters/mqtt/index.ts';
+
+const names = flowNames();
+const environment = environmentOf();
+const flow = flowModules(names, environment);
+const simulateDevices = process.env.SIMULATE === undefined ? environment.mqttUrl === undefined : process.env.SIMULATE === '1';
+/** `MQTT_CONSUMERS=4`: four connections on a shared subscription (more throughput, per-device order not kept). */
+const consumers = Number(process.env.MQTT_CONSUMERS ?? '1');
+if (!Number.isInteger(consumers) || consumers < 1) throw new RangeError(`MQTT_CONSUMERS must be a whole number ≥ 1, got '${process.env.MQTT_CONSUMERS ?? ''}'`);
+
+function onStart(integration: RunningIntegration): StopHook {
+  const mqtt = integration.transport<MqttTransport>('mqtt');
+  for (const line of flow.announce(mqtt)) console.log(`mqtt-to-amqp: ${line}`);
+  if (!simulateDevices) {
+    console.log(`mqtt-to-amqp: waiting for devices on '${names.telemetryTopic.replace('+deviceId', '+')}' (npm run simulate -- --url <MQTT_URL>)`);
+    return () => {};
+  }
+  console.log(`mqtt-to-amqp: simulating 20 devices at 200 msgs/s (2 % invalid) → ${mqtt.url}; SIMULATE=0 to turn off`);
+  const stop = new AbortController();
+  const simulation = simulate({ url: mqtt.url, devices: 20, rate: 200, count: 0, invalid: 0.02, signal: stop.signal }).then(
+    (report) => `mqtt-to-amqp: simulator ${describeReport(report)}`,
+    (error: unknown) => `mqtt-to-amqp: simulator failed: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  return async () => {
+    stop.abort();
+    console.log(await simulation);
+    if (flow.standIn !== undefined) {
+      const depths = Object.entries(flow.standIn.depths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
+      console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
+    }
+  };
+}
+
+export default defineIntegration({ routes: flowRoutes({ names, consumers }), modules: flow.modules, onStart });
