@@ -1,6 +1,7 @@
+import { Socket } from 'node:net';
 import { connect, type ChannelModel } from 'amqplib';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import { backoffDelay, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, batchWrites, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
 import { Sleeper } from './amqp-backoff.ts';
 import { redactText, redactUrl } from './amqp-errors.ts';
 import type { AmqpTlsOptions } from './amqp-options.ts';
@@ -160,6 +161,9 @@ export class AmqpConnectionManager {
         continue;
       }
       model.on('error', (error: unknown) => this.settings.log.warn('amqp: connection error', { url: this.safeUrl, error: this.redact(toError(error).message) }));
+      // amqplib writes each frame batch to the socket as it comes: one syscall per message
+      const socket = (model as unknown as { connection: { stream: unknown } }).connection.stream;
+      if (socket instanceof Socket) batchWrites(socket);
       if (this.closing) {
         await model.close().catch(() => undefined);
         break;

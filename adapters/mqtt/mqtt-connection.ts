@@ -1,6 +1,6 @@
 import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
-import { backoffDelay, NotConnectedError, redactUrl, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, coalesceWrites, NotConnectedError, redactUrl, type Logger } from '../../src/core/index.ts';
 import { MqttConnectionRefusedError, type LastWillOptions, type MqttTlsOptions } from './mqtt-options.ts';
 
 export interface ConnectionConfig {
@@ -204,19 +204,5 @@ function isRefusal(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'number') return REFUSED.has(code);
   return typeof code === 'string' && /CERT|UNABLE_TO_VERIFY|HOSTNAME|ERR_TLS|ERR_SSL|SELF_SIGNED/.test(code);
-}
-
-/**
- * mqtt-packet writes a PUBLISH as many small chunks (a 5-property packet: 22) into a corked socket,
- * and Node hands them to the kernel as one iovec each: writev over thousands of iovecs cost about a
- * third of a publisher's CPU here. Joining a corked batch into one buffer first (a memcpy) leaves
- * one iovec per batch. `_writev`/`_write` are the stream implementer's API; TLS sockets included.
- */
-function coalesceWrites(socket: Socket): void {
-  const writeOne = socket._write.bind(socket);
-  socket._writev = (chunks, callback) => {
-    const buffers = chunks.map(({ chunk, encoding }) => (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, encoding)));
-    writeOne(Buffer.concat(buffers), 'buffer' as BufferEncoding, callback);
-  };
 }
 

@@ -14,3 +14,4 @@ export * from './declared-at.ts';
 export * from './timers.ts';
 export * from './backoff.ts';
 export { redactText, redactUrl } from './redact.ts';
+export { batchWrites, coalesceWrites } from './socket-writes.ts';
