@@ -15,3 +15,4 @@ export * from './dead-letter-channel.ts';
 export * from './to.ts';
 export * from './validate.ts';
 export * from './upcast.ts';
+export * from './idempotent-consumer.ts';

@@ -47,9 +47,33 @@ export interface DeviceTelemetryV2 {
   readonly battery?: number;
 }
 
+/** order.placed@1: Order placed v1 — A customer placed an order: published through the transactional outbox in the transaction that wrote the order. */
+export interface OrderPlacedV1 {
+  /** Identifier of the order; also the outbox partition key, so one order's events stay in order. */
+  readonly orderId: string;
+  /** Identifier of the customer who placed the order. */
+  readonly customerId: string;
+  /** What was ordered, one entry per article. */
+  readonly lines: readonly {
+    /** Article number (stock keeping unit). */
+    readonly sku: string;
+    /** How many pieces of the article. Unit: 1. */
+    readonly quantity: number;
+    /** Price of one piece, in the order's currency. Unit: currency unit (see currency). */
+    readonly unitPrice: number;
+  }[];
+  /** Sum of quantity × unit price over every line, in the order's currency. Unit: currency unit (see currency). */
+  readonly total: number;
+  /** ISO 4217 currency code of every amount, e.g. EUR. */
+  readonly currency: string;
+  /** When the order was placed, RFC 3339 date-time. */
+  readonly placedAt: string;
+}
+
 /** Every contract in schemas/, by `subject@version`. */
 export interface GeneratedContracts {
   'backend.reading@1': BackendReadingV1;
   'device.telemetry@1': DeviceTelemetryV1;
   'device.telemetry@2': DeviceTelemetryV2;
+  'order.placed@1': OrderPlacedV1;
 }
