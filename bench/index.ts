@@ -1,4 +1,6 @@
 // `npm run bench`: every variant runs in a child process of its own (clean heap, its own peak RSS).
+// Sections: core route, schema validation, AMQP, MQTT, the flagship bridge, the outbox relay — each
+// against its raw-client baseline in the same run.
 // The core comparison runs in interleaved rounds — each round runs the baseline and the Interchange
 // variants back to back — and reports the median of the per-round ratios: on a shared 2-core machine
 // the load drifts between runs, and a ratio taken within one round compares like with like.
@@ -72,3 +74,11 @@ execFileSync(process.execPath, ['--import', 'tsx', 'bench/amqp.ts'], { stdio: 'i
 // MQTT adapter (issue #5): raw mqtt.js QoS 0 / QoS 1 publish → subscribe vs the same through Interchange, against the local Mosquitto, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--import', 'tsx', 'bench/mqtt.ts'], { stdio: 'inherit' });
+
+// Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
+
+// Transactional outbox (issue #7): the OutboxRelay vs a raw SKIP LOCKED + amqplib + DELETE loop, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--import', 'tsx', 'bench/outbox.ts'], { stdio: 'inherit' });
