@@ -1,7 +1,7 @@
 /**
  * 01 — hello, memory. Zero setup: in-process channels only, nothing to install or configure.
  *
- *   npm start        # = node ./bin/interchange.js run examples/01-hello-memory/route.ts
+ *   node ./bin/interchange.js run examples/01-hello-memory/route.ts
  *
  * A generator publishes a synthetic order every 50 ms to `memory:orders`. The `orders` route drops
  * empty orders, adds VAT, and sends big orders to `memory:big-orders`, the rest to
