@@ -1,7 +1,7 @@
 import type { PGlite, Transaction as PgliteTransaction } from '@electric-sql/pglite';
 import pg from 'pg';
-import { backoffDelay, consoleLogger, type Logger } from '../../src/core/index.ts';
-import { DatabaseError, redactUrl } from './postgres-errors.ts';
+import { backoffDelay, consoleLogger, redactUrl, type Logger } from '../../src/core/index.ts';
+import { DatabaseError } from './postgres-errors.ts';
 
 /** The rows of a statement and how many rows it touched. */
 export interface SqlResult<R> {

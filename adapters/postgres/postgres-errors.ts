@@ -23,8 +23,3 @@ export class OutboxMessageError extends InterchangeError {
     super('OUTBOX_MESSAGE', message, { ...options, permanent: true });
   }
 }
-
-/** The URL with its password replaced by `***`: safe for logs and error messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@?#]*:)[^@/?#]*@/i, '$1***@').replace(/((?:password|pass|secret)=)[^&]*/gi, '$1***');
-}

@@ -1,18 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
+import { ensureRabbitRunning, rabbitmqctl } from './rabbitmq-control.ts';
 import { createIntegration, createMessage, from, parseEndpoint, silentLogger } from '../../src/index.ts';
 import { amqpModule, type AmqpTransport } from '../../adapters/amqp/index.ts';
 import { AMQP_URL, BrokerAdmin, connectedTransport, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';
 
 // Restarts the RabbitMQ application under a running route. Always leaves RabbitMQ running.
 const admin = new BrokerAdmin();
-const rabbitmqctl = (...args: string[]): string => execFileSync('rabbitmqctl', args, { encoding: 'utf8', timeout: 120_000 });
-const ensureRunning = (): void => {
-  rabbitmqctl('start_app');
-  rabbitmqctl('await_startup');
-};
 afterAll(async () => {
-  ensureRunning();
+  ensureRabbitRunning();
   await admin.close();
 });
 
@@ -47,7 +42,7 @@ it('RabbitMQ restarted during a 20k-message consume → transform → publish ro
     await until(async () => (await admin.messageCount(output)) >= TOTAL / 4, () => 'route did not get going', 60_000);
     rabbitmqctl('stop_app');
     await sleep(2_000);
-    ensureRunning();
+    ensureRabbitRunning();
     // resumes by itself: no restart of the route, the input drains completely
     await until(async () => (await admin.messageCount(input).catch(() => -1)) === 0 && app.route('restart').metrics.inFlight === 0, () => `input left: route metrics ${JSON.stringify(app.route('restart').metrics)}`, 180_000);
   } finally {

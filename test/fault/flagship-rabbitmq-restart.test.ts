@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
+import { ensureRabbitRunning, rabbitmqctl } from './rabbitmq-control.ts';
 import type { AmqpTransport } from '../../adapters/amqp/index.ts';
 import { AMQP_URL, BrokerAdmin, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { MOSQUITTO_URL, requireBroker } from '../integration/mqtt-helpers.ts';
@@ -7,13 +7,8 @@ import { checkInvalid, checkReadings, e2eMessages, publishPaced, startFlow, uniq
 
 // The flagship with the RabbitMQ application restarted mid-stream (once). Always leaves RabbitMQ running.
 const admin = new BrokerAdmin();
-const rabbitmqctl = (...args: string[]): string => execFileSync('rabbitmqctl', args, { encoding: 'utf8', timeout: 120_000 });
-const ensureRunning = (): void => {
-  rabbitmqctl('start_app');
-  rabbitmqctl('await_startup');
-};
 afterAll(async () => {
-  ensureRunning();
+  ensureRabbitRunning();
   await admin.close();
 });
 
@@ -33,13 +28,13 @@ it('RabbitMQ restarted while 5,000 valid + 100 invalid MQTT messages flow: 0 los
     await until(() => telemetry.completed >= 1_500, () => `flow did not get going: ${JSON.stringify(telemetry)}`, 60_000);
     rabbitmqctl('stop_app');
     await sleep(2_000);
-    ensureRunning();
+    ensureRabbitRunning();
     restarted = true;
     await publishing;
     // resumes by itself: every message taken is settled, none rejected back to MQTT for good
     await until(() => telemetry.received >= sent.length && telemetry.inFlight === 0, () => `flow: ${JSON.stringify(app.metrics())}`, 180_000);
   } finally {
-    if (!restarted) ensureRunning();
+    if (!restarted) ensureRabbitRunning();
     await running.stop();
   }
   expect(states).toContain('reconnecting');

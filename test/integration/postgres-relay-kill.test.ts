@@ -37,6 +37,20 @@ async function startRelay(hangAfter: number, lines: string[]): Promise<{ child: 
   return { child, exited };
 }
 
+const pending = async (): Promise<number> => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".interchange_outbox`)).rows[0]?.n);
+
+/** Runs a second relay until the outbox is empty (it takes the killed relay's rows over once their lease expires), then stops it. */
+async function relayUntilEmpty(): Promise<void> {
+  const lines: string[] = [];
+  const relay = await startRelay(0, lines);
+  try {
+    await until(async () => (await pending()) === 0, () => `second relay: ${lines.at(-1) ?? 'no output'}`, 60_000);
+  } finally {
+    relay.child.kill('SIGTERM');
+    await relay.exited;
+  }
+}
+
 it('the relay killed with SIGKILL mid-batch and restarted: every committed event published, 0 lost, the duplicates absorbed by the inbox', async () => {
   const queue = uniqueName('outbox-kill');
   admin.track({ queues: [queue] });
@@ -56,18 +70,10 @@ it('the relay killed with SIGKILL mid-batch and restarted: every committed event
   first.child.kill('SIGKILL');
   await first.exited;
   const confirmedBeforeKill = Number(firstLines.filter((line) => line.startsWith('confirmed ')).at(-1)?.split(' ')[1]);
-  const { rows: left } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".interchange_outbox`);
-  expect(Number(left[0]?.n)).toBeGreaterThan(total - confirmedBeforeKill); // its last batch was confirmed, not deleted
+  expect(await pending()).toBeGreaterThan(total - confirmedBeforeKill); // its last batch was confirmed, not deleted
 
   // Restarted: takes the dead relay's rows over once their lease expires, and finishes.
-  const secondLines: string[] = [];
-  const second = await startRelay(0, secondLines);
-  try {
-    await until(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".interchange_outbox`)).rows[0]?.n) === 0, () => `second relay: ${secondLines.at(-1) ?? 'no output'}`, 60_000);
-  } finally {
-    second.child.kill('SIGTERM');
-    await second.exited;
-  }
+  await relayUntilEmpty();
 
   // What RabbitMQ holds, through a route with the inbox: each event applied once, the duplicates dropped.
   await db.query(`CREATE TABLE "${schema}".applied (message_id text PRIMARY KEY, times integer NOT NULL)`);
@@ -123,14 +129,7 @@ it('per-partition order survives the kill (first occurrences, as RabbitMQ holds 
   await until(() => firstLines.includes('hanging'), () => `first relay: ${firstLines.at(-1) ?? 'no output'}`, 30_000);
   first.child.kill('SIGKILL');
   await first.exited;
-  const secondLines: string[] = [];
-  const second = await startRelay(0, secondLines);
-  try {
-    await until(async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".interchange_outbox`)).rows[0]?.n) === 0, () => `second relay: ${secondLines.at(-1) ?? 'no output'}`, 60_000);
-  } finally {
-    second.child.kill('SIGTERM');
-    await second.exited;
-  }
+  await relayUntilEmpty();
   const got = await readUntilQuiet(queue, total, 60_000);
   const seen = new Set<string>();
   const firsts: Numbered[] = [];
