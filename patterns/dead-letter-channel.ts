@@ -6,6 +6,8 @@ export interface DeadLetterChannelOptions {
   readonly retry?: RetryPolicy;
   /** Failures to drop (acked, counted as discarded) instead of dead-lettering. */
   readonly discardWhen?: (error: StepError) => boolean;
+  /** Counts confirmed dead letters under this name in the route's metrics and live line. */
+  readonly label?: string;
 }
 
 /**
@@ -16,9 +18,10 @@ export interface DeadLetterChannelOptions {
  * is rejected: nothing is lost.
  * @example from('memory:in').deadLetterChannel('memory:dlq', { retry: retry({ maxAttempts: 3 }) })
  */
-export function deadLetterChannel(uri: string, { retry, discardWhen }: DeadLetterChannelOptions = {}): ErrorHandler {
+export function deadLetterChannel(uri: string, { retry, discardWhen, label }: DeadLetterChannelOptions = {}): ErrorHandler {
   return {
     deadLetterUri: uri,
+    ...(label === undefined ? {} : { deadLetterLabel: label }),
     maxAttempts: retry?.maxAttempts ?? 1,
     decide({ error, attempt }) {
       if (discardWhen?.(error) === true) return discard(error.original.message);

@@ -121,7 +121,7 @@ export function flowRoutes({ names = flowNames(), prefetch = 1_000, summarySize 
   const source = consumers === 1 ? `mqtt:${names.telemetryTopic}?qos=1&payload=raw` : `mqtt:$share/${names.exchange}-bridge/${names.telemetryTopic}?qos=1&payload=raw`;
   const bridge = (id: string): RouteBuilder<unknown> => {
     const route = from(source, { id, prefetch })
-      .onError(flowErrorPolicy, { maxAttempts: TRANSIENT_ATTEMPTS + 1, deadLetterUri: `amqp:exchange/${names.deadLetterExchange}` })
+      .onError(flowErrorPolicy, { maxAttempts: TRANSIENT_ATTEMPTS + 1, deadLetterUri: `amqp:exchange/${names.deadLetterExchange}`, deadLetterLabel: 'invalid' })
       .step('check-telemetry', checkTelemetry())
       .transform((message) => toBackendReading(message.body), { id: 'translate' })
       .setHeaders(readingHeaders, { id: 'reading-headers' })

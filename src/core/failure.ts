@@ -31,6 +31,8 @@ export interface ErrorHandler {
   decide(failure: StepFailure): FailurePolicy;
   readonly maxAttempts: number;
   readonly deadLetterUri?: string;
+  /** Counts confirmed dead letters under this name in the route's `sent` metrics (the live line shows it, e.g. `invalid 12`). */
+  readonly deadLetterLabel?: string;
 }
 
 /** @example onError(() => retryAfter(500)) */

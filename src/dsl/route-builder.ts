@@ -217,10 +217,14 @@ export class RouteBuilder<T> implements RouteSource {
   /**
    * The route's error handler: `decide` returns a typed policy for each failure; `maxAttempts`
    * bounds retries whatever `decide` says (default 3).
+   * `deadLetterLabel` names the dead letters in the route's metrics and live line (e.g. `invalid`).
    * @example .onError((f) => f.error.code === 'NOT_CONNECTED' ? retryAfter(1000) : deadLetter(), { deadLetterUri: 'memory:dlq' })
    */
-  onError(decide: (failure: StepFailure) => FailurePolicy, { maxAttempts = 3, deadLetterUri }: { maxAttempts?: number; deadLetterUri?: string } = {}): RouteBuilder<T> {
-    return this.routeLevel('onError', { errorHandler: { decide, maxAttempts, deadLetterUri } });
+  onError(
+    decide: (failure: StepFailure) => FailurePolicy,
+    { maxAttempts = 3, deadLetterUri, deadLetterLabel }: { maxAttempts?: number; deadLetterUri?: string; deadLetterLabel?: string } = {},
+  ): RouteBuilder<T> {
+    return this.routeLevel('onError', { errorHandler: { decide, maxAttempts, deadLetterUri, deadLetterLabel } });
   }
 
   /** Dead letter channel, with optional in-process retry first. */

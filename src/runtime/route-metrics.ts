@@ -17,7 +17,7 @@ export interface RouteMetrics {
   expired: number;
   /** Taken and not yet settled. */
   inFlight: number;
-  /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list). */
+  /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list), and dead letters under the error handler's `deadLetterLabel`. */
   sent: Record<string, number>;
 }
 

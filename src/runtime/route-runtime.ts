@@ -236,6 +236,7 @@ export class RouteRuntime {
         this.deps.transports.publish(uri, [deadLetterMessage(delivery.message, error, attempt, policy.reason)]).then(
           () => {
             metrics.deadLettered += 1;
+            if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
             delivery.ack();
           },
           (sendError: unknown) => {

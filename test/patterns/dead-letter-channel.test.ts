@@ -90,6 +90,24 @@ describe('deadLetterChannel through the runtime, on virtual time', () => {
     expect(app!.metrics()['memory:in']).toMatchObject({ received: 1, failed: 2, retried: 2, completed: 1, deadLettered: 0, inFlight: 0 });
   });
 
+  it('counts confirmed dead letters under its label in the route\'s sent metrics (the live line shows them)', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const kit = await start(
+      from<number>('memory:in')
+        .deadLetterChannel('memory:dlq', { label: 'invalid' })
+        .process((message) => {
+          if (message.body < 0) throw new Error('negative');
+        })
+        .to('memory:out'),
+      scheduler,
+    );
+    const dlq = kit.mock('memory:dlq');
+    const out = kit.mock('memory:out');
+    await kit.sendAll('memory:in', [1, -1, 2, -2, -3]);
+    await runUntil(scheduler, () => dlq.received.length === 3 && out.received.length === 2);
+    expect(app!.metrics()['memory:in']).toMatchObject({ deadLettered: 3, sent: { invalid: 3 } });
+  });
+
   it('dead-letters a step that always fails after maxAttempts, with the failure in headers', async () => {
     const scheduler = new VirtualTimeScheduler();
     const runs: number[] = [];
