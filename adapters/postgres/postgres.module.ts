@@ -1,5 +1,5 @@
 import { ContainerModule } from 'inversify';
-import { Logger } from '../../src/core/index.ts';
+import { Lifecycle, Logger } from '../../src/core/index.ts';
 import { TransportRegistry } from '../../src/runtime/transport-registry.ts';
 import { SchemaRegistry } from '../../src/schema/index.ts';
 import { Database } from './database.ts';
@@ -14,14 +14,13 @@ export interface PostgresModuleOptions extends PostgresJsonOptions {
 
 /**
  * Binds the `Database`, the `Outbox` (validating with the container's `SchemaRegistry` when one is
- * bound) and, unless `relay: false`, an `OutboxRelay` publishing through the integration's transports.
- * The relay does not start by itself: start it once the transports are connected (a route file's
- * `onStart`) and stop it before them. The `inbox(…)` step finds the `Database` here.
+ * bound) and, unless `relay: false`, an `OutboxRelay` publishing through the integration's transports,
+ * as a `Lifecycle`: the integration starts it once its transports are connected and stops it (its
+ * batches in flight confirmed) before it closes them. The `inbox(…)` step finds the `Database` here.
  * Throws `PostgresConfigurationError` for invalid options.
  * @example
  * const database = await openDatabase();
  * export const modules = [amqpModule(), schemaModule(), postgresModule({ database, schema: 'orders' })];
- * export async function onStart(app) { const relay = app.container.get(OutboxRelay); await relay.start(); return () => relay.stop(); }
  */
 export function postgresModule({ database, relay = {}, ...names }: PostgresModuleOptions): ContainerModule {
   validatePostgresOptions({ relay, ...names });
@@ -34,6 +33,7 @@ export function postgresModule({ database, relay = {}, ...names }: PostgresModul
       bind(OutboxRelay)
         .toDynamicValue((context) => new OutboxRelay(database, context.get(TransportRegistry), { ...relay, ...names, log: context.get<Logger>(Logger) }))
         .inSingletonScope();
+      bind<Lifecycle>(Lifecycle).toService(OutboxRelay);
     }
   });
 }

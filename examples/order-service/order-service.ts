@@ -79,11 +79,10 @@ export async function customerTotals(database: Database): Promise<{ customer_id:
   return (await database.query<{ customer_id: string; orders: number; total: string }>(`SELECT customer_id, orders, total::text AS total FROM ${SCHEMA}.customer_totals ORDER BY customer_id`)).rows;
 }
 
-/** Starts the relay (once the transports are connected) and the demo generator; returns the stop hook. */
+/** Starts the demo generator (the relay is a `Lifecycle`: the integration starts and stops it); returns the stop hook. */
 export async function startService(integration: Integration & { readonly container: { get<T>(id: abstract new (...args: never[]) => T): T } }, database: Database, eventsUri: string, { everyMs = 200, log = console.log }: { everyMs?: number; log?: (line: string) => void } = {}): Promise<() => Promise<void>> {
   const relay = integration.container.get(OutboxRelay);
   const outbox = integration.container.get(Outbox);
-  await relay.start();
   let n = 0;
   let placed = 0;
   let refused = 0;
@@ -107,6 +106,5 @@ export async function startService(integration: Integration & { readonly contain
   return async () => {
     clearInterval(timer);
     clearInterval(report);
-    await relay.stop();
   };
 }

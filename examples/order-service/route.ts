@@ -37,6 +37,6 @@ const { routes, modules } = orderService({ database, eventsUri });
 export default defineIntegration({
   routes,
   modules,
-  // The relay stops first (the CLI awaits the hook), then the routes drain; the process exit closes the database.
+  // On stop the integration stops the relay first (a Lifecycle), then the routes drain; the process exit closes the database.
   onStart: (integration) => startService(integration, database, eventsUri),
 });

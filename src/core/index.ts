@@ -15,3 +15,4 @@ export * from './timers.ts';
 export * from './backoff.ts';
 export { redactText, redactUrl } from './redact.ts';
 export { batchWrites, coalesceWrites } from './socket-writes.ts';
+export { Lifecycle } from './lifecycle.ts';

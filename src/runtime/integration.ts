@@ -1,6 +1,6 @@
 import { Container, type ContainerModule, type ServiceIdentifier } from 'inversify';
 import type { SchedulerLike } from 'rxjs';
-import { Logger, RouteDefinitionError, type Transport } from '../core/index.ts';
+import { Lifecycle, Logger, RouteDefinitionError, type Transport } from '../core/index.ts';
 import { coreModule } from '../di/core.module.ts';
 import { Scheduler } from '../di/tokens.ts';
 import { validateRoutes, type RouteSource } from '../dsl/route-definition.ts';
@@ -16,6 +16,8 @@ export interface IntegrationParts {
   readonly scheduler: SchedulerLike;
   readonly log: Logger;
   readonly service: <T>(id: ServiceIdentifier<T>) => T;
+  /** Components started after the routes and stopped before them (see `Lifecycle`). */
+  readonly lifecycles?: readonly Lifecycle[];
 }
 
 export interface StopOptions {
@@ -27,18 +29,21 @@ export interface StopOptions {
  * A set of routes over a set of transports, started and stopped together (Camel's CamelContext).
  * Routes are validated when it is constructed: a bad route never gets to run.
  *
- * Lifecycle: `start` connects every transport, then starts every route. `stop` stops every route
- * (intake first, then drain up to the deadline) and only then closes the transports, so in-flight
- * messages can still be confirmed and acked.
+ * Lifecycle: `start` connects every transport, starts every route, then the `Lifecycle` components
+ * (an outbox relay…). `stop` stops those components first, then every route (intake first, then drain
+ * up to the deadline), and only then closes the transports, so in-flight messages can still be
+ * confirmed and acked.
  */
 export class Integration {
   readonly transports: TransportRegistry;
   private readonly runtimes = new Map<string, RouteRuntime>();
   private readonly log: Logger;
+  private readonly lifecycles: readonly Lifecycle[];
 
   constructor(parts: IntegrationParts) {
     this.transports = parts.transports;
     this.log = parts.log;
+    this.lifecycles = parts.lifecycles ?? [];
     const definitions = parts.routes.map((route) => route.definition());
     validateRoutes(definitions, parts.transports.schemes);
     for (const definition of definitions) {
@@ -67,6 +72,7 @@ export class Integration {
   async start(): Promise<void> {
     await Promise.all(this.transports.all.map((transport) => transport.connect()));
     for (const route of this.routes) route.start();
+    for (const component of this.lifecycles) await component.start();
   }
 
   startRoute(id: string): void {
@@ -78,6 +84,9 @@ export class Integration {
   }
 
   async stop({ drainTimeoutMs = 10_000 }: StopOptions = {}): Promise<void> {
+    for (const component of [...this.lifecycles].reverse()) {
+      await component.stop().catch((error: unknown) => this.log.warn('lifecycle component failed to stop', { error }));
+    }
     await Promise.all(this.routes.map((route) => route.stop(drainTimeoutMs)));
     const closed = await Promise.allSettled(this.transports.all.map((transport) => transport.close()));
     for (const result of closed) {
@@ -114,6 +123,7 @@ export function createIntegration({ routes, modules = [], container = new Contai
     scheduler: scheduler ?? container.get<SchedulerLike>(Scheduler),
     log: logger ?? container.get<Logger>(Logger),
     service: (id) => container.get(id),
+    lifecycles: container.getAll<Lifecycle>(Lifecycle, { optional: true }),
   });
   return Object.assign(integration, { container });
 }

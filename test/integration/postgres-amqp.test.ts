@@ -49,9 +49,8 @@ it('through the modules: a rolled-back transaction publishes nothing, a committe
   const queue = uniqueName('outbox-commit');
   admin.track({ queues: [queue] });
   const app = createIntegration({ routes: [], logger: silentLogger, modules: [amqpModule({ url: AMQP_URL }), schemaModule(), postgresModule({ database: db, schema, relay: { pollIntervalMs: 100 } })] });
-  await app.start();
+  await app.start(); // starts the relay too (a Lifecycle)
   const relay = app.container.get(OutboxRelay);
-  relays.push(relay);
   try {
     const outbox = app.container.get(Outbox);
     const destination = `amqp:queue/${queue}`;
@@ -65,15 +64,13 @@ it('through the modules: a rolled-back transaction publishes nothing, a committe
     await db.transaction(async (tx) => {
       for (const message of committed) await outbox.add(tx, message, { destination, partitionKey: (message.body as { orderId: string }).orderId });
     });
-    await relay.start();
     const got = await readUntilQuiet(queue, 3, 20_000);
     expect(got.map((message) => message.id).sort()).toEqual(committed.map((message) => message.id).sort());
     expect(got.map((message) => message.body)).toEqual(expect.arrayContaining(committed.map((message) => message.body)));
     expect(got.every((message) => message.headers.schema === 'order.placed@1' && message.headers.correlationId === `corr-${(message.body as { orderId: string }).orderId}`)).toBe(true);
     expect(await relay.backlog()).toMatchObject({ pending: 0, parked: 0 });
   } finally {
-    await relay.stop();
-    await app.stop({ drainTimeoutMs: 1_000 });
+    await app.stop({ drainTimeoutMs: 1_000 }); // stops the relay first
   }
 });
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMessage } from '../../../src/core/index.ts';
 import { SchemaValidationError } from '../../../src/schema/index.ts';
 import { startTestIntegration, type TestIntegration } from '../../../src/testing/index.ts';
-import { openEmbeddedDatabase, Outbox, OutboxRelay, type Database } from '../../../adapters/postgres/index.ts';
+import { openEmbeddedDatabase, Outbox, type Database } from '../../../adapters/postgres/index.ts';
 import { createTables, customerTotals, demoOrder, orderService, placeOrder, SCHEMA } from '../../../examples/order-service/order-service.ts';
 
 // examples/order-service in its zero-setup form: PGlite and an in-memory channel.
@@ -14,11 +14,9 @@ beforeAll(async () => {
   database = await openEmbeddedDatabase();
   await createTables(database);
   await createTables(database); // idempotent
-  running = await startTestIntegration(orderService({ database, eventsUri }));
-  await running.app.container.get(OutboxRelay).start();
+  running = await startTestIntegration(orderService({ database, eventsUri })); // the relay is a Lifecycle: started with the integration
 }, 60_000);
 afterAll(async () => {
-  await running.app.container.get(OutboxRelay).stop();
   await running.stop({ drainTimeoutMs: 1_000 });
   await database.close();
 });
