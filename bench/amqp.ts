@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { createIntegration, createMessage, from, parseEndpoint, silentLogger, type Message } from '../src/index.ts';
 import { AmqpTransport, amqpModule } from '../adapters/amqp/index.ts';
+import { median } from './stats.ts';
 
 const url = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const count = Number(process.env.BENCH_AMQP_MESSAGES ?? '20000');
@@ -162,11 +163,6 @@ try {
 }
 
 const runsOf = (name: string): number[] => rows.find((row) => row.name.startsWith(name))?.runs ?? [];
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 console.log(`AMQP benchmark: ${count.toLocaleString('en')} messages per variant, RabbitMQ ${url.replace(/:[^:@/]*@/, ':***@')}, prefetch ${PREFETCH}, publish batches of ${BATCH}, persistent + confirms + manual acks, ${repeat} interleaved rounds`);
 for (const row of rows) console.log(`${row.name.padEnd(62)} ${Math.round(median(row.runs)).toLocaleString('en').padStart(10)} msg/s median  (rounds ${row.runs.map((r) => Math.round(r)).join(', ')})`);
 const pairs: [string, string, string][] = [

@@ -37,6 +37,7 @@ import { createIntegration, JsonSchemaRegistry, silentLogger } from '../src/inde
 import { flowModules, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY, type FlowNames } from '../examples/mqtt-to-amqp/flow.ts';
 import { routingKeyOf, toBackendReading } from '../examples/mqtt-to-amqp/telemetry.ts';
 import type { DeviceTelemetryV1 } from '../schemas/types.generated.ts';
+import { median, percentile } from './stats.ts';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MQTT_PORT = Number(process.env.BENCH_BRIDGE_MQTT_PORT ?? '18840');
@@ -331,16 +332,6 @@ async function measure(kind: Bridge, prefix: string, publishers: readonly MqttCl
     await stopReader();
   }
 }
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
-}
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 
 async function orchestrate(): Promise<void> {
   const bridges = BRIDGES.filter((bridge) => ONLY === undefined || ONLY.includes(bridge));

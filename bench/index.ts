@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { validationCost } from './schema-validation.ts';
+import { median } from './stats.ts';
 
 interface Result {
   name: string;
@@ -24,11 +25,6 @@ function run(variant: string): Result {
   return JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Result;
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 const fixed = (values: readonly number[]): string => values.map((v) => v.toFixed(2)).join(' ');
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';

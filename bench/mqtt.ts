@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { createMessage, parseEndpoint } from '../src/index.ts';
 import { MqttTransport } from '../adapters/mqtt/index.ts';
+import { median } from './stats.ts';
 
 const url = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const count = Number(process.env.BENCH_MQTT_MESSAGES ?? '20000');
@@ -198,12 +199,6 @@ function interchangePair(qos: Qos, topic: string): Pair {
     },
   };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 
 const variants = {
   raw: { label: 'raw mqtt.js → raw mqtt.js', pair: (qos: Qos, topic: string) => rawPair(qos, topic) },

@@ -22,6 +22,7 @@ import { createMessage, silentLogger, type Message } from '../src/index.ts';
 import { TransportRegistry } from '../src/runtime/transport-registry.ts';
 import { AmqpTransport } from '../adapters/amqp/index.ts';
 import { migrate, openDatabase, Outbox, OutboxRelay, type Database } from '../adapters/postgres/index.ts';
+import { median, percentile } from './stats.ts';
 
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -224,15 +225,8 @@ async function latency(pool: pg.Pool, variant: Variant): Promise<{ p50: number; 
   await waitUntil(() => confirmed.size >= committed.size);
   await relay.stop();
   const latencies = [...committed].map(([id, at]) => Math.max(0, (confirmed.get(id) ?? Number.NaN) - at)).sort((a, b) => a - b);
-  const pick = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-  return { p50: pick(0.5), p99: pick(0.99) };
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 
 async function main(): Promise<void> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
