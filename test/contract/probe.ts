@@ -1,5 +1,6 @@
 import type { Observable, Subscription } from 'rxjs';
 import { createMessage, type Delivery, type Message } from '../../src/core/index.ts';
+import { sleep } from '../support/wait.ts';
 
 /** Helpers of the transport contract suite: a recording subscriber and polling waits. */
 
@@ -8,7 +9,7 @@ export const EVENTUALLY_MS = 5_000;
 /** How long a case watches to show that nothing (more) happens. */
 export const QUIET_MS = 150;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep };
 
 /** A subscription that records what it receives and settles each delivery as told. */
 export class Probe {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { parseEndpoint, silentLogger, type Message } from '../../src/core/index.ts';
 import { AmqpTransport, type AmqpTransportOptions } from '../../adapters/amqp/index.ts';
+import { sleep, until } from '../support/wait.ts';
 
 /** Test helpers for the AMQP integration and fault tests: the broker URL, unique names, an admin channel. */
 
@@ -82,16 +83,7 @@ export async function connectedTransport(options: AmqpTransportOptions = {}): Pr
   return transport;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `check` holds, or fails after `timeoutMs` with `describe()`. */
-export async function until(check: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await sleep(20);
-  }
-}
+export { sleep, until };
 
 /**
  * Reads a queue (acking everything) until at least `atLeast` messages have arrived and no more

@@ -63,16 +63,7 @@ export class ProvisionedEndpoints {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `check` holds, else throws `describe()` after `timeoutMs`. */
-export async function waitFor(check: () => boolean, describe: () => string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await sleep(10);
-  }
-}
+export { sleep, until as waitFor } from '../support/wait.ts';
 
 /** Stops a broker process of a test's own with SIGTERM (Mosquitto saves its database on the way out); resolves on exit. */
 export async function terminate(child: ChildProcess | undefined): Promise<void> {

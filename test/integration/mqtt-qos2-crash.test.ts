@@ -7,6 +7,7 @@ import { createMessage, parseEndpoint } from '../../src/core/index.ts';
 import type { MqttTransport } from '../../adapters/mqtt/index.ts';
 import { MOSQUITTO_URL, requireBroker, runClientId, testTransport } from './mqtt-helpers.ts';
 import { PacketFilterProxy, PUBREC } from './mqtt-packet-filter-proxy.ts';
+import { until } from '../support/wait.ts';
 
 const CHILD = join(import.meta.dirname, 'mqtt-qos2-child.ts');
 
@@ -30,14 +31,6 @@ class Consumer {
   async kill(): Promise<void> {
     this.child.kill('SIGKILL');
     await this.exited;
-  }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -90,17 +83,17 @@ describe('MQTT QoS 2 inbound state across a crash', () => {
 
     proxy.drop.add(PUBREC);
     const first = new Consumer(proxyUrl, uri, directory);
-    await until(() => first.processed.length === 5, 'the first consumer to process 5 messages');
-    if (store === 'disk') await until(() => files(stateDirectory).length === 5, 'QoS 2 state saved for 5 messages');
-    await until(() => (proxy.dropped.get(PUBREC) ?? 0) >= 5, 'the 5 PUBRECs to be sent (and dropped)');
+    await until(() => first.processed.length === 5, () => 'the first consumer to process 5 messages', 20_000);
+    if (store === 'disk') await until(() => files(stateDirectory).length === 5, () => 'QoS 2 state saved for 5 messages', 20_000);
+    await until(() => (proxy.dropped.get(PUBREC) ?? 0) >= 5, () => 'the 5 PUBRECs to be sent (and dropped)', 20_000);
     await first.kill();
     proxy.drop.delete(PUBREC);
     proxy.dropped.clear();
 
     const second = new Consumer(proxyUrl, uri, directory);
     await publisher.publish(parseEndpoint(`mqtt:${topic}?qos=2`), [createMessage({ seq: 6 })]);
-    await until(() => second.processed.includes(6), 'the restarted consumer to process a new message');
-    if (store === 'disk') await until(() => files(stateDirectory).length === 0, 'PUBREL to release the saved state');
+    await until(() => second.processed.includes(6), () => 'the restarted consumer to process a new message', 20_000);
+    if (store === 'disk') await until(() => files(stateDirectory).length === 0, () => 'PUBREL to release the saved state', 20_000);
     await second.kill();
     const counts = new Map<number, number>();
     for (const seq of [...first.processed, ...second.processed]) counts.set(seq, (counts.get(seq) ?? 0) + 1);

@@ -2,8 +2,8 @@ import { firstValueFrom, toArray, type Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../../adapters/memory/index.ts';
 import { createMessage, EndpointError, NotConnectedError, parseEndpoint, type Delivery, type Message } from '../../src/core/index.ts';
+import { sleep } from '../support/wait.ts';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls until `check` holds (5 s at most). */
 async function eventually(check: () => boolean, what: string): Promise<void> {

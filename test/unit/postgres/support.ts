@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Message } from '../../../src/core/index.ts';
 import type { Database, OutboxPublisher } from '../../../adapters/postgres/index.ts';
+import { sleep, until as waitUntil } from '../../support/wait.ts';
 
 /** Helpers shared by the PostgreSQL suites (PGlite in unit tests, a real server in integration tests). */
 
@@ -15,16 +16,10 @@ export async function dropSchema(db: Database, schema: string): Promise<void> {
   await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep };
 
-/** Polls until `check` holds, or fails after `timeoutMs` with `describe()`. */
-export async function until(check: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await sleep(10);
-  }
-}
+/** `until` with the longer default the relay tests need (lease take-overs, 10k-event runs). */
+export const until = (check: () => boolean | Promise<boolean>, describe: () => string, timeoutMs = 20_000): Promise<void> => waitUntil(check, describe, timeoutMs);
 
 /** The body the ordering tests publish: a partition key and a sequence number within it. */
 export interface Numbered {
