@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import type { MqttTransport } from '../../adapters/mqtt/index.ts';
 import { CapacityError, createMessage, parseEndpoint } from '../../src/core/index.ts';
 import { requireBroker, runClientId, sleep, testTransport, waitFor } from '../integration/mqtt-helpers.ts';
 import { OwnMosquitto } from './mqtt-broker-fixture.ts';
+import { ChildScript } from '../support/child-script.ts';
 
 // Store-and-forward (issue #5): QoS 1 publishes made while the broker is unreachable are held (bounded)
 // and sent in order when it returns; with the disk store, also across a restart of the Interchange
@@ -78,21 +78,18 @@ describe('MQTT store-and-forward while Mosquitto is down', () => {
     const path = join(dir, 'nested', 'forward.jsonl');
     const { seqs } = await subscriber(topic);
 
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'test/fault/mqtt-store-and-forward-child.ts', broker.url, runClientId('sf-child'), path, topic, String(TOTAL)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    closers.push(() => void child.kill('SIGKILL'));
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    await waitFor(() => output.includes('connected') || child.exitCode !== null, () => `child did not connect: ${output}`, 30_000);
-    expect(output).toContain('connected');
+    const child = new ChildScript('test/fault/mqtt-store-and-forward-child.ts', [broker.url, runClientId('sf-child'), path, topic, String(TOTAL)], { stdin: true });
+    closers.push(() => child.kill());
+    const output = (): string => child.lines.join('\n');
+    await waitFor(() => output().includes('connected') || child.process.exitCode !== null, () => `child did not connect: ${output()}`, 30_000);
+    expect(output()).toContain('connected');
 
     await broker.stop();
     await sleep(300); // the child has seen the connection close
-    child.stdin?.write('go\n');
-    await waitFor(() => /published|failed/.test(output) || child.exitCode !== null, () => `child did not finish publishing: ${output}`, 60_000);
-    expect(output).toContain(`published ${TOTAL}`);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL'); // the process ends without any chance to flush or close
-    await exited;
+    child.write('go');
+    await waitFor(() => /published|failed/.test(output()) || child.process.exitCode !== null, () => `child did not finish publishing: ${output()}`, 60_000);
+    expect(output()).toContain(`published ${TOTAL}`);
+    await child.kill(); // SIGKILL: the process ends without any chance to flush or close
     expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(TOTAL);
     expect(seqs).toHaveLength(0);
 

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
 import { createMessage, parseEndpoint, type Message } from '../../src/core/index.ts';
 import { AMQP_URL, BrokerAdmin, connectedTransport, sleep, uniqueName, until } from './amqp-support.ts';
+import { ChildScript } from '../support/child-script.ts';
 
 const admin = new BrokerAdmin();
 afterAll(() => admin.close());
@@ -14,23 +14,16 @@ it('a consumer process killed mid-batch: its unacked messages go to another cons
     const endpoint = parseEndpoint(`amqp:queue/${queue}`);
     await transport.publish(endpoint, Array.from({ length: 100 }, (_, n) => createMessage({ n })));
 
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/integration/amqp-child-consumer.ts', AMQP_URL, queue, '30'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const acked = new Set<number>();
     const held = new Set<number>();
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
+    const child = new ChildScript('test/integration/amqp-child-consumer.ts', [AMQP_URL, queue, '30'], {
+      onLine: (line) => {
         const [what, n] = line.split(' ');
         (what === 'acked' ? acked : held).add(Number(n));
-      }
+      },
     });
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     await until(() => acked.size === 30 && held.size === 20, () => `child acked ${acked.size}, holds ${held.size}`, 20_000);
-    child.kill('SIGKILL');
-    await exited;
+    await child.kill();
 
     const got: Message[] = [];
     const subscription = transport.consume(endpoint, { prefetch: 50 }).subscribe((delivery) => {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,30 +6,19 @@ import { createMessage, parseEndpoint } from '../../src/core/index.ts';
 import type { MqttTransport } from '../../adapters/mqtt/index.ts';
 import { MOSQUITTO_URL, requireBroker, runClientId, testTransport } from './mqtt-helpers.ts';
 import { PacketFilterProxy, PUBREC } from './mqtt-packet-filter-proxy.ts';
+import { ChildScript } from '../support/child-script.ts';
 import { until } from '../support/wait.ts';
 
 const CHILD = join(import.meta.dirname, 'mqtt-qos2-child.ts');
 
-/** A consumer process and every "processed <seq>" line it printed. */
-class Consumer {
-  readonly processed: number[] = [];
-  private readonly child: ChildProcess;
-  private exited: Promise<void>;
-
+/** A consumer process; `processed` lists the seq of every "processed <seq>" line it printed. */
+class Consumer extends ChildScript {
   constructor(url: string, uri: string, directory: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, url, uri, directory], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
-    let partial = '';
-    this.child.stdout?.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) if (line.startsWith('processed ')) this.processed.push(Number(line.slice(10)));
-    });
+    super(CHILD, [url, uri, directory]);
   }
 
-  async kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
+  get processed(): number[] {
+    return this.lines.filter((line) => line.startsWith('processed ')).map((line) => Number(line.slice(10)));
   }
 }
 

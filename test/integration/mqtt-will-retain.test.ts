@@ -1,11 +1,10 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttTransport } from '../../adapters/mqtt/index.ts';
 import { createMessage, parseEndpoint, type Message } from '../../src/core/index.ts';
 import { MOSQUITTO_URL, requireBroker, runClientId, sleep, testTransport, waitFor } from './mqtt-helpers.ts';
+import { ChildScript } from '../support/child-script.ts';
 
 // Issue requirement 6: an adapter-level last will (status topic) and a retained publish option.
 // Against the machine's Mosquitto; every topic is under a prefix unique to this run, and every
@@ -42,22 +41,10 @@ function transport(): MqttTransport {
 }
 
 /** `test/integration/mqtt-will-child.ts` with its stdout lines; fails fast if it exits early. */
-class WillChild {
-  readonly lines: string[] = [];
-  readonly exited: Promise<number | null>;
-  private readonly process: ChildProcessByStdio<Writable, Readable, null>;
-
+class WillChild extends ChildScript {
   constructor(statusTopic: string, payload: string) {
+    super('test/integration/mqtt-will-child.ts', [MOSQUITTO_URL, runClientId('will-child'), statusTopic, payload], { stdin: true });
     retainedTopics.add(statusTopic);
-    this.process = spawn(process.execPath, ['--import', 'tsx', 'test/integration/mqtt-will-child.ts', MOSQUITTO_URL, runClientId('will-child'), statusTopic, payload], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let buffered = '';
-    this.process.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      this.lines.push(...lines);
-    });
-    this.exited = new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
   }
 
   async saw(line: string): Promise<void> {
@@ -70,12 +57,7 @@ class WillChild {
   }
 
   closeGracefully(): void {
-    this.process.stdin.write('close\n');
-  }
-
-  async kill(): Promise<void> {
-    if (this.process.exitCode === null && this.process.signalCode === null) this.process.kill('SIGKILL');
-    await this.exited;
+    this.write('close');
   }
 }
 

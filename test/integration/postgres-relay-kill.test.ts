@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMessage, silentLogger } from '../../src/core/index.ts';
 import { from } from '../../src/dsl/route-builder.ts';
@@ -7,6 +6,7 @@ import { amqpModule } from '../../adapters/amqp/index.ts';
 import { migrate, openDatabase, Outbox, PostgresInbox, type Database } from '../../adapters/postgres/index.ts';
 import { AMQP_URL, BrokerAdmin, readUntilQuiet, uniqueName, until } from './amqp-support.ts';
 import { dropSchema, POSTGRES_URL, uniqueSchema, type Numbered } from '../unit/postgres/support.ts';
+import { ChildScript } from '../support/child-script.ts';
 
 const admin = new BrokerAdmin();
 let db: Database;
@@ -22,32 +22,22 @@ afterAll(async () => {
   await db.close();
 });
 
-/** Starts the relay child; resolves once it runs. `lines` collects its stdout. */
-async function startRelay(hangAfter: number, lines: string[]): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/integration/postgres-relay-child.ts', POSTGRES_URL, AMQP_URL, schema, String(hangAfter)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let buffered = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await until(() => lines.includes('started'), () => `relay child did not start: ${lines.join(' | ')}`, 30_000);
-  return { child, exited };
+/** Starts the relay child; resolves once it runs. */
+async function startRelay(hangAfter: number): Promise<ChildScript> {
+  const relay = new ChildScript('test/integration/postgres-relay-child.ts', [POSTGRES_URL, AMQP_URL, schema, String(hangAfter)]);
+  await until(() => relay.lines.includes('started'), () => `relay child did not start: ${relay.lines.join(' | ')}`, 30_000);
+  return relay;
 }
 
 const pending = async (): Promise<number> => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".interchange_outbox`)).rows[0]?.n);
 
 /** Runs a second relay until the outbox is empty (it takes the killed relay's rows over once their lease expires), then stops it. */
 async function relayUntilEmpty(): Promise<void> {
-  const lines: string[] = [];
-  const relay = await startRelay(0, lines);
+  const relay = await startRelay(0);
   try {
-    await until(async () => (await pending()) === 0, () => `second relay: ${lines.at(-1) ?? 'no output'}`, 60_000);
+    await until(async () => (await pending()) === 0, () => `second relay: ${relay.lines.at(-1) ?? 'no output'}`, 60_000);
   } finally {
-    relay.child.kill('SIGTERM');
-    await relay.exited;
+    await relay.kill('SIGTERM');
   }
 }
 
@@ -64,12 +54,10 @@ it('the relay killed with SIGKILL mid-batch and restarted: every committed event
   }
 
   // First relay: hangs inside a batch once 1,000 messages are confirmed by RabbitMQ, and is killed there.
-  const firstLines: string[] = [];
-  const first = await startRelay(1000, firstLines);
-  await until(() => firstLines.includes('hanging'), () => `first relay: ${firstLines.at(-1) ?? 'no output'}`, 30_000);
-  first.child.kill('SIGKILL');
-  await first.exited;
-  const confirmedBeforeKill = Number(firstLines.filter((line) => line.startsWith('confirmed ')).at(-1)?.split(' ')[1]);
+  const first = await startRelay(1000);
+  await until(() => first.lines.includes('hanging'), () => `first relay: ${first.lines.at(-1) ?? 'no output'}`, 30_000);
+  await first.kill();
+  const confirmedBeforeKill = Number(first.lines.filter((line) => line.startsWith('confirmed ')).at(-1)?.split(' ')[1]);
   expect(await pending()).toBeGreaterThan(total - confirmedBeforeKill); // its last batch was confirmed, not deleted
 
   // Restarted: takes the dead relay's rows over once their lease expires, and finishes.
@@ -124,11 +112,9 @@ it('per-partition order survives the kill (first occurrences, as RabbitMQ holds 
   const total = 1200;
   const events = Array.from({ length: total }, (_, n) => createMessage<Numbered>({ key: keys[n % keys.length] as string, seq: Math.floor(n / keys.length) }));
   await db.transaction((tx) => outbox.addAll(tx, events, (message) => ({ destination: `amqp:queue/${queue}`, partitionKey: (message.body as Numbered).key })));
-  const firstLines: string[] = [];
-  const first = await startRelay(500, firstLines);
-  await until(() => firstLines.includes('hanging'), () => `first relay: ${firstLines.at(-1) ?? 'no output'}`, 30_000);
-  first.child.kill('SIGKILL');
-  await first.exited;
+  const first = await startRelay(500);
+  await until(() => first.lines.includes('hanging'), () => `first relay: ${first.lines.at(-1) ?? 'no output'}`, 30_000);
+  await first.kill();
   await relayUntilEmpty();
   const got = await readUntilQuiet(queue, total, 60_000);
   const seen = new Set<string>();
