@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBroker, sleep, terminate } from '../integration/mqtt-helpers.ts';
+import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
 
 /**
  * A Mosquitto of the test's own on a loopback port, with its own config: the machine's broker is
@@ -38,18 +38,7 @@ export class OwnMosquitto {
   }
 
   async start(): Promise<void> {
-    const child = spawn('mosquitto', ['-c', this.config], { stdio: 'ignore' });
-    this.process = child;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        await requireBroker(this.url);
-        return;
-      } catch (error) {
-        if (Date.now() > deadline || child.exitCode !== null) throw error;
-        await sleep(50);
-      }
-    }
+    this.process = await launchMosquitto(this.config, [this.port]);
   }
 
   /** SIGTERM (Mosquitto saves its database on the way out when persistence is on); resolves on exit. */

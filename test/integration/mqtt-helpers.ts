@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { defer, switchMap } from 'rxjs';
 import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
@@ -64,12 +63,3 @@ export class ProvisionedEndpoints {
 }
 
 export { sleep, until as waitFor } from '../support/wait.ts';
-
-/** Stops a broker process of a test's own with SIGTERM (Mosquitto saves its database on the way out); resolves on exit. */
-export async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}

@@ -1,10 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { requireBroker, sleep, terminate } from './mqtt-helpers.ts';
+import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
 
 const exec = promisify(execFile);
 const OPENSSL = '/usr/bin/openssl';
@@ -52,19 +51,6 @@ export async function generateLeaf(dir: string, ca: Pem, name: string, usage: 's
   return read(dir, `${name}.crt`, `${name}.key`);
 }
 
-function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.setTimeout(1_000, () => socket.destroy());
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('close', () => resolve(false));
-  });
-}
-
 export interface TlsMosquittoOptions {
   readonly username: string;
   readonly password: string;
@@ -86,7 +72,6 @@ export class TlsMosquitto {
   readonly url: string;
   readonly mutualUrl: string;
   private process: ChildProcess | undefined;
-  private stderr = '';
 
   private constructor(
     readonly dir: string,
@@ -141,32 +126,7 @@ export class TlsMosquitto {
   }
 
   private async launch(): Promise<void> {
-    for (const port of [this.port, this.mutualPort]) {
-      if (await accepting(port)) throw new Error(`port ${port} is already taken: cannot start the TLS Mosquitto fixture there`);
-    }
-    const child = spawn('mosquitto', ['-c', this.config], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.process = child;
-    let failed: Error | undefined;
-    child.once('error', (error) => {
-      failed = error;
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString();
-    });
-    const deadline = Date.now() + 10_000;
-    for (const port of [this.port, this.mutualPort]) {
-      for (;;) {
-        try {
-          await requireBroker(`mqtts://127.0.0.1:${port}`);
-          break;
-        } catch (error) {
-          if (failed !== undefined) throw new Error(`cannot start mosquitto: ${failed.message}`);
-          if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}: ${this.stderr}`);
-          if (Date.now() > deadline) throw error;
-          await sleep(50);
-        }
-      }
-    }
+    this.process = await launchMosquitto(this.config, [this.port, this.mutualPort]);
   }
 
   /** SIGTERM; resolves when Mosquitto has exited. */
