@@ -3,14 +3,17 @@
 // MQTT_URL (default 127.0.0.1:1883, the machine's broker with its packaged config).
 // `tsx bench/mqtt.ts` (or as the last section of `npm run bench`); BENCH_MQTT_MESSAGES (default 20000),
 // BENCH_MQTT_REPEAT (rounds, default 5), BENCH_MQTT_WINDOW (default 500); for profiling one variant or QoS:
-// BENCH_MQTT_ONLY=raw,raw-headers,interchange,devices and BENCH_MQTT_QOS=0|1.
+// BENCH_MQTT_ONLY=raw,raw-headers,interchange,interchange-bare,devices and BENCH_MQTT_QOS=0|1.
 //
 // Pacing: the packaged Mosquitto keeps at most max_queued_messages (1,000) per subscriber and silently
 // drops beyond, so every variant keeps at most WINDOW messages published but not yet received (a
 // sliding window, the same for raw and Interchange); a run that loses a message stalls and fails loudly.
 // Like with like: both sides clean sessions (the Interchange side with persistentSession: false),
 // TCP_NODELAY on every socket (the adapter sets it; the raw clients get socket.setNoDelay(true)),
-// the same JSON body; the Interchange side also carries its headers as MQTT 5 properties.
+// the same JSON body. Same bytes on the wire, compared: bare raw mqtt.js with Interchange publishing
+// `?headers=none` (the payload alone), and raw mqtt.js sending an Interchange message's id and
+// timestamp as user properties with Interchange's default (which sends them). The default against
+// bare raw is reported as well: what carrying the id and timestamp costs.
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -170,8 +173,9 @@ function devicesPair(qos: Qos, topic: string): Pair {
   };
 }
 
-function interchangePair(qos: Qos, topic: string): Pair {
+function interchangePair(qos: Qos, topic: string, headers: 'all' | 'none' = 'all'): Pair {
   const endpoint = parseEndpoint(`mqtt:${topic}?qos=${qos}`);
+  const target = parseEndpoint(`mqtt:${topic}?qos=${qos}&headers=${headers}`);
   const options = { url, persistentSession: false, protocolVersion: 5, connectTimeoutMs: 5_000 } as const;
   const publisher = new MqttTransport(options);
   const consumer = new MqttTransport(options);
@@ -186,7 +190,7 @@ function interchangePair(qos: Qos, topic: string): Pair {
       stop = () => subscription.unsubscribe();
     },
     publish(n) {
-      const published = publisher.publish(endpoint, [createMessage(body(n))]);
+      const published = publisher.publish(target, [createMessage(body(n))]);
       if (qos === 0) {
         published.catch(() => undefined);
         return undefined;
@@ -203,7 +207,8 @@ function interchangePair(qos: Qos, topic: string): Pair {
 const variants = {
   raw: { label: 'raw mqtt.js → raw mqtt.js', pair: (qos: Qos, topic: string) => rawPair(qos, topic) },
   'raw-headers': { label: 'raw mqtt.js → raw, + id/timestamp properties', pair: (qos: Qos, topic: string) => rawPair(qos, topic, true) },
-  interchange: { label: 'Interchange publish → Interchange consume', pair: interchangePair },
+  interchange: { label: 'Interchange publish → Interchange consume', pair: (qos: Qos, topic: string) => interchangePair(qos, topic) },
+  'interchange-bare': { label: 'Interchange ?headers=none → Interchange', pair: (qos: Qos, topic: string) => interchangePair(qos, topic, 'none') },
   devices: { label: 'raw devices → Interchange consume', pair: devicesPair },
 } as const;
 type Variant = keyof typeof variants;
@@ -237,7 +242,8 @@ for (const qos of qualities) {
     const verdict = goal === undefined ? '' : ` (goal ≥ ${goal.toFixed(2)}×: ${median(values) >= goal ? 'met' : 'NOT met'})`;
     console.log(`  ${what.padEnd(46)} ${median(values).toFixed(2)}× median  (rounds ${fixed(values)})${verdict}`);
   };
-  report('interchange', 'raw', 'Interchange / raw mqtt.js', 0.9);
-  report('interchange', 'raw-headers', 'Interchange / raw with the same properties');
+  report('interchange-bare', 'raw', 'same bytes: Interchange headers=none / raw', 0.9);
+  report('interchange', 'raw-headers', 'same bytes: Interchange / raw + same properties', 0.9);
+  report('interchange', 'raw', 'Interchange default / bare raw (id, timestamp)');
   report('devices', 'raw', 'devices → Interchange / raw → raw', 0.9);
 }

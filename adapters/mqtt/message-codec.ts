@@ -20,6 +20,16 @@ export interface EncodedPublish {
 }
 
 /**
+ * What a PUBLISH carries besides the payload (endpoint option `headers`):
+ * - `all` (the default): the message id and every header, so that an Interchange consumer gets the
+ *   message back whole (dedupe, the inbox and tracing need the id);
+ * - `none`: the payload only, as a device or any plain MQTT client publishes it — no user properties,
+ *   no MQTT 3.1.1 envelope; the message's MQTT 5 standard properties (content type, expiry, response
+ *   topic, correlation data) are still set, being part of the protocol. A consumer gets a fresh id.
+ */
+export type HeaderMapping = 'all' | 'none';
+
+/**
  * Message → MQTT PUBLISH (payload + MQTT 5 properties).
  *
  * MQTT 5: headers → user properties (non-strings typed through `ic-types`, but for `timestamp` and
@@ -28,10 +38,12 @@ export interface EncodedPublish {
  * property), `replyTo` → Response Topic, `correlationId` → Correlation Data (and a user property),
  * id → user property `message-id`. `attempt` is not sent (it counts deliveries at one destination).
  * MQTT 3.1.1 has no properties: the message travels as a JSON envelope `{"$ic":1,id,headers,body}`.
+ * With `headers: 'none'` only the payload (and MQTT 5's standard properties) — see `HeaderMapping`.
  * Bodies: Buffer/Uint8Array raw; strings raw when contentType is `text/*`; anything else JSON.
  */
-export function encodeMessage(message: Message, protocolVersion: 4 | 5): EncodedPublish {
+export function encodeMessage(message: Message, protocolVersion: 4 | 5, mapping: HeaderMapping = 'all'): EncodedPublish {
   const { headers } = message;
+  if (mapping === 'none') return { payload: encodeBody(message.body, headers.contentType), properties: protocolVersion === 5 ? standardProperties(headers, undefined) : undefined };
   if (protocolVersion === 4) {
     const { attempt: _attempt, ...kept } = headers;
     return { payload: JSON.stringify({ [ENVELOPE]: 1, id: message.id, headers: kept, body: encodableBody(message.body) }), properties: undefined };
@@ -49,12 +61,19 @@ export function encodeMessage(message: Message, protocolVersion: 4 | 5): Encoded
     }
   }
   if (types !== '') user[TYPES] = types;
-  const properties: NonNullable<IClientPublishOptions['properties']> = { userProperties: user };
+  return { payload: encodeBody(message.body, headers.contentType), properties: standardProperties(headers, user) };
+}
+
+type PublishProperties = NonNullable<IClientPublishOptions['properties']>;
+
+/** The MQTT 5 properties that have a meaning of their own (content type, response topic, …), and the user properties if any. */
+function standardProperties(headers: Headers, user: Record<string, string> | undefined): PublishProperties | undefined {
+  const properties: PublishProperties = user === undefined ? {} : { userProperties: user };
   if (headers.contentType !== undefined) properties.contentType = headers.contentType;
   if (headers.replyTo !== undefined) properties.responseTopic = headers.replyTo;
   if (headers.correlationId !== undefined) properties.correlationData = Buffer.from(headers.correlationId);
   if (headers.expiresAt !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil((headers.expiresAt - Date.now()) / 1000));
-  return { payload: encodeBody(message.body, headers.contentType), properties };
+  return user === undefined && Object.keys(properties).length === 0 ? undefined : properties;
 }
 
 function encodeBody(body: unknown, contentType: string | undefined): Buffer | string {

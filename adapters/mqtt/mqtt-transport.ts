@@ -20,7 +20,7 @@ import {
 } from '../../src/core/index.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
-import { encodeMessage } from './message-codec.ts';
+import { encodeMessage, type HeaderMapping } from './message-codec.ts';
 import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
 import { validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
@@ -37,7 +37,9 @@ type Qos = 0 | 1 | 2;
  *   header of that name, e.g. `deviceId`), `#rest`; `?group=g` or `$share/g/…` for a shared
  *   subscription (instances split the stream); `?clientId=` pins the consumer's session id;
  *   `?payload=raw` gives the payload's bytes as the body, unparsed (headers still decoded).
- * - publish `mqtt:commands/{deviceId}?qos=1&retain=true` — `{name}` filled from headers, then body.
+ * - publish `mqtt:commands/{deviceId}?qos=1&retain=true` — `{name}` filled from headers, then body;
+ *   `?headers=none` publishes the payload alone, as devices do (no id or headers as user properties, no
+ *   MQTT 3.1.1 envelope): for devices and foreign consumers, and bandwidth (see `HeaderMapping`).
  *
  * Contract (the transport SPI, MQTT flavoured):
  * - Each `consume` is its own connection and session (`<clientId>:<slot>:<hash of the filter>`, slot =
@@ -133,11 +135,12 @@ export class MqttTransport implements Transport {
     if (publisher === undefined) throw new NotConnectedError(`mqtt transport is not connected; cannot publish to '${endpoint.uri}'`);
     const qos = this.qosOf(endpoint);
     const retain = endpoint.options.retain === 'true';
+    const mapping = headerMappingOf(endpoint);
     const templated = isTemplate(endpoint.path);
     const fixedTopic = templated ? undefined : this.topicOf(endpoint.path);
     const outgoing = messages.map((message) => {
       const topic = fixedTopic ?? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path);
-      const { payload, properties } = encodeMessage(message, this.protocolVersion);
+      const { payload, properties } = encodeMessage(message, this.protocolVersion, mapping);
       return new HeldPublish(topic, payload, qos, retain, properties);
     });
     return publisher.publish(outgoing);
@@ -295,6 +298,13 @@ function hash(text: string): string {
 /** Publishes on the status topic (the will's QoS and retain flag). */
 function announce(connection: MqttConnection, status: LastWillOptions, payload: string): void {
   connection.client.publish(status.topic, payload, { qos: status.qos ?? 1, retain: status.retain ?? true });
+}
+
+/** Endpoint option `headers`: `all` (the default) or `none` (the payload alone). */
+function headerMappingOf(endpoint: Endpoint): HeaderMapping {
+  const headers = endpoint.options.headers;
+  if (headers !== undefined && headers !== 'all' && headers !== 'none') throw new EndpointError(`'${endpoint.uri}': headers must be 'all' or 'none', got '${headers}'`);
+  return headers ?? 'all';
 }
 
 /** Endpoint option `payload`: `raw` (bodies are the payload bytes) or `decoded` (the default). */

@@ -18,12 +18,12 @@ export function encodePublish(packet: IPublishPacket, protocolVersion: number): 
   const { topic, qos } = packet;
   if (typeof topic !== 'string' || (qos !== 0 && qos !== 1 && qos !== 2)) return undefined;
   const payload = packet.payload;
-  const payloadLength = typeof payload === 'string' ? Buffer.byteLength(payload) : Buffer.isBuffer(payload) ? payload.length : -1;
+  const payloadLength = typeof payload === 'string' ? utf8Length(payload) : Buffer.isBuffer(payload) ? payload.length : -1;
   if (payloadLength < 0) return undefined;
   const messageId = packet.messageId;
   if (qos > 0 && (typeof messageId !== 'number' || messageId < 1 || messageId > 0xffff)) return undefined;
 
-  const topicLength = Buffer.byteLength(topic);
+  const topicLength = utf8Length(topic);
   if (topicLength > 0xffff) return undefined;
   let propertiesLength = 0;
   const properties = protocolVersion === 5 ? packet.properties : undefined;
@@ -39,13 +39,13 @@ export function encodePublish(packet: IPublishPacket, protocolVersion: number): 
   buffer[0] = 0x30 | (packet.dup === true ? 0x08 : 0) | (qos << 1) | (packet.retain === true ? 0x01 : 0);
   let at = writeVarInt(buffer, 1, remaining);
   at = buffer.writeUInt16BE(topicLength, at);
-  at += buffer.write(topic, at, 'utf8');
+  at += writeUtf8(buffer, at, topic);
   if (qos > 0) at = buffer.writeUInt16BE(messageId as number, at);
   if (protocolVersion === 5) {
     at = writeVarInt(buffer, at, propertiesLength);
     if (properties !== undefined && properties !== null) at = writeProperties(buffer, at, properties as Readonly<Record<string, unknown>>);
   }
-  if (typeof payload === 'string') buffer.write(payload, at, 'utf8');
+  if (typeof payload === 'string') writeUtf8(buffer, at, payload);
   else payload.copy(buffer, at);
   return buffer;
 }
@@ -144,21 +144,32 @@ function measurePairs(pairs: unknown): number {
   let length = 0;
   for (const name in pairs) {
     const value = (pairs as Record<string, unknown>)[name];
-    const nameLength = Buffer.byteLength(name);
+    const nameLength = utf8Length(name);
     if (nameLength > 0xffff) return -1;
-    for (const item of Array.isArray(value) ? (value as unknown[]) : [value]) {
-      if (typeof item !== 'string') return -1;
-      const valueLength = Buffer.byteLength(item);
-      if (valueLength > 0xffff) return -1;
-      length += 5 + nameLength + valueLength;
+    if (!Array.isArray(value)) {
+      const size = pairSize(nameLength, value);
+      if (size < 0) return -1;
+      length += size;
+      continue;
+    }
+    for (const item of value as unknown[]) {
+      const size = pairSize(nameLength, item);
+      if (size < 0) return -1;
+      length += size;
     }
   }
   return length;
 }
 
+function pairSize(nameLength: number, value: unknown): number {
+  if (typeof value !== 'string') return -1;
+  const valueLength = utf8Length(value);
+  return valueLength > 0xffff ? -1 : 5 + nameLength + valueLength;
+}
+
 /** A string property's size (id, length, bytes), or -1 past the 65,535 bytes an MQTT string may have. */
 function stringSize(value: string): number {
-  const length = Buffer.byteLength(value);
+  const length = utf8Length(value);
   return length > 0xffff ? -1 : 3 + length;
 }
 
@@ -169,37 +180,79 @@ function writeProperties(buffer: Buffer, start: number, properties: Readonly<Rec
     if (value === undefined || value === null) continue;
     const [id, type] = PUBLISH_PROPERTIES[name] as readonly [number, string];
     if (type === 'pair') {
-      for (const key in value as Record<string, unknown>) {
-        const entry = (value as Record<string, string | string[]>)[key] as string | string[];
-        for (const item of Array.isArray(entry) ? entry : [entry]) {
-          buffer[at] = id;
-          at = writeString(buffer, writeString(buffer, at + 1, key), item);
-        }
+      const pairs = value as Readonly<Record<string, string | readonly string[]>>;
+      for (const key in pairs) {
+        const entry = pairs[key] as string | readonly string[];
+        if (typeof entry === 'string') at = writePair(buffer, at, id, key, entry);
+        else for (const item of entry) at = writePair(buffer, at, id, key, item);
       }
-      continue;
-    }
-    for (const item of Array.isArray(value) ? (value as unknown[]) : [value]) {
-      buffer[at] = id;
-      at += 1;
-      if (type === 'byte') buffer[at++] = item === true ? 1 : 0;
-      else if (type === 'int16') at = buffer.writeUInt16BE(item as number, at);
-      else if (type === 'int32') at = buffer.writeUInt32BE(item as number, at);
-      else if (type === 'var') at = writeVarInt(buffer, at, item as number);
-      else if (type === 'string') at = writeString(buffer, at, item as string);
-      else {
-        const bytes = item as Buffer;
-        at = buffer.writeUInt16BE(bytes.length, at);
-        at += bytes.copy(buffer, at);
-      }
-    }
+    } else if (Array.isArray(value)) {
+      for (const item of value as unknown[]) at = writeProperty(buffer, at, id, type, item);
+    } else at = writeProperty(buffer, at, id, type, value);
   }
   return at;
 }
 
+function writePair(buffer: Buffer, at: number, id: number, key: string, value: string): number {
+  buffer[at] = id;
+  return writeString(buffer, writeString(buffer, at + 1, key), value);
+}
+
+function writeProperty(buffer: Buffer, start: number, id: number, type: string, value: unknown): number {
+  buffer[start] = id;
+  const at = start + 1;
+  switch (type) {
+    case 'byte':
+      buffer[at] = value === true ? 1 : 0;
+      return at + 1;
+    case 'int16':
+      return buffer.writeUInt16BE(value as number, at);
+    case 'int32':
+      return buffer.writeUInt32BE(value as number, at);
+    case 'var':
+      return writeVarInt(buffer, at, value as number);
+    case 'string':
+      return writeString(buffer, at, value as string);
+    default: {
+      const bytes = value as Buffer;
+      buffer.writeUInt16BE(bytes.length, at);
+      return at + 2 + bytes.copy(buffer, at + 2);
+    }
+  }
+}
+
 function writeString(buffer: Buffer, at: number, value: string): number {
-  const length = buffer.write(value, at + 2, 'utf8');
+  const length = writeUtf8(buffer, at + 2, value);
   buffer.writeUInt16BE(length, at);
   return at + 2 + length;
+}
+
+/**
+ * Short strings (topics, header names and values, small JSON bodies) are mostly ASCII: counted and
+ * copied in JS, which costs less than the call into the native UTF-8 codec; anything else goes native.
+ */
+const SHORT = 128;
+
+function utf8Length(value: string): number {
+  const length = value.length;
+  if (length > SHORT) return Buffer.byteLength(value);
+  for (let i = 0; i < length; i += 1) if (value.charCodeAt(i) >= 0x80) return Buffer.byteLength(value);
+  return length;
+}
+
+/** Writes `value` as UTF-8 at `at`; returns the number of bytes written. */
+function writeUtf8(buffer: Buffer, at: number, value: string): number {
+  const length = value.length;
+  if (length <= SHORT) {
+    let i = 0;
+    for (; i < length; i += 1) {
+      const code = value.charCodeAt(i);
+      if (code >= 0x80) break;
+      buffer[at + i] = code;
+    }
+    if (i === length) return length;
+  }
+  return buffer.write(value, at, 'utf8');
 }
 
 function varIntSize(value: number): number {

@@ -173,4 +173,23 @@ describe('mqtt adapter against Mosquitto', () => {
     const { stdout } = await received;
     expect(stdout.trim().split('\n')).toEqual(['{"hello":"cli"}', 'text body']);
   });
+
+  it('headers=none publishes the payload alone, over MQTT 5 and 3.1.1 (no user properties, no envelope)', async () => {
+    const port = new URL(MOSQUITTO_URL).port || '1883';
+    const v311 = testTransport({ url: MOSQUITTO_URL, clientId: runClientId('bare311'), protocolVersion: 4 });
+    open.push(v311);
+    const v5 = transport();
+    await Promise.all([v311.connect(), v5.connect()]);
+    const shown = exec('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', '5', '-q', '1', '-t', `${run}/bare/#`, '-C', '3', '-W', '10', '-F', '%t %P|%p']);
+    await sleep(500);
+    const command = createMessage({ on: true }, { headers: { tenant: 'acme' } });
+    await v5.publish(parseEndpoint(`mqtt:${run}/bare/v5?qos=1&headers=none`), [command]);
+    await v311.publish(parseEndpoint(`mqtt:${run}/bare/v311?qos=1&headers=none`), [command]);
+    await v5.publish(parseEndpoint(`mqtt:${run}/bare/default?qos=1`), [command]);
+    const lines = (await shown).stdout.trim().split('\n');
+    expect(lines[0]).toBe(`${run}/bare/v5 |{"on":true}`);
+    expect(lines[1]).toBe(`${run}/bare/v311 |{"on":true}`);
+    expect(lines[2]).toContain(`message-id:${command.id}`); // the default, for contrast
+    await expect(v5.publish(parseEndpoint(`mqtt:${run}/bare?headers=some`), [command])).rejects.toThrow(/headers must be 'all' or 'none'/);
+  });
 });

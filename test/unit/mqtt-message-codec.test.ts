@@ -49,4 +49,16 @@ describe('MQTT message codec', () => {
     expect(message.body).toBe(bytes);
     expect(message.headers).toMatchObject({ tenant: 'acme', deviceId: 'd1', mqttTopic: 'devices/d1/telemetry' });
   });
+
+  it('headers=none: the payload alone, as a device publishes it; MQTT 5 standard properties kept', () => {
+    const plain = createMessage({ t: 21.5 }, { headers: { tenant: 'acme' } });
+    expect(encodeMessage(plain, 5, 'none')).toEqual({ payload: '{"t":21.5}', properties: undefined });
+    expect(encodeMessage(plain, 4, 'none')).toEqual({ payload: '{"t":21.5}', properties: undefined });
+    const standard = createMessage('on', { headers: { contentType: 'text/plain', replyTo: 'replies/1', correlationId: 'c-9', tenant: 'acme' } });
+    expect(encodeMessage(standard, 5, 'none')).toEqual({ payload: 'on', properties: { contentType: 'text/plain', responseTopic: 'replies/1', correlationData: Buffer.from('c-9') } });
+    const back = decodeMessage(received(encodeMessage(plain, 5, 'none')), undefined, 1);
+    expect(back.id).not.toBe(plain.id);
+    expect(back.headers.tenant).toBeUndefined();
+    expect(back.body).toEqual({ t: 21.5 });
+  });
 });

@@ -10,7 +10,7 @@ import { installPublishParser } from '../../adapters/mqtt/publish-parser.ts';
 /** A parser as mqtt.js makes one for a client: through `mqttPacket.parser(client.options)`. */
 function parserFor(options: IClientOptions, fast: boolean): mqttPacket.Parser {
   if (fast) installPublishParser({ options } as MqttClient);
-  return mqttPacket.parser(options as mqttPacket.IParserOptions);
+  return mqttPacket.parser(options as Parameters<typeof mqttPacket.parser>[0]);
 }
 
 interface Outcome {
