@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import mqttPacket from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mqttModule, type MqttTransport } from '../../adapters/mqtt/index.ts';
 import { MqttConnection } from '../../adapters/mqtt/mqtt-connection.ts';
@@ -191,5 +192,19 @@ describe('mqtt adapter against Mosquitto', () => {
     expect(lines[1]).toBe(`${run}/bare/v311 |{"on":true}`);
     expect(lines[2]).toContain(`message-id:${command.id}`); // the default, for contrast
     await expect(v5.publish(parseEndpoint(`mqtt:${run}/bare?headers=some`), [command])).rejects.toThrow(/headers must be 'all' or 'none'/);
+  });
+
+  it('uses its own PUBLISH reader on a real connection (mqtt.js and the adapter share one mqtt-packet)', async () => {
+    const prototype = Object.getPrototypeOf(mqttPacket.parser({})) as { _parsePublish(): void };
+    const fallback = vi.spyOn(prototype, '_parsePublish');
+    const consumer = transport();
+    await consumer.connect();
+    const got = collect(consumer, `mqtt:${run}/reader?qos=1`);
+    await sleep(300);
+    const sent = createMessage({ n: 1 }, { headers: { tenant: 'acme' } });
+    await consumer.publish(parseEndpoint(`mqtt:${run}/reader?qos=1`), [sent]);
+    await waitFor(() => got.messages.length >= 1, () => 'nothing received');
+    expect(got.messages[0]).toMatchObject({ id: sent.id, body: { n: 1 }, headers: { tenant: 'acme' } });
+    expect(fallback).not.toHaveBeenCalled();
   });
 });
