@@ -39,11 +39,14 @@ function onStart(integration: RunningIntegration): StopHook {
   return async () => {
     stop.abort();
     console.log(await simulation);
-    if (flow.standIn !== undefined) {
-      const depths = Object.entries(flow.standIn.depths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
-      console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
-    }
   };
 }
 
-export default defineIntegration({ routes: flowRoutes({ names, consumers }), modules: flow.modules, onStart });
+/** After the drain: the summaries of groups still open at Ctrl-C are sent by then, so the stand-in's counts are final. */
+function onStopped(): void {
+  if (flow.standIn === undefined) return;
+  const depths = Object.entries(flow.standIn.depths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
+  console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
+}
+
+export default defineIntegration({ routes: flowRoutes({ names, consumers }), modules: flow.modules, onStart, onStopped });

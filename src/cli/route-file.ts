@@ -15,7 +15,7 @@ export type StopHook = () => void | Promise<void>;
 
 /**
  * What a route file gives the CLI: either as named exports (`export const routes = […]`,
- * optionally `modules` and `onStart`), or as a default export of this shape.
+ * optionally `modules`, `onStart` and `onStopped`), or as a default export of this shape.
  */
 export interface IntegrationModule {
   readonly routes: readonly RouteSource[];
@@ -26,6 +26,12 @@ export interface IntegrationModule {
    * the CLI awaits before it stops the routes. Throwing stops the integration; the CLI exits with 1.
    */
   readonly onStart?: (integration: RunningIntegration) => void | StopHook | Promise<void | StopHook>;
+  /**
+   * Called once the routes have stopped and drained and the transports are closed, before the CLI
+   * prints the final counts: e.g. to report what reached an in-memory destination. Throwing is
+   * reported on stderr; the counts are still printed and the CLI exits with 1.
+   */
+  readonly onStopped?: (integration: RunningIntegration) => void | Promise<void>;
 }
 
 /** A route file is not usable: not a module of routes. Exit code 1. */
@@ -65,7 +71,7 @@ export async function loadRouteFile(file: string, cwd: string = process.cwd()): 
 export function integrationModuleOf(exports: Readonly<Record<string, unknown>>, file: string): IntegrationModule {
   const fallback = exports.default;
   const candidate = isObject(fallback) && 'routes' in fallback ? fallback : exports;
-  const { routes, modules, onStart } = candidate as Record<string, unknown>;
+  const { routes, modules, onStart, onStopped } = candidate as Record<string, unknown>;
   const where = candidate === exports ? 'export' : 'default export';
   if (routes === undefined) {
     throw new RouteFileError(`${file} exports no routes: add \`export const routes = [from(…)…]\` or \`export default defineIntegration({ routes })\``);
@@ -75,7 +81,8 @@ export function integrationModuleOf(exports: Readonly<Record<string, unknown>>, 
   }
   if (modules !== undefined && !Array.isArray(modules)) throw new RouteFileError(`${file}: the ${where} \`modules\` must be an array of ContainerModules`);
   if (onStart !== undefined && typeof onStart !== 'function') throw new RouteFileError(`${file}: the ${where} \`onStart\` must be a function`);
-  return { routes, modules, onStart } as IntegrationModule;
+  if (onStopped !== undefined && typeof onStopped !== 'function') throw new RouteFileError(`${file}: the ${where} \`onStopped\` must be a function`);
+  return { routes, modules, onStart, onStopped } as IntegrationModule;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

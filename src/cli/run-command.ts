@@ -17,9 +17,9 @@ export interface RunIo {
 
 /**
  * `interchange run <file>`: loads the route file, starts its integration, shows the live counters
- * until SIGINT/SIGTERM, then stops intake, drains in-flight messages (up to `drainTimeoutMs`) and
- * prints the final counts. Resolves with the exit code (0) once stopped; a second signal exits 1 at
- * once. Throws what loading, validating or starting throws (the caller maps it to an exit code).
+ * until SIGINT/SIGTERM, then stops intake, drains in-flight messages (up to `drainTimeoutMs`), calls
+ * the route file's `onStopped` and prints the final counts. Resolves with the exit code (0; 1 if
+ * `onStopped` threw) once stopped; a second signal exits 1 at once. Throws what loading, validating or starting throws (the caller maps it to an exit code).
  */
 export async function runCommand(command: Extract<Command, { name: 'run' }>, io: RunIo): Promise<number> {
   const loaded = await loadRouteFile(command.file);
@@ -60,10 +60,17 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   await integration.stop({ drainTimeoutMs: command.drainTimeoutMs });
   clearInterval(keepAlive);
   signals.dispose();
+  let exitCode = 0;
+  try {
+    await loaded.onStopped?.(integration);
+  } catch (error) {
+    io.stderr.write(`interchange: onStopped failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    exitCode = 1;
+  }
 
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const idWidth = Math.max(0, ...integration.routes.map((route) => route.id.length));
   io.stdout.write(`stopped after ${elapsedSeconds.toFixed(1)} s; final counts (msg/s averaged over the run):\n`);
   io.stdout.write(integration.routes.map((route) => `${liveLine(route.id, undefined, route.metrics, elapsedSeconds, { idWidth })}\n`).join(''));
-  return 0;
+  return exitCode;
 }

@@ -71,6 +71,17 @@ describe('interchange run', () => {
     expect(run.stderr()).toBe('');
   }, 20_000);
 
+  it('calls the route file\'s onStopped after the drain, before the final counts', async () => {
+    const run = cli('run', 'test/unit/fixtures/reporting-route.ts', '--quiet');
+    await run.waitForStdout(/^interchange: 1 route running/m);
+    run.signal('SIGINT'); // the message is still being processed
+    expect(await run.exited).toBe(0);
+    const lines = run.stdout().trimEnd().split('\n');
+    expect(lines.at(-4)).toBe('stopping: draining in-flight messages…');
+    expect(lines.at(-3)).toBe('onStopped: completed 1, in-flight 0');
+    expect(lines.at(-2)).toMatch(/^stopped after \d+\.\d s; final counts/);
+  }, 20_000);
+
   it('exits 1 at once on a second signal while draining', async () => {
     const run = cli('run', 'test/unit/fixtures/slow-route.ts', '--drain-timeout', '60000');
     await run.waitForStdout(/^slow {2}in 1 {2}out 0 {2}filtered 0 {2}failed 0 {2}dead-lettered 0 {2}in-flight 1 /m);
