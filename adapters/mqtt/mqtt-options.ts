@@ -1,5 +1,5 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { InterchangeError } from '../../src/core/index.ts';
+import { EndpointError, InterchangeError, type Endpoint } from '../../src/core/index.ts';
 
 /** Where outgoing QoS ≥ 1 messages wait while the broker is unreachable. */
 export interface StoreAndForwardOptions {
@@ -139,6 +139,43 @@ export class MqttConfigError extends InterchangeError {
   constructor(message: string) {
     super('MQTT_CONFIG', message);
   }
+}
+
+/** The query options an `mqtt:` endpoint URI accepts (all strings in the URI), as JSON Schema. */
+export const mqttEndpointOptionsSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  title: 'MQTT endpoint options',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    qos: { enum: ['0', '1', '2'], description: 'QoS of the subscription / of published messages (default: the transport\'s qos, else 1)' },
+    retain: { enum: ['true', 'false'], description: 'publish: set the retain flag (default false)' },
+    headers: { enum: ['all', 'none'], description: 'publish: `all` sends the id and headers as MQTT 5 user properties (3.1.1: a JSON envelope); `none` the payload alone (default all)' },
+    payload: { enum: ['decoded', 'raw'], description: 'consume: `raw` makes the body the payload bytes as sent, unparsed (default decoded)' },
+    group: { type: 'string', pattern: '^[^/+#]+$', description: 'consume: shared subscription group ($share/<group>/<filter>)' },
+    clientId: { type: 'string', minLength: 1, description: 'consume: pins the consumer\'s session client id' },
+    maxDeliveries: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'consume: deliveries of a nacked message before it is dead-lettered (default: the transport\'s, else 5)' },
+  },
+} as const;
+
+let endpointValidator: ReturnType<Ajv2020['compile']> | undefined;
+/** Endpoints already checked: a route publishes through the same endpoint object every time. */
+const checkedEndpoints = new WeakSet<Endpoint>();
+
+/** Checks an endpoint's query options against `mqttEndpointOptionsSchema`; throws `EndpointError` naming the URI and every problem. */
+export function validateMqttEndpointOptions(endpoint: Endpoint): void {
+  if (checkedEndpoints.has(endpoint)) return;
+  endpointValidator ??= new Ajv2020({ strict: true, allErrors: true }).compile(mqttEndpointOptionsSchema);
+  if (!endpointValidator(endpoint.options)) {
+    const problems = (endpointValidator.errors ?? []).map((error) => {
+      const where = error.instancePath === '' ? '' : `${error.instancePath.slice(1)} `;
+      if (error.keyword === 'additionalProperties') return `unknown option '${String((error.params as { additionalProperty?: string }).additionalProperty)}'`;
+      if (error.keyword === 'enum') return `${where}must be one of ${String((error.params as { allowedValues?: unknown[] }).allowedValues?.join(', '))}`;
+      return `${where}${error.message ?? 'is invalid'}`;
+    });
+    throw new EndpointError(`invalid options in '${endpoint.uri}': ${problems.join('; ')}`);
+  }
+  checkedEndpoints.add(endpoint);
 }
 
 let validator: ReturnType<Ajv2020['compile']> | undefined;

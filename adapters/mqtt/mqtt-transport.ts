@@ -2,7 +2,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import {
-  EndpointError,
   integerOption,
   NotConnectedError,
   resolveEndpointTemplate,
@@ -22,7 +21,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
 import { encodeMessage, type HeaderMapping } from './message-codec.ts';
 import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
-import { validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
+import { validateMqttEndpointOptions, validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
 import { publishTopic, TopicPattern } from './topic-pattern.ts';
@@ -132,6 +131,7 @@ export class MqttTransport implements Transport {
 
   async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {
     const publisher = this.publisher;
+    validateMqttEndpointOptions(endpoint);
     if (publisher === undefined) throw new NotConnectedError(`mqtt transport is not connected; cannot publish to '${endpoint.uri}'`);
     const qos = this.qosOf(endpoint);
     const retain = endpoint.options.retain === 'true';
@@ -152,6 +152,7 @@ export class MqttTransport implements Transport {
         subscriber.complete();
         return undefined;
       }
+      validateMqttEndpointOptions(endpoint);
       const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
       const qos = this.qosOf(endpoint);
       const prefetch = options.prefetch ?? 100;
@@ -196,6 +197,7 @@ export class MqttTransport implements Transport {
    * consuming, so QoS ≥ 1 messages published before that consumer starts are kept for it.
    */
   async provision(endpoint: Endpoint): Promise<void> {
+    validateMqttEndpointOptions(endpoint);
     if (this.brokerUrl === undefined) await this.connect(); // the embedded broker starts on connect
     const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
     const clientId = endpoint.options.clientId ?? `${this.baseClientId}:0:${hash(pattern.filter)}`;
@@ -263,10 +265,8 @@ export class MqttTransport implements Transport {
   }
 
   private qosOf(endpoint: Endpoint): Qos {
-    const raw = endpoint.options.qos;
-    if (raw === undefined) return this.options.qos ?? 1;
-    if (raw !== '0' && raw !== '1' && raw !== '2') throw new EndpointError(`'${endpoint.uri}': qos must be 0, 1 or 2, got '${raw}'`);
-    return Number(raw) as Qos;
+    const qos = endpoint.options.qos; // '0' | '1' | '2' (validateMqttEndpointOptions)
+    return qos === undefined ? (this.options.qos ?? 1) : (Number(qos) as Qos);
   }
 
   private connectionConfig(clientId: string, receiveMaximum: number | undefined, publisher: boolean): ConnectionConfig {
@@ -300,16 +300,12 @@ function announce(connection: MqttConnection, status: LastWillOptions, payload: 
   connection.client.publish(status.topic, payload, { qos: status.qos ?? 1, retain: status.retain ?? true });
 }
 
-/** Endpoint option `headers`: `all` (the default) or `none` (the payload alone). */
+/** Endpoint option `headers` (validated by `validateMqttEndpointOptions`): `all`, the default, or `none`. */
 function headerMappingOf(endpoint: Endpoint): HeaderMapping {
-  const headers = endpoint.options.headers;
-  if (headers !== undefined && headers !== 'all' && headers !== 'none') throw new EndpointError(`'${endpoint.uri}': headers must be 'all' or 'none', got '${headers}'`);
-  return headers ?? 'all';
+  return endpoint.options.headers === 'none' ? 'none' : 'all';
 }
 
-/** Endpoint option `payload`: `raw` (bodies are the payload bytes) or `decoded` (the default). */
+/** Endpoint option `payload` (validated by `validateMqttEndpointOptions`): `raw`, or `decoded`, the default. */
 function rawPayloadOf(endpoint: Endpoint): boolean {
-  const payload = endpoint.options.payload;
-  if (payload !== undefined && payload !== 'raw' && payload !== 'decoded') throw new EndpointError(`'${endpoint.uri}': payload must be 'raw' or 'decoded', got '${payload}'`);
-  return payload === 'raw';
+  return endpoint.options.payload === 'raw';
 }

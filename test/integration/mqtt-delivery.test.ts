@@ -191,7 +191,6 @@ describe('mqtt adapter against Mosquitto', () => {
     expect(lines[0]).toBe(`${run}/bare/v5 |{"on":true}`);
     expect(lines[1]).toBe(`${run}/bare/v311 |{"on":true}`);
     expect(lines[2]).toContain(`message-id:${command.id}`); // the default, for contrast
-    await expect(v5.publish(parseEndpoint(`mqtt:${run}/bare?headers=some`), [command])).rejects.toThrow(/headers must be 'all' or 'none'/);
   });
 
   it('uses its own PUBLISH reader on a real connection (mqtt.js and the adapter share one mqtt-packet)', async () => {
