@@ -200,14 +200,15 @@ export class MqttConnection {
   }
 }
 
+/** mqtt.js's logger while `DEBUG` is unset. */
+const noLog = (): void => undefined;
+
 /**
  * CONNACK refusals that the same configuration will always get (MQTT 5 reason codes: 0x84 protocol
  * version, 0x85 client id, 0x86 bad user name or password, 0x87 not authorized, 0x8A banned, 0x8C bad
  * authentication method; MQTT 3.1.1 return codes 1, 2, 4, 5), and failed TLS verification. "Server
  * unavailable" and "busy" are not among them: those are retried.
  */
-const noLog = (): void => undefined;
-
 const REFUSED = new Set([1, 2, 4, 5, 0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c]);
 function isRefusal(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
