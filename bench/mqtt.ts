@@ -1,7 +1,7 @@
 // MQTT benchmark (issue #5): raw mqtt.js publish → subscribe beside the same through Interchange
 // (MqttTransport.publish → MqttTransport.consume), QoS 0 and QoS 1, one run, against the Mosquitto at
 // MQTT_URL (default 127.0.0.1:1883, the machine's broker with its packaged config).
-// `tsx bench/mqtt.ts` (or as the last section of `npm run bench`); BENCH_MQTT_MESSAGES (default 20000),
+// `tsx bench/mqtt.ts` (or as the last section of `npm run bench`); BENCH_MQTT_MESSAGES (default 50000: 20,000-message rounds swung 0.5–1.5× on the shared VM),
 // BENCH_MQTT_REPEAT (rounds, default 5), BENCH_MQTT_WINDOW (default 500); for profiling one variant or QoS:
 // BENCH_MQTT_ONLY=raw,raw-headers,interchange,interchange-bare,devices and BENCH_MQTT_QOS=0|1.
 //
@@ -22,7 +22,7 @@ import { MqttTransport } from '../adapters/mqtt/index.ts';
 import { median } from './stats.ts';
 
 const url = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
-const count = Number(process.env.BENCH_MQTT_MESSAGES ?? '20000');
+const count = Number(process.env.BENCH_MQTT_MESSAGES ?? '50000');
 const repeat = Number(process.env.BENCH_MQTT_REPEAT ?? '5');
 const WINDOW = Number(process.env.BENCH_MQTT_WINDOW ?? '500');
 const STALL_MS = 10_000;
