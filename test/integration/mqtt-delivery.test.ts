@@ -206,4 +206,23 @@ describe('mqtt adapter against Mosquitto', () => {
     expect(got.messages[0]).toMatchObject({ id: sent.id, body: { n: 1 }, headers: { tenant: 'acme' } });
     expect(fallback).not.toHaveBeenCalled();
   });
+
+  it('large and small PUBLISHes, interleaved, arrive intact over a real socket (packets split across reads)', async () => {
+    const consumer = transport();
+    const producer = transport();
+    await Promise.all([consumer.connect(), producer.connect()]);
+    const got = collect(consumer, `mqtt:${run}/sizes?qos=1`);
+    await sleep(300);
+    const sizes = [10, 300_000, 1, 70_000, 5, 1_000_000, 16_384, 0];
+    const bodies = sizes.map((size, i) => Buffer.alloc(size, i + 1));
+    const sent = bodies.map((body) => createMessage(body, { headers: { contentType: 'application/octet-stream', size: body.length } }));
+    await producer.publish(parseEndpoint(`mqtt:${run}/sizes?qos=1`), sent);
+    await waitFor(() => got.messages.length >= sent.length, () => `got ${got.messages.length}`);
+    expect(got.messages.map((m) => m.id)).toEqual(sent.map((m) => m.id));
+    for (const [i, message] of got.messages.entries()) {
+      expect(Buffer.isBuffer(message.body)).toBe(true);
+      expect((message.body as Buffer).equals(bodies[i] as Buffer)).toBe(true);
+      expect(message.headers.size).toBe(sizes[i]);
+    }
+  });
 });
