@@ -1,9 +1,9 @@
 import fc from 'fast-check';
-import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
+import type { IPublishPacket } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { encodePublish } from '../../adapters/mqtt/publish-encoder.ts';
-import { installPublishParser } from '../../adapters/mqtt/publish-parser.ts';
+import { parsePackets, plainData } from '../support/mqtt-packets.ts';
 
 // Property tests: for any PUBLISH a client may send, the adapter's encoder writes mqtt-packet's bytes,
 // and the adapter's reader gets mqtt-packet's packets from them, however the stream is split.
@@ -34,21 +34,6 @@ const publish = fc
   .map(({ messageId, properties: props, ...fields }): IPublishPacket => ({ cmd: 'publish', ...fields, ...(fields.qos > 0 ? { messageId } : {}), ...(props === undefined ? {} : { properties: props }) }) as IPublishPacket);
 const version = fc.constantFrom(4 as const, 5 as const);
 
-/** Packets as plain data: Buffers as byte arrays, prototype-less objects as objects. */
-const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value, (_key, item: unknown) => (item instanceof Uint8Array ? [...item] : item))) as unknown;
-
-function parseAll(chunks: readonly Buffer[], protocolVersion: 4 | 5, fast: boolean): { packets: Packet[]; errors: string[] } {
-  const options = { protocolVersion };
-  if (fast) installPublishParser({ options } as MqttClient);
-  const parser = mqttPacket.parser(options);
-  const packets: Packet[] = [];
-  const errors: string[] = [];
-  parser.on('packet', (packet: Packet) => packets.push(packet));
-  parser.on('error', (error: Error) => errors.push(error.message));
-  for (const chunk of chunks) parser.parse(chunk);
-  return { packets, errors };
-}
-
 /** `bytes` cut at the given offsets (sorted, deduplicated). */
 function cut(bytes: Buffer, offsets: readonly number[]): Buffer[] {
   const points = [...new Set(offsets.map((offset) => offset % (bytes.length + 1)))].sort((a, b) => a - b);
@@ -78,10 +63,10 @@ describe('MQTT PUBLISH encoder and reader (property tests against mqtt-packet)',
       fc.property(fc.array(publish, { minLength: 1, maxLength: 4 }), version, fc.array(fc.nat(), { maxLength: 6 }), (packets, protocolVersion, offsets) => {
         const bytes = Buffer.concat(packets.map((packet) => mqttPacket.generate(packet, { protocolVersion })));
         const chunks = cut(bytes, offsets);
-        const fast = parseAll(chunks, protocolVersion, true);
+        const fast = parsePackets(chunks, protocolVersion, true);
         expect(fast.errors).toEqual([]);
         expect(fast.packets).toHaveLength(packets.length);
-        expect(plain(fast)).toEqual(plain(parseAll(chunks, protocolVersion, false)));
+        expect(plainData(fast)).toEqual(plainData(parsePackets(chunks, protocolVersion, false)));
       }),
       { numRuns: 300 },
     );

@@ -3,34 +3,28 @@ import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it } from 'vitest';
 import { encodePublish, installPublishEncoder } from '../../adapters/mqtt/publish-encoder.ts';
+import { parsePackets, publishPacket } from '../support/mqtt-packets.ts';
 
 // The encoder is checked against mqtt-packet, the library mqtt.js itself encodes and parses with:
 // the same bytes as mqtt-packet's `generate`, and what mqtt-packet's parser reads back is the packet.
 
-type Publish = Omit<IPublishPacket, 'cmd'>;
-const publish = (fields: Partial<Publish>): IPublishPacket => ({ cmd: 'publish', topic: 'devices/d1/telemetry', payload: Buffer.from('{"t":21.5}'), qos: 0, dup: false, retain: false, ...fields });
-
+/** The one packet mqtt-packet's own parser reads from `buffer`, without errors. */
 function parse(buffer: Buffer, protocolVersion: 4 | 5): Packet {
-  const parser = mqttPacket.parser({ protocolVersion });
-  const packets: Packet[] = [];
-  parser.on('packet', (packet: Packet) => packets.push(packet));
-  parser.on('error', (error: Error) => {
-    throw error;
-  });
-  parser.parse(buffer);
+  const { packets, errors } = parsePackets([buffer], protocolVersion, false);
+  expect(errors).toEqual([]);
   expect(packets).toHaveLength(1);
   return packets[0] as Packet;
 }
 
 const cases: readonly [string, IPublishPacket, 4 | 5][] = [
-  ['QoS 0, MQTT 3.1.1', publish({}), 4],
-  ['QoS 1 with retain and dup, MQTT 3.1.1', publish({ qos: 1, messageId: 42, retain: true, dup: true }), 4],
-  ['QoS 2, string payload', publish({ qos: 2, messageId: 65_535, payload: 'héllo — ünïcode' }), 4],
-  ['MQTT 5 without properties', publish({ qos: 1, messageId: 7 }), 5],
-  ['MQTT 5, an Interchange message (id and timestamp)', publish({ qos: 1, messageId: 1, properties: { userProperties: { 'message-id': '0b9c6f6e-5b1e-4a53-9f39-4d3f1f3a1c2e', timestamp: '1795000000000' } } }), 5],
+  ['QoS 0, MQTT 3.1.1', publishPacket({}), 4],
+  ['QoS 1 with retain and dup, MQTT 3.1.1', publishPacket({ qos: 1, messageId: 42, retain: true, dup: true }), 4],
+  ['QoS 2, string payload', publishPacket({ qos: 2, messageId: 65_535, payload: 'héllo — ünïcode' }), 4],
+  ['MQTT 5 without properties', publishPacket({ qos: 1, messageId: 7 }), 5],
+  ['MQTT 5, an Interchange message (id and timestamp)', publishPacket({ qos: 1, messageId: 1, properties: { userProperties: { 'message-id': '0b9c6f6e-5b1e-4a53-9f39-4d3f1f3a1c2e', timestamp: '1795000000000' } } }), 5],
   [
     'MQTT 5, every property a client puts on a PUBLISH',
-    publish({
+    publishPacket({
       qos: 2,
       messageId: 300,
       retain: true,
@@ -45,8 +39,8 @@ const cases: readonly [string, IPublishPacket, 4 | 5][] = [
     }),
     5,
   ],
-  ['MQTT 5, empty topic, empty payload', publish({ topic: '', payload: Buffer.alloc(0), properties: { payloadFormatIndicator: false } }), 5],
-  ['MQTT 5, a payload past the 2-, 3-byte length boundaries', publish({ qos: 1, messageId: 9, payload: Buffer.alloc(200_000, 7), properties: { userProperties: { k: 'v' } } }), 5],
+  ['MQTT 5, empty topic, empty payload', publishPacket({ topic: '', payload: Buffer.alloc(0), properties: { payloadFormatIndicator: false } }), 5],
+  ['MQTT 5, a payload past the 2-, 3-byte length boundaries', publishPacket({ qos: 1, messageId: 9, payload: Buffer.alloc(200_000, 7), properties: { userProperties: { k: 'v' } } }), 5],
 ];
 
 describe('MQTT PUBLISH encoder', () => {
@@ -62,13 +56,13 @@ describe('MQTT PUBLISH encoder', () => {
   });
 
   it.each([
-    ['a topic alias (mqtt.js rewrites topics for it)', publish({ properties: { topicAlias: 3 } })],
-    ['a property a PUBLISH cannot carry', publish({ properties: { sessionExpiryInterval: 10 } as IPublishPacket['properties'] })],
-    ['a user property that is not a string', publish({ properties: { userProperties: { n: 1 as unknown as string } } })],
-    ['a message expiry past 32 bits', publish({ properties: { messageExpiryInterval: 2 ** 32 } })],
-    ['QoS 1 without a message id', publish({ qos: 1 })],
-    ['a payload that is neither bytes nor string', publish({ payload: 42 as unknown as Buffer })],
-    ['a topic that is not a string', publish({ topic: Buffer.from('t') as unknown as string })],
+    ['a topic alias (mqtt.js rewrites topics for it)', publishPacket({ properties: { topicAlias: 3 } })],
+    ['a property a PUBLISH cannot carry', publishPacket({ properties: { sessionExpiryInterval: 10 } as IPublishPacket['properties'] })],
+    ['a user property that is not a string', publishPacket({ properties: { userProperties: { n: 1 as unknown as string } } })],
+    ['a message expiry past 32 bits', publishPacket({ properties: { messageExpiryInterval: 2 ** 32 } })],
+    ['QoS 1 without a message id', publishPacket({ qos: 1 })],
+    ['a payload that is neither bytes nor string', publishPacket({ payload: 42 as unknown as Buffer })],
+    ['a topic that is not a string', publishPacket({ topic: Buffer.from('t') as unknown as string })],
   ])('declines %s: mqtt-packet writes (or rejects) it', (_name, packet) => {
     expect(encodePublish(packet, 5)).toBeUndefined();
   });
@@ -106,11 +100,11 @@ describe('installPublishEncoder', () => {
     const client = install();
     const sent: Packet[] = [];
     client.on('packetsend', (packet: Packet) => sent.push(packet));
-    const packet = publish({ qos: 1, messageId: 5, properties: { userProperties: { 'message-id': 'a' } } });
+    const packet = publishPacket({ qos: 1, messageId: 5, properties: { userProperties: { 'message-id': 'a' } } });
     let called = 0;
     write(client, packet, () => (called += 1));
     write(client, { cmd: 'puback', messageId: 5 });
-    write(client, publish({ properties: { topicAlias: 1 } }));
+    write(client, publishPacket({ properties: { topicAlias: 1 } }));
     expect(client.written).toHaveLength(1);
     expect(client.written[0]?.equals(mqttPacket.generate(packet, { protocolVersion: 5 }))).toBe(true);
     expect(sent).toEqual([packet]);
@@ -122,7 +116,7 @@ describe('installPublishEncoder', () => {
     const client = install();
     client.full = true;
     let called = 0;
-    write(client, publish({}), () => (called += 1));
+    write(client, publishPacket({}), () => (called += 1));
     expect(called).toBe(0);
     client.stream.emit('drain');
     expect(called).toBe(1);

@@ -1,41 +1,17 @@
 import { createRequire } from 'node:module';
-import type { IClientOptions, IPublishPacket, MqttClient, Packet } from 'mqtt';
+import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { describe, expect, it, vi } from 'vitest';
 import { installPublishParser } from '../../adapters/mqtt/publish-parser.ts';
+import { parsePackets, plainData, publishPacket } from '../support/mqtt-packets.ts';
 
 // The fast PUBLISH reader is checked against mqtt-packet's parser: the same byte stream, split the
 // same ways, must give the same packets (and the same errors) from both.
 
-/** A parser as mqtt.js makes one for a client: through `mqttPacket.parser(client.options)`. */
-function parserFor(options: IClientOptions, fast: boolean): mqttPacket.Parser {
-  if (fast) installPublishParser({ options } as MqttClient);
-  return mqttPacket.parser(options as Parameters<typeof mqttPacket.parser>[0]);
-}
-
-interface Outcome {
-  packets: Packet[];
-  errors: string[];
-}
-
-function run(chunks: readonly Buffer[], protocolVersion: 4 | 5, fast: boolean): Outcome {
-  const parser = parserFor({ protocolVersion }, fast);
-  const outcome: Outcome = { packets: [], errors: [] };
-  parser.on('packet', (packet: Packet) => outcome.packets.push(packet));
-  parser.on('error', (error: Error) => outcome.errors.push(error.message));
-  for (const chunk of chunks) parser.parse(chunk);
-  return outcome;
-}
-
-/** Packets compared as plain data (Buffers as byte arrays; prototype-less objects as objects). */
-const plain = (outcome: Outcome): unknown => JSON.parse(JSON.stringify(outcome, (_key, value: unknown) => (value instanceof Uint8Array ? [...value] : value))) as unknown;
-
-const publish = (fields: Partial<IPublishPacket>): IPublishPacket => ({ cmd: 'publish', topic: 'devices/d1/telemetry', payload: Buffer.from('{"t":21.5}'), qos: 0, dup: false, retain: false, ...fields });
-
 const v5Packets: IPublishPacket[] = [
-  publish({}),
-  publish({ qos: 1, messageId: 1, properties: { userProperties: { 'message-id': '0b9c6f6e-5b1e-4a53-9f39-4d3f1f3a1c2e', timestamp: '1795000000000' } } }),
-  publish({
+  publishPacket({}),
+  publishPacket({ qos: 1, messageId: 1, properties: { userProperties: { 'message-id': '0b9c6f6e-5b1e-4a53-9f39-4d3f1f3a1c2e', timestamp: '1795000000000' } } }),
+  publishPacket({
     qos: 2,
     messageId: 65_535,
     retain: true,
@@ -51,14 +27,14 @@ const v5Packets: IPublishPacket[] = [
       userProperties: { repeated: ['a', 'b', 'c'], single: 'x' },
     },
   }),
-  publish({ topic: '', properties: { topicAlias: 7 } }),
-  publish({ qos: 1, messageId: 2, properties: { subscriptionIdentifier: [1, 200, 268_435_455] as unknown as number } }),
-  publish({ payload: Buffer.alloc(0), properties: { payloadFormatIndicator: false } }),
-  publish({ qos: 1, messageId: 3, payload: Buffer.alloc(17_000, 9), properties: { userProperties: { k: 'v' } } }),
+  publishPacket({ topic: '', properties: { topicAlias: 7 } }),
+  publishPacket({ qos: 1, messageId: 2, properties: { subscriptionIdentifier: [1, 200, 268_435_455] as unknown as number } }),
+  publishPacket({ payload: Buffer.alloc(0), properties: { payloadFormatIndicator: false } }),
+  publishPacket({ qos: 1, messageId: 3, payload: Buffer.alloc(17_000, 9), properties: { userProperties: { k: 'v' } } }),
 ];
-const v4Packets: IPublishPacket[] = [publish({}), publish({ qos: 1, messageId: 9, retain: true }), publish({ qos: 2, messageId: 10, payload: Buffer.alloc(20_000, 1) })];
+const v4Packets: IPublishPacket[] = [publishPacket({}), publishPacket({ qos: 1, messageId: 9, retain: true }), publishPacket({ qos: 2, messageId: 10, payload: Buffer.alloc(20_000, 1) })];
 
-const stream = (packets: readonly Packet[], protocolVersion: 4 | 5): Buffer => Buffer.concat([...packets, { cmd: 'pingresp' } as Packet].map((packet) => mqttPacket.generate(packet, { protocolVersion })));
+const stream = (packets: readonly IPublishPacket[], protocolVersion: 4 | 5): Buffer => Buffer.concat([...packets, { cmd: 'pingresp' } as Packet].map((packet) => mqttPacket.generate(packet, { protocolVersion })));
 
 /** The same bytes split every way that matters: whole, byte by byte, and in uneven chunks. */
 function splits(bytes: Buffer): Buffer[][] {
@@ -75,16 +51,16 @@ describe('MQTT PUBLISH parser', () => {
   ] as const)('MQTT %d: the same packets as mqtt-packet from the same stream, however it is split', (protocolVersion, packets) => {
     const bytes = stream(packets, protocolVersion);
     for (const chunks of splits(bytes)) {
-      const fast = run(chunks, protocolVersion, true);
+      const fast = parsePackets(chunks, protocolVersion, true);
       expect(fast.errors).toEqual([]);
       expect(fast.packets).toHaveLength(packets.length + 1);
-      expect(plain(fast)).toEqual(plain(run(chunks, protocolVersion, false)));
+      expect(plainData(fast)).toEqual(plainData(parsePackets(chunks, protocolVersion, false)));
     }
   });
 
   it('reads what the sender wrote: topic, id, flags, properties, payload', () => {
     const packet = v5Packets[2] as IPublishPacket;
-    const [read] = run([stream([packet], 5)], 5, true).packets as [IPublishPacket];
+    const [read] = parsePackets([stream([packet], 5)], 5, true).packets as [IPublishPacket];
     expect(read).toMatchObject({ cmd: 'publish', topic: 'ünïcode/topic', qos: 2, messageId: 65_535, retain: true, dup: true });
     expect(read.payload.toString()).toBe('text ✓');
     expect(read.properties?.userProperties).toEqual({ repeated: ['a', 'b', 'c'], single: 'x' });
@@ -97,19 +73,19 @@ describe('MQTT PUBLISH parser', () => {
     ['a topic longer than the packet', (bytes: Buffer) => bytes.fill(0xff, 2, 4)],
     ['a property length past the packet', (bytes: Buffer) => withPropertyLength(bytes, 0x7f)],
   ])('reports %s as mqtt-packet does', (_name, corrupt) => {
-    const packet = publish({ properties: { userProperties: { a: 'b' } } });
+    const packet = publishPacket({ properties: { userProperties: { a: 'b' } } });
     const bytes = corrupt(Buffer.from(mqttPacket.generate(packet, { protocolVersion: 5 })));
-    const fast = run([bytes], 5, true);
-    expect(plain(fast)).toEqual(plain(run([bytes], 5, false)));
+    const fast = parsePackets([bytes], 5, true);
+    expect(plainData(fast)).toEqual(plainData(parsePackets([bytes], 5, false)));
   });
 
   it('reads valid PUBLISH packets itself and hands only the malformed ones to mqtt-packet', () => {
     const prototype = Object.getPrototypeOf(mqttPacket.parser({})) as { _parsePublish(): void };
     const original = vi.spyOn(prototype, '_parsePublish');
     try {
-      expect(run(splits(stream(v5Packets, 5))[1] as Buffer[], 5, true).packets).toHaveLength(v5Packets.length + 1);
+      expect(parsePackets(splits(stream(v5Packets, 5))[1] as Buffer[], 5, true).packets).toHaveLength(v5Packets.length + 1);
       expect(original).not.toHaveBeenCalled();
-      run([replaceFirst(Buffer.from(mqttPacket.generate(publish({ properties: { userProperties: { a: 'b' } } }), { protocolVersion: 5 })), 0x26, 0x7f)], 5, true);
+      parsePackets([replaceFirst(Buffer.from(mqttPacket.generate(publishPacket({ properties: { userProperties: { a: 'b' } } }), { protocolVersion: 5 })), 0x26, 0x7f)], 5, true);
       expect(original).toHaveBeenCalledTimes(1);
     } finally {
       original.mockRestore();
