@@ -1,4 +1,5 @@
 import type { IPublishPacket, MqttClient, Packet } from 'mqtt';
+import { PUBLISH_PROPERTIES, type PropertyType, type PublishProperty } from './publish-properties.ts';
 
 /**
  * PUBLISH packets as one buffer each.
@@ -82,16 +83,11 @@ interface WritePacketInternals {
 
 const MAX_VAR_INT = 268_435_455;
 
-/** The MQTT 5 properties a PUBLISH may carry, by name (as mqtt.js names them) → identifier and type. */
-const PUBLISH_PROPERTIES: Readonly<Record<string, readonly [number, 'byte' | 'int16' | 'int32' | 'var' | 'string' | 'binary' | 'pair']>> = {
-  payloadFormatIndicator: [0x01, 'byte'],
-  messageExpiryInterval: [0x02, 'int32'],
-  contentType: [0x03, 'string'],
-  responseTopic: [0x08, 'string'],
-  correlationData: [0x09, 'binary'],
-  subscriptionIdentifier: [0x0b, 'var'],
-  userProperties: [0x26, 'pair'],
-};
+/**
+ * The properties this encoder writes, by name. Not the topic alias: mqtt.js rewrites topics for it
+ * (and keeps its alias table), so a PUBLISH with one goes to mqtt-packet.
+ */
+const ENCODED = new Map(PUBLISH_PROPERTIES.filter(({ name }) => name !== 'topicAlias').map((property) => [property.name, property]));
 
 /** Byte length of the properties, or -1 when one of them is not for this encoder (mqtt-packet decides). */
 function measureProperties(properties: Readonly<Record<string, unknown>>): number {
@@ -99,25 +95,25 @@ function measureProperties(properties: Readonly<Record<string, unknown>>): numbe
   for (const name in properties) {
     const value = properties[name];
     if (value === undefined || value === null) continue;
-    const spec = PUBLISH_PROPERTIES[name];
+    const spec = ENCODED.get(name);
     if (spec === undefined) return -1;
     if (Array.isArray(value)) {
-      if (spec[1] !== 'var') return -1;
+      if (spec.type !== 'var') return -1;
       for (const item of value) {
-        const size = measureProperty(spec[1], item);
+        const size = measureProperty(spec.type, item);
         if (size < 0) return -1;
         length += size;
       }
       continue;
     }
-    const size = measureProperty(spec[1], value);
+    const size = measureProperty(spec.type, value);
     if (size < 0) return -1;
     length += size;
   }
   return length;
 }
 
-function measureProperty(type: string, value: unknown): number {
+function measureProperty(type: PropertyType, value: unknown): number {
   switch (type) {
     case 'byte':
       return typeof value === 'boolean' ? 2 : -1;
@@ -178,7 +174,7 @@ function writeProperties(buffer: Buffer, start: number, properties: Readonly<Rec
   for (const name in properties) {
     const value = properties[name];
     if (value === undefined || value === null) continue;
-    const [id, type] = PUBLISH_PROPERTIES[name] as readonly [number, string];
+    const { id, type } = ENCODED.get(name) as PublishProperty;
     if (type === 'pair') {
       const pairs = value as Readonly<Record<string, string | readonly string[]>>;
       for (const key in pairs) {
@@ -198,7 +194,7 @@ function writePair(buffer: Buffer, at: number, id: number, key: string, value: s
   return writeString(buffer, writeString(buffer, at + 1, key), value);
 }
 
-function writeProperty(buffer: Buffer, start: number, id: number, type: string, value: unknown): number {
+function writeProperty(buffer: Buffer, start: number, id: number, type: PropertyType, value: unknown): number {
   buffer[start] = id;
   const at = start + 1;
   switch (type) {

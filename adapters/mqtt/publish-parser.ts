@@ -1,5 +1,6 @@
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
+import { PUBLISH_PROPERTIES } from './publish-properties.ts';
 
 /**
  * Incoming PUBLISH packets read from one contiguous buffer.
@@ -91,28 +92,17 @@ function readPublish(parser: ParserInternals): boolean {
   return true;
 }
 
-type Type = 'byte' | 'int16' | 'int32' | 'var' | 'string' | 'binary' | 'pair';
-
-/** The properties a PUBLISH can carry (MQTT 5, 3.3.2.3), by identifier: mqtt-packet's name and the type. */
-const PUBLISH_PROPERTIES = new Map<number, readonly [string, Type]>([
-  [0x01, ['payloadFormatIndicator', 'byte']],
-  [0x02, ['messageExpiryInterval', 'int32']],
-  [0x03, ['contentType', 'string']],
-  [0x08, ['responseTopic', 'string']],
-  [0x09, ['correlationData', 'binary']],
-  [0x0b, ['subscriptionIdentifier', 'var']],
-  [0x23, ['topicAlias', 'int16']],
-  [0x26, ['userProperties', 'pair']],
-]);
+/** The properties a PUBLISH can carry, by identifier. */
+const BY_ID = new Map(PUBLISH_PROPERTIES.map((property) => [property.id, property]));
 
 function readProperties(bytes: Buffer, start: number, end: number): Record<string, unknown> | undefined {
   const result: Record<string, unknown> = {};
   let at = start;
   while (at < end) {
-    const spec = PUBLISH_PROPERTIES.get(bytes[at] as number);
+    const spec = BY_ID.get(bytes[at] as number);
     if (spec === undefined) return undefined;
     at += 1;
-    const [name, type] = spec;
+    const { name, type } = spec;
     if (type === 'pair') {
       const key = readString(bytes, at, end);
       if (key === undefined) return undefined;
