@@ -1,5 +1,5 @@
 import { Observable, type Subscription } from 'rxjs';
-import { isTemplate, resolveEndpointTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
+import { isTemplate, PartialPublishError, resolveEndpointTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
 
 export type Destination<T> = string | ((message: Message<T>) => string);
 
@@ -9,7 +9,8 @@ export type Destination<T> = string | ((message: Message<T>) => string);
  *
  * Throughput: deliveries arriving in the same tick are published as one batch per URI (one
  * confirm wait for many messages); the batch is bounded by the route's prefetch. A failed batch
- * fails each of its deliveries on its own, so the error handler may retry or dead-letter one by one.
+ * fails each of its deliveries on its own, so the error handler may retry or dead-letter one by one;
+ * a `PartialPublishError` fails only the messages it names, the others were confirmed and go on.
  * @example from('memory:orders').to('amqp:exchange/orders?routingKey=order.{region}')
  */
 export function to<T>(destination: Destination<T>): StepFactory<T, T> {
@@ -47,7 +48,13 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
               completeIfIdle();
             },
             (error: unknown) => {
-              for (const delivery of group) fail(delivery, error, attempt);
+              // some messages failed alone (e.g. unencodable): the others were confirmed and go on
+              if (error instanceof PartialPublishError) group.forEach((delivery, index) => {
+                const own = error.failures.get(index);
+                if (own === undefined) subscriber.next(delivery);
+                else fail(delivery, own, attempt);
+              });
+              else for (const delivery of group) fail(delivery, error, attempt);
               pending -= 1;
               completeIfIdle();
             },

@@ -19,6 +19,12 @@ export interface Settle {
 export interface Delivery<T = unknown> {
   readonly message: Message<T>;
   readonly settled: boolean;
+  /**
+   * Set by a transport on a message it could not take whole (over its size limit, undecodable): the
+   * route runs no step on it and hands it, with this error, to its error handler at the pseudo-step
+   * `intake` (a permanent error is dead-lettered; a route without a dead-letter channel rejects it).
+   */
+  readonly intakeError?: Error | undefined;
   ack(): void;
   nack(reason: Error): void;
   /** The same settlement with another message. */

@@ -103,3 +103,31 @@ export function toError(thrown: unknown): Error {
 export function errorCode(error: unknown): string {
   return error instanceof InterchangeError ? error.code : 'STEP_FAILED';
 }
+
+/**
+ * A message cannot be written in a destination's wire format (a property over its length limit, a
+ * number out of range, a size over the destination's maximum): the message itself is at fault, so
+ * the failure is permanent and concerns that message alone — the connection stays healthy.
+ */
+export class UnencodableMessageError extends InterchangeError {
+  override readonly name: string = 'UnencodableMessageError';
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, { ...options, permanent: true });
+  }
+}
+
+/**
+ * Some messages of one `publish` call failed on their own (e.g. `UnencodableMessageError`) while
+ * every other message of the call was confirmed. `failures` maps the index of each failed message
+ * in the call's `messages` to its error; callers settle each message by its own outcome.
+ */
+export class PartialPublishError extends InterchangeError {
+  override readonly name = 'PartialPublishError';
+  constructor(
+    readonly failures: ReadonlyMap<number, Error>,
+    total: number,
+  ) {
+    const first = failures.values().next().value as Error | undefined;
+    super('PUBLISH_PARTIAL', `${failures.size} of ${total} message(s) not published${first === undefined ? '' : `: ${first.message}`}`, { cause: first });
+  }
+}

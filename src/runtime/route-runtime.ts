@@ -151,7 +151,10 @@ export class RouteRuntime {
     if (this.idle !== undefined && this.pipelineDone && this.metrics.inFlight === 0) this.idle();
   }
 
-  /** Wraps a source delivery so the route counts it in flight until it settles; drops expired ones. */
+  /**
+   * Wraps a source delivery so the route counts it in flight until it settles; drops expired ones;
+   * hands one the transport could not take whole (`intakeError`) to the error handler at `intake`.
+   */
   private admit(source: Delivery): Delivery | undefined {
     const metrics = this.metrics;
     metrics.received += 1;
@@ -161,7 +164,12 @@ export class RouteRuntime {
       return undefined;
     }
     metrics.inFlight += 1;
-    return new InFlight(this, source);
+    const admitted = new InFlight(this, source);
+    if (source.intakeError === undefined) return admitted;
+    const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
+    // its last attempt: a message the transport could not take is no better the second time
+    this.failed(intake, admitted, source.intakeError, this.definition.errorHandler.maxAttempts);
+    return undefined;
   }
 
   /** @internal called by InFlight once the delivery it tracks has settled */
