@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { StepError } from './errors.ts';
-import { withHeaders, type Message } from './message.ts';
+import { withHeaders, type HeaderValue, type Message } from './message.ts';
 
 /** Header names Interchange writes on dead-lettered messages: stable, documented, transport-neutral. */
 export const DeadLetterHeaders = Object.freeze({
@@ -11,13 +12,23 @@ export const DeadLetterHeaders = Object.freeze({
   failedAt: 'x-interchange-failed-at',
   attempts: 'x-interchange-attempts',
   reason: 'x-interchange-reason',
+  /** Set on a reduced dead letter: why the full one could not be sent. */
+  deadLetterError: 'x-interchange-dead-letter-error',
+  originalSize: 'x-interchange-original-size',
+  sha256: 'x-interchange-sha256',
+  truncated: 'x-interchange-truncated',
 });
+
+/** Error texts in dead-letter headers are cut here: a reason can quote input of any length. */
+const MAX_ERROR_CHARS = 1_000;
+/** A reduced dead letter's body is cut here when it is bytes or text. */
+const MAX_REDUCED_BODY_BYTES = 64 * 1024;
 
 /** The failed message as it goes to a dead-letter channel: same id and body, the failure in headers. */
 export function deadLetterMessage<T>(message: Message<T>, error: StepError, attempts: number, reason?: string): Message<T> {
   return withHeaders(message, {
     [DeadLetterHeaders.code]: error.code,
-    [DeadLetterHeaders.error]: error.original.message,
+    [DeadLetterHeaders.error]: clip(error.original.message),
     [DeadLetterHeaders.route]: error.routeId,
     [DeadLetterHeaders.step]: error.stepId,
     [DeadLetterHeaders.declaredAt]: error.declaredAt,
@@ -25,4 +36,35 @@ export function deadLetterMessage<T>(message: Message<T>, error: StepError, atte
     [DeadLetterHeaders.attempts]: attempts,
     ...(reason === undefined ? {} : { [DeadLetterHeaders.reason]: reason }),
   });
+}
+
+/**
+ * The fallback when a dead letter itself cannot be sent for a permanent reason (a header the
+ * destination cannot encode, a body over its size limit): the same id, only the `x-interchange-*`
+ * headers (clipped) and the content type, the send error in `x-interchange-dead-letter-error`, and a
+ * byte or text body over 64 KiB cut to 64 KiB with its size and sha256 — so that the evidence is
+ * kept rather than the message rejected back to a source that would redeliver it forever.
+ */
+export function reducedDeadLetter(deadLetter: Message, sendError: Error): Message {
+  const headers: Record<string, HeaderValue> = {};
+  for (const name in deadLetter.headers) {
+    const value = deadLetter.headers[name];
+    if (value === undefined || !name.startsWith('x-interchange-')) continue;
+    headers[name] = typeof value === 'string' ? clip(value) : value;
+  }
+  if (deadLetter.headers.contentType !== undefined) headers.contentType = clip(deadLetter.headers.contentType, 200);
+  headers[DeadLetterHeaders.deadLetterError] = clip(sendError.message);
+  let body = deadLetter.body;
+  const bytes = Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : undefined;
+  if (bytes !== undefined && bytes.length > MAX_REDUCED_BODY_BYTES) {
+    headers[DeadLetterHeaders.originalSize] = bytes.length;
+    headers[DeadLetterHeaders.sha256] = createHash('sha256').update(bytes).digest('hex');
+    headers[DeadLetterHeaders.truncated] = true;
+    body = bytes.subarray(0, MAX_REDUCED_BODY_BYTES);
+  }
+  return { id: deadLetter.id.length <= 200 ? deadLetter.id : createHash('sha256').update(deadLetter.id).digest('hex'), headers, body };
+}
+
+function clip(text: string, max = MAX_ERROR_CHARS): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
 }

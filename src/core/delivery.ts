@@ -25,6 +25,11 @@ export interface Delivery<T = unknown> {
    * `intake` (a permanent error is dead-lettered; a route without a dead-letter channel rejects it).
    */
   readonly intakeError?: Error | undefined;
+  /**
+   * The message as the route's source delivered it, before any step changed it (Camel's original
+   * message): what an error handler with `prepareDeadLetter` can dead-letter instead of the failed one.
+   */
+  readonly origin: Message;
   ack(): void;
   nack(reason: Error): void;
   /** The same settlement with another message. */
@@ -41,6 +46,10 @@ export abstract class Settlement<T = unknown> implements Delivery<T> {
   settled = false;
 
   constructor(readonly message: Message<T>) {}
+
+  get origin(): Message {
+    return this.message;
+  }
 
   ack(): void {
     if (this.settled) return;
@@ -77,6 +86,10 @@ class Derived<T> implements Delivery<T> {
     return this.root.settled;
   }
 
+  get origin(): Message {
+    return this.root.origin;
+  }
+
   ack(): void {
     this.root.ack();
   }
@@ -99,8 +112,13 @@ class Forwarding<T> extends Settlement<T> {
   constructor(
     message: Message<T>,
     private readonly target: Settle,
+    private readonly originMessage: Message = message,
   ) {
     super(message);
+  }
+
+  override get origin(): Message {
+    return this.originMessage;
   }
 
   protected onAck(): void {
@@ -118,7 +136,8 @@ function forkOf<U>(parent: Settlement<unknown>, messages: readonly Message<U>[])
     return [];
   }
   const group = new ForkGroup(messages.length, parent);
-  return messages.map((message) => new Forwarding(message, group));
+  const origin = parent.origin;
+  return messages.map((message) => new Forwarding(message, group, origin));
 }
 
 /** Counts down the parts of a fork; settles the parent once, after the last part. */

@@ -33,6 +33,14 @@ export interface ErrorHandler {
   readonly deadLetterUri?: string;
   /** Counts confirmed dead letters under this name in the route's `sent` metrics (the live line shows it, e.g. `invalid 12`). */
   readonly deadLetterLabel?: string;
+  /**
+   * What goes to the dead-letter channel (Camel's `onPrepareFailure` with `useOriginalMessage`):
+   * given the message as it failed and as the source delivered it (`Delivery.origin`), returns the
+   * message to dead-letter; the failure headers (`x-interchange-error`, …) are added to its result.
+   * Default: the failed message.
+   * @example prepareDeadLetter: (failed, original) => withHeaders(original, { 'x-topic': String(original.headers.mqttTopic) })
+   */
+  readonly prepareDeadLetter?: (failed: Message, original: Message) => Message;
 }
 
 /** @example onError(() => retryAfter(500)) */

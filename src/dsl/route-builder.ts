@@ -217,14 +217,20 @@ export class RouteBuilder<T> implements RouteSource {
   /**
    * The route's error handler: `decide` returns a typed policy for each failure; `maxAttempts`
    * bounds retries whatever `decide` says (default 3).
-   * `deadLetterLabel` names the dead letters in the route's metrics and live line (e.g. `invalid`).
+   * `deadLetterLabel` names the dead letters in the route's metrics and live line (e.g. `invalid`);
+   * `prepareDeadLetter` chooses what is dead-lettered, e.g. the original message (see `ErrorHandler`).
    * @example .onError((f) => f.error.code === 'NOT_CONNECTED' ? retryAfter(1000) : deadLetter(), { deadLetterUri: 'memory:dlq' })
    */
   onError(
     decide: (failure: StepFailure) => FailurePolicy,
-    { maxAttempts = 3, deadLetterUri, deadLetterLabel }: { maxAttempts?: number; deadLetterUri?: string; deadLetterLabel?: string } = {},
+    {
+      maxAttempts = 3,
+      deadLetterUri,
+      deadLetterLabel,
+      prepareDeadLetter,
+    }: { maxAttempts?: number; deadLetterUri?: string; deadLetterLabel?: string; prepareDeadLetter?: ErrorHandler['prepareDeadLetter'] } = {},
   ): RouteBuilder<T> {
-    return this.routeLevel('onError', { errorHandler: { decide, maxAttempts, deadLetterUri, deadLetterLabel } });
+    return this.routeLevel('onError', { errorHandler: { decide, maxAttempts, deadLetterUri, deadLetterLabel, ...(prepareDeadLetter === undefined ? {} : { prepareDeadLetter }) } });
   }
 
   /** Dead letter channel, with optional in-process retry first. */

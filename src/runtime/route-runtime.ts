@@ -4,6 +4,9 @@ import {
   assertNever,
   deadLetterMessage,
   isExpired,
+  isPermanentFailure,
+  PartialPublishError,
+  reducedDeadLetter,
   parseEndpoint,
   Settlement,
   StepError,
@@ -241,18 +244,30 @@ export class RouteRuntime {
           delivery.nack(error);
           return undefined;
         }
-        this.deps.transports.publish(uri, [deadLetterMessage(delivery.message, error, attempt, policy.reason)]).then(
-          () => {
-            metrics.deadLettered += 1;
-            if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
-            delivery.ack();
-          },
-          (sendError: unknown) => {
-            metrics.rejected += 1;
-            this.deps.log.error('dead-letter send failed; rejecting to the source', { route: this.id, step: step.id, uri, error: sendError });
-            delivery.nack(error);
-          },
-        );
+        let failedMessage = delivery.message;
+        if (handler.prepareDeadLetter !== undefined) {
+          try {
+            failedMessage = handler.prepareDeadLetter(delivery.message, delivery.origin);
+          } catch (prepareError) {
+            this.deps.log.error('prepareDeadLetter threw; dead-lettering the failed message as it is', { route: this.id, step: step.id, error: prepareError });
+          }
+        }
+        const dead = deadLetterMessage(failedMessage, error, attempt, policy.reason);
+        const sent = (): void => {
+          metrics.deadLettered += 1;
+          if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
+          delivery.ack();
+        };
+        const notSent = (sendError: unknown): void => {
+          metrics.rejected += 1;
+          this.deps.log.error('dead-letter send failed; rejecting to the source', { route: this.id, step: step.id, uri, error: sendError });
+          delivery.nack(error);
+        };
+        this.deps.transports.publish(uri, [dead]).then(sent, (sendError: unknown) => {
+          // the dead letter itself cannot be sent as it is (unencodable, too large): send the evidence reduced
+          if (!isPermanentFailure(unwrapSingle(sendError))) return notSent(sendError);
+          this.deps.transports.publish(uri, [reducedDeadLetter(dead, unwrapSingle(sendError) as Error)]).then(sent, notSent);
+        });
         return undefined;
       }
       case 'discard':
@@ -267,4 +282,9 @@ export class RouteRuntime {
         return assertNever(policy);
     }
   }
+}
+
+/** The error of a one-message publish: a `PartialPublishError` stands for its one failure. */
+function unwrapSingle(error: unknown): unknown {
+  return error instanceof PartialPublishError && error.failures.size === 1 ? error.failures.values().next().value : error;
 }

@@ -179,6 +179,7 @@ describe('split through the runtime', () => {
             ? delivery
             : {
                 message: delivery.message,
+                origin: delivery.origin,
                 get settled() {
                   return delivery.settled;
                 },
