@@ -13,6 +13,7 @@ import {
   validationErrorsHeaderValue,
   withBody,
   withHeaders,
+  type HeaderValue,
   type Message,
   type StepFactory,
 } from '../../src/index.ts';
@@ -87,6 +88,25 @@ export function checkTelemetry(): StepFactory<unknown, DeviceTelemetryV1> {
       emit(delivery.with(withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT })));
     });
   };
+}
+
+/**
+ * What the flow dead-letters (`prepareDeadLetter`): the message as the device sent it — its original
+ * payload bytes, its topic in `x-mqtt-topic` — whichever step failed (the check, the translation, the
+ * outbound contract, an unencodable reading), plus the validation errors if the check found any and
+ * the adapter's own `x-interchange-*` evidence (a truncated oversized payload's size and sha256).
+ * Nothing else of the failed message goes along (its headers may be the device's input).
+ */
+export function asReceived(failed: Message, original: Message): Message {
+  const evidence: Record<string, HeaderValue> = { [MQTT_TOPIC_HEADER]: String(original.headers.mqttTopic ?? '') };
+  // what the adapter itself says of the message (an oversized one: its size and hash): never the device's input under headers=none
+  for (const name in original.headers) {
+    const value = original.headers[name];
+    if (name.startsWith('x-interchange-') && value !== undefined) evidence[name] = value;
+  }
+  const errors = failed.headers[ValidationErrorsHeader];
+  if (typeof errors === 'string') evidence[ValidationErrorsHeader] = errors;
+  return { id: original.id, headers: evidence, body: original.body };
 }
 
 function deviceIdOf(message: Message): string | undefined {

@@ -1,41 +1,8 @@
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import { createIntegration, createMessage, from, parseEndpoint, silentLogger, TimeoutError } from '../../src/index.ts';
 import { AmqpTransport, amqpModule } from '../../adapters/amqp/index.ts';
+import { LinkProxy } from '../support/link-proxy.ts';
 import { BrokerAdmin, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';
-
-/** A TCP proxy to RabbitMQ that a test can cut (every connection destroyed, port closed) and restore. */
-class LinkProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  async start(): Promise<void> {
-    if (this.server !== undefined) return;
-    const server = createServer((client) => {
-      const upstream = tcpConnect(5672, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('error', () => undefined);
-        socket.on('close', () => this.sockets.delete(socket));
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', resolve);
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
-  }
-}
 
 const admin = new BrokerAdmin();
 const proxy = new LinkProxy();

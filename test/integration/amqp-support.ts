@@ -87,10 +87,11 @@ export { sleep, until };
 
 /**
  * Reads a queue (acking everything) until at least `atLeast` messages have arrived and no more
- * arrive for 200 ms, then returns them: what a route left in its output, duplicates included.
+ * arrive for 200 ms, then returns them: what a route left in its output, duplicates included
+ * (`url`: another vhost of the test broker).
  */
-export async function readUntilQuiet(queue: string, atLeast: number, timeoutMs: number): Promise<Message[]> {
-  const reader = await connectedTransport();
+export async function readUntilQuiet(queue: string, atLeast: number, timeoutMs: number, url = AMQP_URL): Promise<Message[]> {
+  const reader = await connectedTransport({ url });
   const got: Message[] = [];
   const subscription = reader.consume(parseEndpoint(`amqp:queue/${queue}`), { prefetch: 1000 }).subscribe((delivery) => {
     got.push(delivery.message);

@@ -23,10 +23,10 @@ it('three consumer connections on one shared subscription: 1,000 readings and 20
   try {
     // the group's members subscribe as they connect: wait until each has taken a probe
     const probe = await mqtt.connectAsync(MOSQUITTO_URL, { protocolVersion: 5, clean: true, clientId: `fl-probe-${randomBytes(3).toString('hex')}` });
-    const valid = sent.find((message) => message.reading !== undefined);
     for (let n = 0; routes.some((metrics) => metrics.received === 0); n += 1) {
       if (n > 400) throw new Error(`the shared subscription never reached every member: ${JSON.stringify(app.metrics())}`);
-      await probe.publishAsync(valid?.topic ?? '', valid?.payload ?? '', { qos: 1, properties: { userProperties: { 'message-id': `probe-${n}` } } });
+      const reading = { deviceId: 'probe', ts: new Date(Date.UTC(2026, 0, 1) + n).toISOString(), temperature: 1 };
+      await probe.publishAsync(`${topicPrefix}/devices/probe/telemetry`, JSON.stringify(reading), { qos: 1 });
       await sleep(25);
     }
     await probe.endAsync();
@@ -41,7 +41,7 @@ it('three consumer connections on one shared subscription: 1,000 readings and 20
     readUntilQuiet(names.alertsQueue, 1, 30_000),
     readUntilQuiet(names.invalidQueue, 20, 30_000),
   ]);
-  const withoutProbes = (list: typeof readings) => list.filter((message) => !message.id.startsWith('probe-'));
+  const withoutProbes = (list: typeof readings) => list.filter((message) => (message.body as { deviceId?: string }).deviceId !== 'probe');
   expect(checkReadings(sent, { readings: withoutProbes(readings), alerts: withoutProbes(alerts) })).toEqual({ duplicates: 0, missing: [] });
   expect(checkInvalid(sent, invalid).size).toBe(20);
   expect(invalid).toHaveLength(20);

@@ -141,27 +141,32 @@ export interface FlowOutput {
   readonly invalid: readonly Message[];
 }
 
+/** A reading's identity in a run: its device and timestamp (ids are the bridge's own, not the device's). */
+export const readingKey = (reading: Pick<BackendReadingV1, 'deviceId' | 'timestamp'>): string => `${reading.deviceId}@${reading.timestamp}`;
+
 /**
- * Checks every reading and alert against what was sent: each valid message arrived (by id) with
- * exactly the translated body, on the right queue, with `x-schema`, JSON and the correlation id of
- * its source. Returns the ids that arrived more than once (duplicates: allowed after a broker
- * restart, never silently) and the ids missing (lost).
+ * Checks every reading and alert against what was sent: each valid message arrived (by device and
+ * timestamp — the bridge gives readings ids of its own) with exactly the translated body, on the right
+ * queue, with `x-schema`, JSON and a correlation id equal to its own id. Returns how many arrived
+ * more than once (duplicates: allowed after a broker restart, never silently) and the ids sent that
+ * are missing (lost).
  */
 export function checkReadings(sent: readonly E2eMessage[], output: Pick<FlowOutput, 'readings' | 'alerts'>): { readonly duplicates: number; readonly missing: readonly string[] } {
-  const expected = new Map(sent.filter((message) => message.reading !== undefined).map((message) => [message.id, message.reading as BackendReadingV1]));
+  const expected = new Map(sent.filter((message) => message.reading !== undefined).map((message) => [readingKey(message.reading as BackendReadingV1), message]));
   const seen = new Map<string, number>();
   for (const [queue, messages] of [['alerts', output.alerts], ['readings', output.readings]] as const) {
     for (const message of messages) {
-      const reading = expected.get(message.id);
-      expect(reading, `unexpected message ${message.id} in ${queue}`).toBeDefined();
+      const key = readingKey(message.body as BackendReadingV1);
+      const reading = expected.get(key)?.reading;
+      expect(reading, `unexpected reading ${key} in ${queue}`).toBeDefined();
       expect(message.body).toEqual(reading);
       expect(queue).toBe((reading as BackendReadingV1).temperatureC >= 50 ? 'alerts' : 'readings');
       expect(message.headers).toMatchObject({ 'x-schema': 'backend.reading@1', contentType: 'application/json', correlationId: message.id });
-      seen.set(message.id, (seen.get(message.id) ?? 0) + 1);
+      seen.set(key, (seen.get(key) ?? 0) + 1);
     }
   }
   const duplicates = [...seen.values()].reduce((sum, count) => sum + count - 1, 0);
-  return { duplicates, missing: [...expected.keys()].filter((id) => !seen.has(id)) };
+  return { duplicates, missing: [...expected].filter(([key]) => !seen.has(key)).map(([, message]) => message.id) };
 }
 
 /** Every dead letter is one of the invalid messages sent: its original bytes, the reason, the topic. */

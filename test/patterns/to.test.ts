@@ -1,7 +1,7 @@
 import { from as fromArray, Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { to } from '../../patterns/to.ts';
-import { EndpointError, type Delivery } from '../../src/core/index.ts';
+import { EndpointError, PartialPublishError, UnencodableMessageError, type Delivery } from '../../src/core/index.ts';
 import { collect, deferred, drive, Harness, settle, source, sources } from './harness.ts';
 
 describe('to', () => {
@@ -93,6 +93,18 @@ describe('to', () => {
     await settle();
     expect(output.bodies).toEqual([4]);
     expect(output.error).toBeUndefined();
+  });
+
+  it('on a PartialPublishError fails only the messages it names and passes the confirmed ones on', async () => {
+    const poison = new UnencodableMessageError('TEST_UNENCODABLE', 'header too long');
+    const harness = new Harness({ publish: (_uri, messages) => Promise.reject(new PartialPublishError(new Map([[1, poison]]), messages.length)) });
+    const { output, send } = drive(harness.build(to<number>('memory:out')));
+    const inputs = sources([1, 2, 3]);
+    send(...inputs);
+    await settle();
+    expect(output.bodies).toEqual([1, 3]);
+    expect(harness.failures.map((f) => [f.delivery.message.body, f.error])).toEqual([[2, poison]]);
+    expect(inputs.map((i) => i.nacks)).toEqual([0, 1, 0]);
   });
 
   it('treats a publish that throws synchronously as a failed batch', async () => {

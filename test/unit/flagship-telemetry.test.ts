@@ -53,13 +53,13 @@ describe('content-based routing', () => {
     const choice = route?.definition().steps.find((step) => step.kind === 'choice');
     const uris = choice?.branches.map((branch) => branch.map((step) => step.id));
     expect(uris).toEqual([['alerts'], ['readings']]);
-    expect(route?.definition().source).toBe('mqtt:p-/devices/+deviceId/telemetry?qos=1&payload=raw');
+    expect(route?.definition().source).toBe('mqtt:p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
   });
 
   it('scales out on a shared subscription: one route per consumer connection, one summaries route', () => {
     const routes = flowRoutes({ names: flowNames('p-'), consumers: 3 }).map((route) => route.definition());
     expect(routes.map((route) => route.id)).toEqual(['telemetry-1', 'telemetry-2', 'telemetry-3', 'summaries']);
-    expect(new Set(routes.slice(0, 3).map((route) => route.source))).toEqual(new Set(['mqtt:$share/p-telemetry-bridge/p-/devices/+deviceId/telemetry?qos=1&payload=raw']));
+    expect(new Set(routes.slice(0, 3).map((route) => route.source))).toEqual(new Set(['mqtt:$share/p-telemetry-bridge/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none']));
     expect(flowRoutes({ summaries: false }).map((route) => route.definition().id)).toEqual(['telemetry']);
   });
 });
