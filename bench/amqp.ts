@@ -4,7 +4,7 @@
 // `tsx bench/amqp.ts` (or as the last section of `npm run bench`); BENCH_AMQP_MESSAGES (default 20000).
 import { randomUUID } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger, type Message } from '../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, redactUrl, silentLogger, type Message } from '../src/index.ts';
 import { AmqpTransport, amqpModule } from '../adapters/amqp/index.ts';
 import { median } from './stats.ts';
 
@@ -163,7 +163,7 @@ try {
 }
 
 const runsOf = (name: string): number[] => rows.find((row) => row.name.startsWith(name))?.runs ?? [];
-console.log(`AMQP benchmark: ${count.toLocaleString('en')} messages per variant, RabbitMQ ${url.replace(/:[^:@/]*@/, ':***@')}, prefetch ${PREFETCH}, publish batches of ${BATCH}, persistent + confirms + manual acks, ${repeat} interleaved rounds`);
+console.log(`AMQP benchmark: ${count.toLocaleString('en')} messages per variant, RabbitMQ ${redactUrl(url)}, prefetch ${PREFETCH}, publish batches of ${BATCH}, persistent + confirms + manual acks, ${repeat} interleaved rounds`);
 for (const row of rows) console.log(`${row.name.padEnd(62)} ${Math.round(median(row.runs)).toLocaleString('en').padStart(10)} msg/s median  (rounds ${row.runs.map((r) => Math.round(r)).join(', ')})`);
 const pairs: [string, string, string][] = [
   ['publish', 'raw amqplib: publish', 'Interchange: transport.publish'],

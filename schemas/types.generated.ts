@@ -19,11 +19,11 @@ export interface BackendReadingV1 {
 
 /** device.telemetry@1: Device telemetry v1 — One environmental reading from a field device, temperature in degrees Celsius. */
 export interface DeviceTelemetryV1 {
-  /** Identifier of the device that took the reading. */
+  /** Identifier of the device that took the reading: letters, digits, _ and - (it becomes one word of an AMQP routing key and an MQTT topic level). */
   readonly deviceId: string;
   /** When the reading was taken, RFC 3339 date-time. */
   readonly ts: string;
-  /** Air temperature in degrees Celsius. Unit: °C. */
+  /** Air temperature in degrees Celsius, from absolute zero to 1,000 °C (beyond is no sensor reading: refused). Unit: °C. */
   readonly temperature: number;
   /** Relative humidity in percent (0–100). Unit: %. */
   readonly humidity?: number;
@@ -33,11 +33,11 @@ export interface DeviceTelemetryV1 {
 
 /** device.telemetry@2: Device telemetry v2 — One environmental reading from a field device; v2 names the temperature unit, so devices may report in Fahrenheit. */
 export interface DeviceTelemetryV2 {
-  /** Identifier of the device that took the reading. */
+  /** Identifier of the device that took the reading: letters, digits, _ and - (it becomes one word of an AMQP routing key and an MQTT topic level). */
   readonly deviceId: string;
   /** When the reading was taken, RFC 3339 date-time. */
   readonly ts: string;
-  /** Air temperature in the unit named by `unit`. Unit: °C or °F, per `unit`. */
+  /** Air temperature in the unit named by `unit`, from absolute zero up to 1,000 °C (1,832 °F): beyond is no sensor reading. Unit: °C or °F, per `unit`. */
   readonly temperature: number;
   /** Unit of `temperature`: C for degrees Celsius, F for degrees Fahrenheit. v1 readings are Celsius. */
   readonly unit: 'C' | 'F';

@@ -1,6 +1,6 @@
 import type { PGlite, Transaction as PgliteTransaction } from '@electric-sql/pglite';
 import pg from 'pg';
-import { backoffDelay, consoleLogger, redactUrl, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, checkUrlCredentials, consoleLogger, redactUrl, type Logger } from '../../src/core/index.ts';
 import { DatabaseError } from './postgres-errors.ts';
 
 /** The rows of a statement and how many rows it touched. */
@@ -205,7 +205,8 @@ export interface OpenDatabaseOptions {
 
 /**
  * Opens PostgreSQL at `url` (or `DATABASE_URL`) through a `pg` pool — checked with one query, so an
- * unreachable database fails here with `DatabaseError` — or, when neither is set, an embedded PGlite,
+ * unreachable database fails here with `DatabaseError`, a URL whose user info needs percent-encoding
+ * with `EndpointError` — or, when neither is set, an embedded PGlite,
  * announced on the log: the same SQL runs on both.
  * @example const db = await openDatabase(); // PGlite unless DATABASE_URL is set
  */
@@ -214,6 +215,7 @@ export async function openDatabase({ url = process.env.DATABASE_URL || undefined
     log.info(`postgres: no DATABASE_URL: using an embedded PGlite database${dataDir === undefined ? ' in memory (lost on exit)' : ` in ${dataDir}`}; set DATABASE_URL to use PostgreSQL`);
     return openEmbeddedDatabase({ dataDir });
   }
+  checkUrlCredentials(url, 'the PostgreSQL URL');
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', (error) => log.warn('postgres: idle connection failed', { error: error.message }));
   const db = new PgDatabase(pool, url, log);

@@ -7,6 +7,7 @@
  * is `--url`, else `MQTT_URL`, else `mqtt://127.0.0.1:1883`. Prints what it sent.
  */
 import { parseArgs } from 'node:util';
+import { redactUrl } from '../../src/index.ts';
 import { describeReport, simulate } from './simulator.ts';
 
 const usage = 'usage: npm run simulate -- [--devices 50] [--rate 1000] [--count 10000] [--invalid 0.02] [--url mqtt://127.0.0.1:1883] [--prefix <topic prefix>] [--seed 1] [--mqtt-version 4|5]';
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   console.log(
-    `device simulator: ${options.devices} devices → ${url}, ${options.rate === 0 ? 'as fast as acknowledged' : `${options.rate} msgs/s`}, ` +
+    `device simulator: ${options.devices} devices → ${redactUrl(url)}, ${options.rate === 0 ? 'as fast as acknowledged' : `${options.rate} msgs/s`}, ` +
       `${options.count === 0 ? 'until Ctrl-C' : `${options.count} messages`}, ${(options.invalid * 100).toFixed(1)} % invalid`,
   );
   let sent = 0;

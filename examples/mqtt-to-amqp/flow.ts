@@ -5,12 +5,12 @@
 import { fileURLToPath } from 'node:url';
 import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
-import { backoffDelay, deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, Transport, type FailurePolicy, type RouteBuilder, type StepFailure } from '../../src/index.ts';
+import { backoffDelay, checkUrlCredentials, deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, Transport, type FailurePolicy, type RouteBuilder, type StepFailure } from '../../src/index.ts';
 import { amqpModule, type AmqpTransportOptions, type Topology } from '../../adapters/amqp/index.ts';
 import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
 import { AmqpStandIn } from './amqp-stand-in.ts';
-import { checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, toBackendReading, toSummary, type DeviceSummary } from './telemetry.ts';
+import { asReceived, checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, toBackendReading, toSummary, type DeviceSummary } from './telemetry.ts';
 
 /** Every name the flow uses on the brokers. The defaults are the issue's; tests give each run its own. */
 export interface FlowNames {
@@ -83,20 +83,23 @@ export interface FlowOptions {
    * the cost of per-device order, which a shared subscription does not keep.
    */
   readonly consumers?: number;
+  /** In-process attempts at a transient failure before the message goes back to MQTT (default 10; tests shorten it). */
+  readonly transientAttempts?: number;
 }
 
 /** In-process attempts at a transient failure (a publish that timed out) before the message goes back to MQTT. */
 const TRANSIENT_ATTEMPTS = 10;
 
 /**
- * The error policy: an invalid message (a permanent failure) goes to the dead-letter exchange; a
- * transient one (the broker unreachable for longer than the publish timeout) is retried with
- * exponential backoff, then rejected to MQTT, which redelivers it locally — never dead-lettered as
- * invalid, never dropped.
+ * The error policy: an invalid message (a permanent failure) goes to the dead-letter exchange, as
+ * the device sent it (`asReceived`); a transient one (the broker unreachable for longer than the
+ * publish timeout) is retried with exponential backoff, then rejected to MQTT, whose consumer keeps
+ * it unacknowledged and redelivers it with backoff until RabbitMQ takes it — never dead-lettered as
+ * invalid, never dropped (intake stops while the receive window is held, and the broker keeps the rest).
  */
-export function flowErrorPolicy({ error, attempt }: StepFailure): FailurePolicy {
+export function flowErrorPolicy({ error, attempt }: StepFailure, transientAttempts = TRANSIENT_ATTEMPTS): FailurePolicy {
   if (error.permanent) return deadLetter('invalid device telemetry');
-  if (attempt < TRANSIENT_ATTEMPTS) return retryAfter(backoffDelay(attempt - 1, { initialMs: 200, maxMs: 5_000, multiplier: 2, jitter: 0.2 }));
+  if (attempt < transientAttempts) return retryAfter(backoffDelay(attempt - 1, { initialMs: 200, maxMs: 5_000, multiplier: 2, jitter: 0.2 }));
   return reject();
 }
 
@@ -114,14 +117,17 @@ export function flowErrorPolicy({ error, attempt }: StepFailure): FailurePolicy 
  * on arrival: open groups hold no MQTT receive window (50 devices × 10 readings would exceed it), at
  * the price that a crash loses the open groups (never a reading).
  */
-export function flowRoutes({ names = flowNames(), prefetch = 1_000, summarySize = 10, summaryIdleMs = 5_000, summaries: withSummaries = true, consumers = 1 }: FlowOptions = {}): RouteBuilder<unknown>[] {
+export function flowRoutes({ names = flowNames(), prefetch = 1_000, summarySize = 10, summaryIdleMs = 5_000, summaries: withSummaries = true, consumers = 1, transientAttempts = TRANSIENT_ATTEMPTS }: FlowOptions = {}): RouteBuilder<unknown>[] {
+  const policy = (failure: StepFailure): FailurePolicy => flowErrorPolicy(failure, transientAttempts);
   const exchange = `amqp:exchange/${names.exchange}`;
   // payload=raw: bodies are the bytes as the device sent them; the check parses them once, and an
-  // invalid message is dead-lettered with its original bytes
-  const source = consumers === 1 ? `mqtt:${names.telemetryTopic}?qos=1&payload=raw` : `mqtt:$share/${names.exchange}-bridge/${names.telemetryTopic}?qos=1&payload=raw`;
+  // invalid message is dead-lettered with its original bytes. headers=none: nothing a device sends
+  // besides topic and payload becomes a header or an id (devices are untrusted input).
+  const options = 'qos=1&payload=raw&headers=none';
+  const source = consumers === 1 ? `mqtt:${names.telemetryTopic}?${options}` : `mqtt:$share/${names.exchange}-bridge/${names.telemetryTopic}?${options}`;
   const bridge = (id: string): RouteBuilder<unknown> => {
     const route = from(source, { id, prefetch })
-      .onError(flowErrorPolicy, { maxAttempts: TRANSIENT_ATTEMPTS + 1, deadLetterUri: `amqp:exchange/${names.deadLetterExchange}`, deadLetterLabel: 'invalid' })
+      .onError(policy, { maxAttempts: transientAttempts + 1, deadLetterUri: `amqp:exchange/${names.deadLetterExchange}`, deadLetterLabel: 'invalid', prepareDeadLetter: asReceived })
       .step('check-telemetry', checkTelemetry())
       .transform((message) => toBackendReading(message.body), { id: 'translate' })
       .setHeaders(readingHeaders, { id: 'reading-headers' })
@@ -139,7 +145,7 @@ export function flowRoutes({ names = flowNames(), prefetch = 1_000, summarySize 
   if (!withSummaries) return telemetry;
 
   const summaries = from<BackendReadingV1>(`memory:${names.summaryFeed}`, { id: 'summaries' })
-    .onError(flowErrorPolicy, { maxAttempts: TRANSIENT_ATTEMPTS + 1 }) // a summary whose publish keeps failing is lost (logged)
+    .onError(policy, { maxAttempts: transientAttempts + 1 }) // a summary whose publish keeps failing is lost (logged)
     .aggregate({ correlate: (message) => message.body.deviceId, strategy: foldReading, size: summarySize, timeoutMs: summaryIdleMs, settleInputs: 'on-arrival' }, { id: 'per-device' })
     .transform((message): DeviceSummary => toSummary(message.body), { id: 'summarise' })
     .setHeaders(() => ({ contentType: 'application/json' }))
@@ -156,7 +162,9 @@ export interface FlowEnvironment {
   readonly mqttClientId?: string | undefined;
 }
 
+/** Throws `EndpointError` (never showing the password) when `MQTT_URL` or `AMQP_URL` has user info to percent-encode. */
 export function environmentOf(env: NodeJS.ProcessEnv = process.env): FlowEnvironment {
+  for (const name of ['MQTT_URL', 'AMQP_URL']) checkUrlCredentials(env[name] ?? '', name);
   return { mqttUrl: env.MQTT_URL || undefined, amqpUrl: env.AMQP_URL || undefined, mqttClientId: env.MQTT_CLIENT_ID || undefined };
 }
 

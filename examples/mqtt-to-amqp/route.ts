@@ -10,7 +10,7 @@
  * `MQTT_URL`) also runs a fleet of simulated devices in this process; `SIMULATE=0` does not.
  * `MQTT_CONSUMERS=<n>` consumes over n connections on one shared subscription.
  */
-import { defineIntegration, type RunningIntegration, type StopHook } from '../../src/index.ts';
+import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from '../../src/index.ts';
 import { describeReport, simulate } from '../device-simulator/simulator.ts';
 import { environmentOf, flowModules, flowNames, flowRoutes } from './flow.ts';
 import type { MqttTransport } from '../../adapters/mqtt/index.ts';
@@ -30,7 +30,7 @@ function onStart(integration: RunningIntegration): StopHook {
     console.log(`mqtt-to-amqp: waiting for devices on '${names.telemetryTopic.replace('+deviceId', '+')}' (npm run simulate -- --url <MQTT_URL>)`);
     return () => {};
   }
-  console.log(`mqtt-to-amqp: simulating 20 devices at 200 msgs/s (2 % invalid) → ${mqtt.url}; SIMULATE=0 to turn off`);
+  console.log(`mqtt-to-amqp: simulating 20 devices at 200 msgs/s (2 % invalid) → ${redactUrl(mqtt.url)}; SIMULATE=0 to turn off`);
   const stop = new AbortController();
   const simulation = simulate({ url: mqtt.url, devices: 20, rate: 200, count: 0, invalid: 0.02, signal: stop.signal }).then(
     (report) => `mqtt-to-amqp: simulator ${describeReport(report)}`,

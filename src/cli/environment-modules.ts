@@ -1,7 +1,7 @@
 import type { Container, ContainerModule } from 'inversify';
 import { amqpModule, AmqpTransport } from '../../adapters/amqp/index.ts';
 import { mqttModule, MqttTransport } from '../../adapters/mqtt/index.ts';
-import { parseEndpoint, redactUrl, type StepDefinition } from '../core/index.ts';
+import { checkUrlCredentials, parseEndpoint, redactUrl, type StepDefinition } from '../core/index.ts';
 import type { RouteSource } from '../dsl/route-definition.ts';
 
 export interface EnvironmentModule {
@@ -10,16 +10,25 @@ export interface EnvironmentModule {
   readonly announcement: string;
 }
 
+/** The environment's broker and database URLs (adapters read them as defaults); checked by `environmentModules`. */
+export const CREDENTIAL_URLS = ['AMQP_URL', 'MQTT_URL', 'DATABASE_URL', 'REDIS_URL'] as const;
+
 /**
  * Transports configured by the environment, for `interchange run`. A route file's own binding of a
  * transport always wins.
  * - `AMQP_URL`: binds RabbitMQ.
  * - `MQTT_URL`, or any route using `mqtt:`: binds MQTT — to `MQTT_URL`, else to an embedded broker on
  *   loopback, so a first run needs nothing installed.
+ * Throws `EndpointError` (the password never in it) when one of `CREDENTIAL_URLS` has a character its
+ * user info must percent-encode (`checkUrlCredentials`), whether or not this binds a transport for it.
  */
 export function environmentModules(container: Container, routes: readonly RouteSource[] = [], env: NodeJS.ProcessEnv = process.env): EnvironmentModule[] {
   const modules: EnvironmentModule[] = [];
   const amqpUrl = env.AMQP_URL;
+  for (const name of CREDENTIAL_URLS) {
+    const url = env[name];
+    if (url !== undefined) checkUrlCredentials(url, name);
+  }
   if (amqpUrl !== undefined && amqpUrl !== '' && !container.isBound(AmqpTransport)) {
     modules.push({ module: amqpModule({ url: amqpUrl }), announcement: `AMQP_URL is set: amqp: endpoints use RabbitMQ at ${redactUrl(amqpUrl)}` });
   }

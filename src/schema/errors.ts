@@ -99,13 +99,16 @@ export class PayloadParseError extends SchemaError {
 }
 
 /**
- * A contract file is unusable: not JSON, no `$id`, a remote `$ref`, an unsafe or unsupported
- * pattern, not valid draft 2020-12 (`SCHEMA_DEFINITION`). Raised when the registry loads.
+ * A contract is unusable (`SCHEMA_DEFINITION`): not JSON, no `$id`, a remote `$ref`, a reference
+ * cycle that reaches no property or item, an unsafe or unsupported pattern, not valid draft 2020-12
+ * — raised when the registry loads or compiles — or its compiled validator threw while validating
+ * a body. Permanent: the same body fails the same way on every attempt, so a route dead-letters it
+ * instead of retrying.
  */
 export class SchemaDefinitionError extends InterchangeError {
   override readonly name = 'SchemaDefinitionError';
   constructor(message: string, readonly file?: string, options?: { cause?: unknown }) {
-    super('SCHEMA_DEFINITION', file === undefined ? message : `${file}: ${message}`, options);
+    super('SCHEMA_DEFINITION', file === undefined ? message : `${file}: ${message}`, { ...options, permanent: true });
   }
 }
 

@@ -1,11 +1,13 @@
 import { Ajv2020, type AnySchemaObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import formatsPlugin from 'ajv-formats';
+import { toError } from '../core/errors.ts';
 import { contractRef, type ContractRef, type ContractSource, type SubjectInfo } from './contract.ts';
 import { SchemaDefinitionError, SchemaValidationError, UnknownContractError } from './errors.ts';
 import { DEFAULT_COMPATIBILITY, loadContracts } from './loader.ts';
 import { re2Engine } from './regex-engine.ts';
+import { inPlaceRefCycle } from './ref-cycles.ts';
 import { foreignRefs } from './remote-refs.ts';
-import { assertDepth, DEFAULT_PAYLOAD_LIMITS, parseJsonSafely, type PayloadLimits } from './safe-json.ts';
+import { assertAllowedKeys, assertDepth, DEFAULT_PAYLOAD_LIMITS, parseJsonSafely, type PayloadLimits } from './safe-json.ts';
 import { defaultsUpcaster, type Upcaster } from './upcaster.ts';
 
 /** DI token of the schema registry (shares its name with the interface, Theia style). */
@@ -29,15 +31,18 @@ export interface SchemaRegistry {
   schema(ref: string): AnySchemaObject;
   /**
    * The compiled validator of a contract, compiled on first use and cached; `UnknownContractError`
-   * if there is none, `SchemaDefinitionError` if it does not compile.
+   * if there is none, `SchemaDefinitionError` if it does not compile. Raw ajv: what it throws is not
+   * wrapped (`validate` wraps it).
    */
   validator(ref: string): ValidateFunction;
   /** Compiles every contract now (`schemas check`, or `precompile`); throws the first `SchemaDefinitionError`. */
   compileAll(): void;
   /**
    * The body, parsed if it is text or bytes (limits first, prototype-safe), checked against `ref`.
-   * Throws `SchemaValidationError` (invalid), `UnknownContractError`, or a payload error
-   * (`PAYLOAD_TOO_LARGE`, `PAYLOAD_TOO_DEEP`, `PAYLOAD_UNPARSEABLE`).
+   * Throws `SchemaValidationError` (invalid), `UnknownContractError`, a payload error
+   * (`PAYLOAD_TOO_LARGE`, `PAYLOAD_TOO_DEEP`, `PAYLOAD_UNPARSEABLE` — also for a `__proto__` or
+   * `constructor` key, parsed or not), or `SchemaDefinitionError` if the validator itself threw;
+   * all of them permanent.
    */
   validate(ref: string, body: unknown, direction?: 'inbound' | 'outbound'): unknown;
   /** Translates a body of `subject@from` into `subject@to` (registered translators, else defaults), validated. */
@@ -108,6 +113,12 @@ export class JsonSchemaRegistry implements SchemaRegistry {
         throw new SchemaDefinitionError((cause as Error).message, source.file ?? ref, { cause });
       }
     }
+    const cycle = inPlaceRefCycle([...this.sources].map(([ref, source]) => ({ name: source.file ?? ref, schema: source.schema })));
+    if (cycle !== undefined) {
+      const first = cycle[0]!;
+      const path = cycle.map(({ name, pointer }) => `${name === first.name ? '' : name}#${pointer}`).join(' → ');
+      throw new SchemaDefinitionError(`reference cycle that reaches no property or item, so validation would never end: ${path} (put the recursion under "properties" or "items")`, first.name);
+    }
     for (const upcaster of options.upcasters ?? []) {
       for (const version of [upcaster.from, upcaster.to]) this.requireSource(contractRef(upcaster.subject, version));
       this.upcasters.set(`${upcaster.subject}@${upcaster.from}>${upcaster.to}`, upcaster);
@@ -160,7 +171,15 @@ export class JsonSchemaRegistry implements SchemaRegistry {
   validate(ref: string, body: unknown, direction: 'inbound' | 'outbound' = 'inbound'): unknown {
     const validate = this.validator(ref);
     const parsed = this.parse(body);
-    if (!validate(parsed)) throw new SchemaValidationError(ref, validate.errors ?? [], direction);
+    let valid: boolean;
+    try {
+      valid = validate(parsed) as boolean;
+    } catch (cause) {
+      // A validator that throws (a stack overflow, a bug in a keyword) would throw again: never a transient failure.
+      const error = toError(cause);
+      throw new SchemaDefinitionError(`the validator of ${ref} threw ${error.name}: ${error.message}`, this.requireSource(ref).file ?? ref, { cause });
+    }
+    if (!valid) throw new SchemaValidationError(ref, validate.errors ?? [], direction);
     return parsed;
   }
 
@@ -181,10 +200,11 @@ export class JsonSchemaRegistry implements SchemaRegistry {
     return this.validate(target, current);
   }
 
-  /** Text and bytes are parsed safely within the limits; objects are checked for depth. */
+  /** Text and bytes are parsed safely within the limits; objects are checked for depth and forbidden keys alike. */
   private parse(body: unknown): unknown {
     if (typeof body === 'string' || body instanceof Uint8Array) return parseJsonSafely(body, this.limits);
     assertDepth(body, this.limits.maxDepth);
+    assertAllowedKeys(body, this.limits.maxDepth);
     return body;
   }
 

@@ -40,7 +40,8 @@ function collectIds(node: unknown, ids: Set<string>, base = 'urn:interchange:ano
   for (const value of Object.values(record)) collectIds(value, ids, here);
 }
 
-function resolve(ref: string, base: string): string | undefined {
+/** `ref` resolved against `base`, or undefined when it does not resolve. */
+export function resolve(ref: string, base: string): string | undefined {
   try {
     return new URL(ref, base).href;
   } catch {
@@ -48,7 +49,7 @@ function resolve(ref: string, base: string): string | undefined {
   }
 }
 
-function withoutFragment(uri: string): string {
+export function withoutFragment(uri: string): string {
   const hash = uri.indexOf('#');
   return hash === -1 ? uri : uri.slice(0, hash);
 }

@@ -20,9 +20,10 @@ const BACKSLASH = 0x5c;
 /**
  * Parses untrusted JSON: size checked first (`PayloadTooLargeError`), nesting depth by a linear scan
  * before `JSON.parse` (`PayloadTooDeepError`, so a depth bomb never reaches the parser's recursion),
- * then parsed with `__proto__` and `constructor` keys removed at every level, so a body merged or
- * spread later can never reach `Object.prototype`. Invalid JSON → `PayloadParseError`. Never throws
- * anything else.
+ * then parsed. Invalid JSON → `PayloadParseError`; so is a `__proto__` or `constructor` key at any
+ * level (`FORBIDDEN_KEYS`: a body merged or spread later could reach `Object.prototype`), refused
+ * rather than dropped, so that the contract never judges a body other than the one sent. Never
+ * throws anything else.
  * @example parseJsonSafely(buffer, { maxBytes: 64 * 1024 })
  */
 export function parseJsonSafely(payload: string | Uint8Array, { maxBytes = DEFAULT_PAYLOAD_LIMITS.maxBytes, maxDepth = DEFAULT_PAYLOAD_LIMITS.maxDepth }: PayloadLimits = {}): unknown {
@@ -30,11 +31,52 @@ export function parseJsonSafely(payload: string | Uint8Array, { maxBytes = DEFAU
   if (size > maxBytes) throw new PayloadTooLargeError(size, maxBytes);
   const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
   if (textDepth(text) > maxDepth) throw new PayloadTooDeepError(maxDepth);
+  let parsed: unknown;
   try {
-    return JSON.parse(text, dropDangerousKeys);
+    parsed = JSON.parse(text);
   } catch (cause) {
     throw new PayloadParseError(`payload is not JSON: ${(cause as Error).message}`, { cause });
   }
+  // A key can only spell a forbidden name literally or through \u escapes: most payloads skip the walk.
+  if (FORBIDDEN_KEYS.some((key) => text.includes(key)) || text.includes('\\u')) assertAllowedKeys(parsed, maxDepth);
+  return parsed;
+}
+
+/** Keys no body may carry, at any level: through them a merge or spread reaches a prototype. */
+export const FORBIDDEN_KEYS: readonly string[] = Object.freeze(['__proto__', 'constructor']);
+
+/**
+ * Throws `PayloadParseError` ("key '__proto__' at /a/b is not allowed", the pointer of the object
+ * holding it) if a value holds one of `FORBIDDEN_KEYS` as an own key. Looks no deeper than
+ * `maxDepth` levels (depth is `assertDepth`'s to refuse), so it cannot overflow the stack.
+ */
+export function assertAllowedKeys(value: unknown, maxDepth: number = DEFAULT_PAYLOAD_LIMITS.maxDepth): void {
+  const found = forbiddenKeyPath(value, maxDepth);
+  if (found === undefined) return;
+  const [key, ...holder] = found;
+  const pointer = holder.reverse().map((segment) => `/${segment.replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+  throw new PayloadParseError(`key '${key ?? ''}' at ${pointer || '/'} is not allowed`);
+}
+
+/** The forbidden key found, then the keys leading to it, innermost first; undefined if none. */
+function forbiddenKeyPath(value: unknown, remaining: number): string[] | undefined {
+  if (value === null || typeof value !== 'object' || remaining === 0 || ArrayBuffer.isView(value)) return undefined;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index += 1) {
+      const found = forbiddenKeyPath(value[index], remaining - 1);
+      if (found !== undefined) return [...found, String(index)];
+    }
+    return undefined;
+  }
+  const keys = Object.keys(value);
+  const forbidden = keys.find((key) => FORBIDDEN_KEYS.includes(key));
+  if (forbidden !== undefined) return [forbidden];
+  const record = value as Record<string, unknown>;
+  for (const key of keys) {
+    const found = forbiddenKeyPath(record[key], remaining - 1);
+    if (found !== undefined) return [...found, key];
+  }
+  return undefined;
 }
 
 /** The deepest nesting of `{`/`[` in JSON text, strings skipped. Linear, no allocation. */
@@ -78,8 +120,4 @@ function exceeds(value: unknown, remaining: number): boolean {
     if (child !== null && typeof child === 'object' && exceeds(child, remaining - 1)) return true;
   }
   return false;
-}
-
-function dropDangerousKeys(this: unknown, key: string, value: unknown): unknown {
-  return key === '__proto__' || key === 'constructor' ? undefined : value;
 }

@@ -1,7 +1,7 @@
 import { createConnection } from 'node:net';
 import { defer, switchMap } from 'rxjs';
 import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
-import { parseEndpoint, type Endpoint, type Message, type Transport } from '../../src/core/index.ts';
+import { parseEndpoint, type Endpoint, type Logger, type Message, type Transport } from '../../src/core/index.ts';
 
 /** The machine's Mosquitto (MQTT 5). Tests that need it fail — never skip — when it is down. */
 export const MOSQUITTO_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -28,7 +28,7 @@ export function runClientId(label: string): string {
 }
 
 /** Short-lived sessions, so test runs do not pile sessions up in the shared broker. */
-export function testTransport(options: MqttTransportOptions): MqttTransport {
+export function testTransport(options: MqttTransportOptions & { readonly logger?: Logger }): MqttTransport {
   return new MqttTransport({ sessionExpirySeconds: 600, connectTimeoutMs: 5_000, reconnect: { initialDelayMs: 50, maxDelayMs: 1_000 }, ...options });
 }
 

@@ -80,6 +80,7 @@ describe('checkTelemetry: what is invalid, and why', () => {
 
   const cases: [string, string, string | undefined, string, RegExp][] = [
     ['bad JSON', '{"deviceId":"d-1","temperature":', 'd-1', 'PAYLOAD_UNPARSEABLE', /JSON|parse|unexpected/i],
+    ['a __proto__ key (refused, not dropped)', `{"__proto__":{"admin":true},${JSON.stringify(telemetry).slice(1)}`, 'd-1', 'PAYLOAD_UNPARSEABLE', /key '__proto__' at \/ is not allowed/],
     ['a schema violation', JSON.stringify({ ...telemetry, temperature: 'warm' }), 'd-1', 'SCHEMA_INVALID', /\/temperature/],
     ['an additional property', JSON.stringify({ ...telemetry, firmware: '1.0' }), 'd-1', 'SCHEMA_INVALID', /additional/],
     ['humidity out of 0–100', JSON.stringify({ ...telemetry, humidity: 101 }), 'd-1', 'SCHEMA_INVALID', /\/humidity/],

@@ -95,14 +95,14 @@ describe('route dead letters', () => {
     await kit.mock('memory:out').expect(1);
     expect(dead?.headers).toMatchObject({ [DeadLetterHeaders.code]: 'TOO_LARGE', [DeadLetterHeaders.step]: 'intake', [DeadLetterHeaders.route]: 'r' });
     expect(stepRuns).toEqual([Buffer.from('ok')]);
-    await until(() => big.outcome !== undefined && fine.outcome !== undefined);
+    await until(() => big.outcome !== undefined && fine.outcome !== undefined, () => 'not settled');
     expect([big.outcome, fine.outcome]).toEqual(['ack', 'ack']);
   });
 
   it('rejects such a delivery to its source when the route has no dead-letter channel', async () => {
     const big = new Inbound(createMessage(Buffer.from('prefix')), tooLarge);
     await start([from('src:in').to('memory:out')], [new Source([big])]);
-    await until(() => big.outcome !== undefined);
+    await until(() => big.outcome !== undefined, () => 'not settled');
     expect(big.outcome).toBe('nack');
   });
 
@@ -142,7 +142,7 @@ describe('route dead letters', () => {
       ],
       [new Source([poison]), dlq],
     );
-    await until(() => poison.outcome !== undefined);
+    await until(() => poison.outcome !== undefined, () => 'not settled');
     expect(poison.outcome).toBe('ack');
     expect(dlq.accepted).toHaveLength(1);
     const [reduced] = dlq.accepted;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assertDepth, parseJsonSafely, PayloadParseError, PayloadTooDeepError, PayloadTooLargeError, textDepth } from '../../../src/schema/index.ts';
+import { assertAllowedKeys, assertDepth, JsonSchemaRegistry, parseJsonSafely, PayloadParseError, PayloadTooDeepError, PayloadTooLargeError, textDepth } from '../../../src/schema/index.ts';
 import { shippedRegistry } from './fixtures.ts';
 
 describe('safe JSON parsing', () => {
@@ -8,16 +8,29 @@ describe('safe JSON parsing', () => {
     expect(parseJsonSafely(new TextEncoder().encode('{"x":1}'))).toEqual({ x: 1 });
   });
 
-  it('a __proto__ or constructor payload does not pollute any prototype, even when merged later', () => {
-    const parsed = parseJsonSafely('{"a":1,"__proto__":{"polluted":true},"nested":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}}') as Record<string, unknown>;
-    expect(Object.keys(parsed)).toEqual(['a', 'nested']);
-    expect(Object.hasOwn(parsed.nested as object, 'constructor')).toBe(false);
-    const merged = Object.assign({}, parsed, parsed.nested as object);
-    const deep: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(parsed)) deep[key] = value;
+  it('refuses a __proto__ key with a permanent PAYLOAD_UNPARSEABLE naming it and where it is, instead of dropping it', () => {
+    const error = catchError(() => parseJsonSafely('{"a":{"b":{"__proto__":{"polluted":true}}}}'));
+    expect(error).toBeInstanceOf(PayloadParseError);
+    expect(error).toMatchObject({ code: 'PAYLOAD_UNPARSEABLE', permanent: true, message: "key '__proto__' at /a/b is not allowed" });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect((merged as Record<string, unknown>).polluted).toBeUndefined();
-    expect(Object.getPrototypeOf(parsed)).toBe(Object.prototype);
+  });
+
+  it('refuses a constructor key, at the top level and inside arrays', () => {
+    expect(catchError(() => parseJsonSafely('{"constructor":{"prototype":{"polluted":true}}}'))).toMatchObject({ message: "key 'constructor' at / is not allowed" });
+    expect(catchError(() => parseJsonSafely('{"list":[{},{"constructor":1}]}'))).toMatchObject({ message: "key 'constructor' at /list/1 is not allowed" });
+  });
+
+  it('sees a forbidden key spelt with \\u escapes, and escapes the pointer', () => {
+    expect(catchError(() => parseJsonSafely('{"a/b":{"\\u005f_proto__":{}}}'))).toMatchObject({ message: "key '__proto__' at /a~1b is not allowed" });
+  });
+
+  it('lets forbidden words through as values and inside longer keys', () => {
+    expect(parseJsonSafely('{"kind":"constructor","__proto__x":1,"prototype":true,"s":"\\u0041"}')).toEqual({ kind: 'constructor', __proto__x: 1, prototype: true, s: 'A' });
+  });
+
+  it('refuses a forbidden own key in an object body too', () => {
+    expect(() => assertAllowedKeys(JSON.parse('{"a":[{"__proto__":{}}]}'))).toThrow("key '__proto__' at /a/0 is not allowed");
+    expect(() => assertAllowedKeys({ a: [{ b: 1 }], c: new Uint8Array(4) })).not.toThrow();
   });
 
   it('rejects an oversized payload before parsing, with PAYLOAD_TOO_LARGE', () => {
@@ -57,6 +70,14 @@ describe('safe JSON parsing', () => {
     expect(catchError(() => registry.validate('device.telemetry@1', `{"deviceId":"${'d'.repeat(300)}"}`))).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     expect(catchError(() => registry.validate('device.telemetry@1', '{"a":{"b":{"c":{"d":1}}}}'))).toMatchObject({ code: 'PAYLOAD_TOO_DEEP' });
     expect(catchError(() => registry.validate('device.telemetry@1', { a: { b: { c: { d: 1 } } } }))).toMatchObject({ code: 'PAYLOAD_TOO_DEEP' });
+  });
+
+  it('the registry refuses a __proto__ key before the contract sees it, even where the contract allows any property', () => {
+    const registry = new JsonSchemaRegistry({ contracts: [{ subject: 'open', version: 1, schema: { $id: 'urn:open:1', type: 'object' } }] });
+    const body = '{"__proto__":{"polluted":true},"deviceId":"d"}';
+    expect(catchError(() => registry.validate('open@1', body))).toMatchObject({ code: 'PAYLOAD_UNPARSEABLE', message: "key '__proto__' at / is not allowed" });
+    expect(catchError(() => registry.validate('open@1', JSON.parse(body)))).toMatchObject({ code: 'PAYLOAD_UNPARSEABLE' });
+    expect(registry.validate('open@1', '{"deviceId":"d"}')).toEqual({ deviceId: 'd' });
   });
 });
 

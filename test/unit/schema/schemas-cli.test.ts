@@ -68,7 +68,7 @@ describe('interchange schemas', () => {
     expect(result.stdout).toBe(contractsMarkdown(shippedRegistry()));
     expect(result.stdout).toContain('| [device.telemetry](#devicetelemetry) | 1, 2 | BACKWARD |');
     expect(result.stdout).toContain('### device.telemetry@2 — Device telemetry v2');
-    expect(result.stdout).toContain('| `temperature` | number | yes | °C |  | Air temperature in degrees Celsius. |');
+    expect(result.stdout).toContain('| `temperature` | number | yes | °C | minimum -273.15, maximum 1000 | Air temperature in degrees Celsius, from absolute zero to 1,000 °C (beyond is no sensor reading: refused). |');
     expect(result.stdout).toContain('| `humidity` | number | no | % | minimum 0, maximum 100 | Relative humidity in percent (0–100). |');
     expect(result.stdout).toContain('| `unit` | enum | yes |  | one of "C", "F", default "C" |');
   });
