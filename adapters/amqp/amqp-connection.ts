@@ -1,9 +1,9 @@
 import { Socket } from 'node:net';
 import { connect, type ChannelModel } from 'amqplib';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import { backoffDelay, batchWrites, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, batchWrites, checkUrlCredentials, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
 import { Sleeper } from './amqp-backoff.ts';
-import { redactText, redactUrl } from './amqp-errors.ts';
+import { AmqpAccessRefusedError, redactText, redactUrl } from './amqp-errors.ts';
 import type { AmqpTlsOptions } from './amqp-options.ts';
 
 export type AmqpConnectionState = 'idle' | 'connecting' | 'connected' | 'blocked' | 'reconnecting' | 'closed';
@@ -47,6 +47,10 @@ export interface ConnectionSettings {
  * never appears in logs, states or errors; TCP_NODELAY is on; `connection.blocked` shows as state
  * `blocked` until `unblocked`. `open` resolves on the first complete connect (topology declared) or
  * rejects with `NotConnectedError` after its timeout; after that the loop runs until `close`.
+ * A refusal of the credentials or the virtual host (ACCESS_REFUSED 403, NOT_ALLOWED 530) before the
+ * first connect ends the loop at once and `open` rejects with `AmqpAccessRefusedError`: retrying
+ * cannot help. After a first connect the loop keeps trying (credentials may be restored), logging
+ * each refusal as an error.
  */
 export class AmqpConnectionManager {
   private readonly statusSubject: BehaviorSubject<AmqpConnectionStatus>;
@@ -58,8 +62,11 @@ export class AmqpConnectionManager {
   private generation = 0;
   private closing = false;
   private loop: Promise<void> | undefined;
+  /** Why the connect loop gave up for good (a refusal before the first connect). */
+  private refused: AmqpAccessRefusedError | undefined;
 
   constructor(private readonly settings: ConnectionSettings) {
+    checkUrlCredentials(settings.url, 'the AMQP URL'); // amqplib would take part of an unencoded password for the host, and echo it
     this.statusSubject = new BehaviorSubject<AmqpConnectionStatus>({ state: 'idle', generation: 0, since: Date.now() });
     this.safeUrl = redactUrl(settings.url);
     this.secrets = secretsOf(settings);
@@ -105,9 +112,13 @@ export class AmqpConnectionManager {
     };
   }
 
-  /** Starts the connect loop (if not running) and resolves once connected; `NotConnectedError` after `timeoutMs`. */
+  /**
+   * Starts the connect loop (if not running) and resolves once connected; `NotConnectedError` after
+   * `timeoutMs`, `AmqpAccessRefusedError` at once when the broker refuses the credentials or vhost.
+   */
   async open(timeoutMs: number): Promise<void> {
     this.closing = false;
+    this.refused = undefined;
     this.loop ??= this.run().finally(() => {
       this.loop = undefined;
     });
@@ -118,10 +129,12 @@ export class AmqpConnectionManager {
         reject(new NotConnectedError(`could not connect to ${this.safeUrl} within ${timeoutMs} ms${this.status.lastError === undefined ? '' : `: ${this.status.lastError}`}`));
       }, timeoutMs);
       const subscription = this.statusSubject.subscribe((status) => {
-        if (status.state === 'connected' || status.state === 'blocked') {
+        const refused = this.refused;
+        if (status.state === 'connected' || status.state === 'blocked' || refused !== undefined) {
           clearTimeout(timer);
           queueMicrotask(() => subscription.unsubscribe());
-          resolve();
+          if (refused === undefined) resolve();
+          else reject(refused);
         }
       });
     }).catch(async (error: unknown) => {
@@ -155,8 +168,18 @@ export class AmqpConnectionManager {
         model = await connect(this.settings.url, socketOptions(this.settings));
       } catch (error) {
         const text = this.redact(toError(error).message);
+        const replyCode = refusalCode(text);
+        if (replyCode !== undefined && this.generation === 0) {
+          // wrong credentials or vhost: no retry can help (after a first connect we keep trying: they may be restored)
+          this.settings.log.error('amqp: the broker refused the connection; not retrying', { url: this.safeUrl, error: text });
+          this.refused = new AmqpAccessRefusedError(replyCode, `${this.safeUrl} refused the connection (${replyCode === 403 ? 'ACCESS_REFUSED: check the user name and password' : 'NOT_ALLOWED: check that the virtual host exists and the user may use it'}): ${text}`);
+          this.closing = true;
+          this.setState('closed', text);
+          break;
+        }
         this.setState(this.generation === 0 ? 'connecting' : 'reconnecting', text);
-        this.settings.log.warn('amqp: connect failed; retrying', { url: this.safeUrl, error: text, attempt: failures + 1 });
+        if (replyCode === undefined) this.settings.log.warn('amqp: connect failed; retrying', { url: this.safeUrl, error: text, attempt: failures + 1 });
+        else this.settings.log.error('amqp: the broker refused the connection; retrying', { url: this.safeUrl, error: text, attempt: failures + 1 });
         await this.sleeper.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
         continue;
       }
@@ -207,6 +230,18 @@ export class AmqpConnectionManager {
       await this.sleeper.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
     }
   }
+}
+
+/**
+ * 403 when amqplib's connect error is the broker's ACCESS_REFUSED (credentials), 530 when it is a
+ * refusal of `connection.open` (NOT_ALLOWED: the virtual host does not exist or the user may not
+ * use it — amqplib reports only "Expected ConnectionOpenOk; got <ConnectionClose…>" for it, and
+ * RabbitMQ closes on `connection.open` only to refuse the vhost), undefined for anything else.
+ */
+function refusalCode(text: string): 403 | 530 | undefined {
+  if (/\b403 \(ACCESS[-_]REFUSED\)|\bACCESS_REFUSED\b/.test(text)) return 403;
+  if (/\b530 \(NOT[-_]ALLOWED\)|\bNOT_ALLOWED\b|Expected ConnectionOpenOk; got <ConnectionClose/.test(text)) return 530;
+  return undefined;
 }
 
 function socketOptions(settings: ConnectionSettings): Record<string, unknown> {

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../../src/core/index.ts';
+import { parseBrokerHeaders } from './amqp-broker-headers.ts';
 import { AmqpConfigurationError } from './amqp-errors.ts';
 import { validateAmqpEndpointOptions } from './amqp-options.ts';
 
@@ -24,6 +25,8 @@ export interface AmqpTarget {
   readonly mandatory: boolean;
   readonly persistent: boolean;
   readonly maxDeliveries: number | undefined;
+  /** Broker headers (`?brokerHeaders=CC,x-delay`) published messages may carry; others are dropped. */
+  readonly brokerHeaders: ReadonlySet<string> | undefined;
 }
 
 const cache = new Map<string, AmqpTarget>();
@@ -37,9 +40,12 @@ export function resolveTarget(endpoint: Endpoint): AmqpTarget {
   const name = slash < 0 ? '' : endpoint.path.slice(slash + 1);
   if (kind !== 'queue' && kind !== 'exchange') throw new AmqpConfigurationError(`'${endpoint.uri}': expected amqp:queue/<name> or amqp:exchange/<name>`);
   if (kind === 'queue' && name === '') throw new AmqpConfigurationError(`'${endpoint.uri}': the queue name is missing`);
-  if (name.length > 255) throw new AmqpConfigurationError(`'${endpoint.uri}': names are at most 255 characters`);
   const options = endpoint.options;
   validateAmqpEndpointOptions(endpoint.uri, options);
+  // AMQP short strings: amqplib throws on longer ones at publish time, after it took the confirm slot
+  if (Buffer.byteLength(name, 'utf8') > 255) throw new AmqpConfigurationError(`'${endpoint.uri}': names are at most 255 bytes of UTF-8`);
+  if (options.routingKey !== undefined && Buffer.byteLength(options.routingKey, 'utf8') > 255) throw new AmqpConfigurationError(`'${endpoint.uri}': the routing key is over 255 bytes of UTF-8`);
+  if (options.bindingKey !== undefined && Buffer.byteLength(options.bindingKey, 'utf8') > 255) throw new AmqpConfigurationError(`'${endpoint.uri}': the binding key is over 255 bytes of UTF-8`);
   if (kind === 'queue' && (options.routingKey !== undefined || options.bindingKey !== undefined || options.type !== undefined)) {
     throw new AmqpConfigurationError(`'${endpoint.uri}': routingKey, bindingKey and type apply to exchange endpoints only`);
   }
@@ -56,6 +62,7 @@ export function resolveTarget(endpoint: Endpoint): AmqpTarget {
     mandatory: options.mandatory !== 'false' && !(kind === 'queue' && name.startsWith('amq.rabbitmq.reply-to')),
     persistent: options.persistent !== 'false',
     maxDeliveries: options.maxDeliveries === undefined ? undefined : Number(options.maxDeliveries),
+    brokerHeaders: parseBrokerHeaders(options.brokerHeaders),
   });
   if (cache.size < 10_000) cache.set(endpoint.uri, target);
   return target;

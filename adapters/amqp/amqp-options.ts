@@ -1,4 +1,5 @@
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { BROKER_HEADERS_PATTERN } from './amqp-broker-headers.ts';
 import { AmqpConfigurationError } from './amqp-errors.ts';
 import type { Topology } from './amqp-topology.ts';
 
@@ -35,6 +36,12 @@ export interface AmqpTransportOptions {
   readonly declareQueues?: boolean;
   /** Request-reply default timeout in ms (default 30,000). */
   readonly requestTimeoutMs?: number;
+  /**
+   * The largest body `publish` sends, in bytes (default 16 MiB, RabbitMQ 4's default
+   * `max_message_size`; set it to the broker's). A bigger message fails alone with
+   * `AmqpUnencodableError` — sent, it would make the broker close the channel.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 /** The options' JSON Schema (draft 2020-12): the one source for validation and docs. */
@@ -128,6 +135,7 @@ export const amqpOptionsSchema = {
     maxDeliveries: { type: 'integer', minimum: 1, default: 5 },
     declareQueues: { type: 'boolean', default: true },
     requestTimeoutMs: { type: 'integer', minimum: 1, default: 30000 },
+    maxMessageBytes: { type: 'integer', minimum: 1, maximum: 536870912, default: 16777216, description: "largest body published, in bytes; set it to the broker's max_message_size (RabbitMQ 4 default 16 MiB, at most 512 MiB)" },
   },
   $defs: {
     arguments: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
@@ -147,6 +155,11 @@ export const amqpEndpointOptionsSchema = {
     mandatory: { enum: ['true', 'false'], description: 'publish mandatory: unroutable → UnroutableError (default true)' },
     persistent: { enum: ['true', 'false'], description: 'delivery mode 2 (default true)' },
     maxDeliveries: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'deliveries of a nacked message before it is rejected to the dead-letter exchange' },
+    brokerHeaders: {
+      type: 'string',
+      pattern: BROKER_HEADERS_PATTERN,
+      description: 'publishing: comma-separated broker headers (CC, BCC, x-delay, x-death…) this route may send; every other broker header is dropped (default none)',
+    },
   },
 } as const;
 

@@ -1,7 +1,7 @@
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
-import { backoffDelay, NotConnectedError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
+import { backoffDelay, NotConnectedError, PartialPublishError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
-import { PublishRejectedError, UnroutableError } from './amqp-errors.ts';
+import { AmqpUnencodableError, PublishRejectedError, UnroutableError } from './amqp-errors.ts';
 
 /** One message to publish. Allocated per message and reused as the channel's confirm-window entry. */
 export class Outbound {
@@ -21,6 +21,8 @@ class PublishBatch {
   outstanding = 0;
   lost: Outbound[] = [];
   error: Error | undefined = undefined;
+  /** Messages that failed alone (amqplib refused them); the others go on. */
+  failures: Map<Outbound, Error> | undefined = undefined;
   expired = false;
   private wake: (() => void) | undefined = undefined;
 
@@ -36,6 +38,11 @@ class PublishBatch {
 
   lose(item: Outbound): void {
     this.lost.push(item);
+    this.settleOne();
+  }
+
+  fail(item: Outbound, error: Error): void {
+    (this.failures ??= new Map()).set(item, error);
     this.settleOne();
   }
 
@@ -71,7 +78,11 @@ class PublishBatch {
  */
 class PublishSession {
   live = true;
+  /** Taken out of service (closed by us or by the broker): a fresh channel is on its way. */
+  retired = false;
   private lwm = 1;
+  /** The length of amqplib's own confirm window before the last `send`, to undo a refused publish. */
+  private amqplibWindowBefore = 0;
   private readonly window: (Outbound | null)[] = [];
   private readonly drainWaiters = new Set<PublishBatch>();
 
@@ -80,10 +91,35 @@ class PublishSession {
     readonly generation: number,
   ) {}
 
-  /** Publishes; false when the channel's buffer is full (wait for `drain`). Throws if the channel is gone. */
+  /**
+   * Publishes; false when the channel's buffer is full (wait for `drain`). Throws if the channel is
+   * gone, or if amqplib cannot encode the message — then call `unsend` at once.
+   */
   send(item: Outbound): boolean {
     this.window.push(item);
+    this.amqplibWindowBefore = amqplibWindow(this.channel)?.length ?? -1;
     return this.channel.publish(item.exchange, item.routingKey, item.content, item.properties);
+  }
+
+  /**
+   * Undoes the `send` of `item` that has just thrown synchronously (amqplib encodes the whole
+   * message before it writes a byte, so nothing reached the broker and no delivery tag was used):
+   * takes `item` out of our window, and the confirm slot amqplib's ConfirmChannel pushed before it
+   * encoded out of amqplib's. False when either window is not as expected — the tags can no longer
+   * be trusted and the channel must be replaced.
+   */
+  unsend(item: Outbound): boolean {
+    if (this.window[this.window.length - 1] !== item) return false;
+    this.window.pop();
+    const theirs = amqplibWindow(this.channel);
+    const before = this.amqplibWindowBefore;
+    if (theirs === undefined || before < 0) return false;
+    if (theirs.length === before) return true; // refused before it took a slot
+    if (theirs.length === before + 1 && theirs[before] === false) {
+      theirs.pop();
+      return true;
+    }
+    return false;
   }
 
   waitDrain(batch: PublishBatch): void {
@@ -154,6 +190,12 @@ export interface PublisherSettings {
  * bounds every call even on a dead link. Messages whose channel dies before their confirm are sent
  * again on the next channel (at-least-once: a resend may duplicate). While the connection is
  * blocked or down, sending waits. A full channel buffer waits for `drain`.
+ *
+ * One message never wedges the publisher: should amqplib still refuse one synchronously with the
+ * channel open (`encodeMessage` validates first, so this is defence in depth), that message fails
+ * alone with `AmqpUnencodableError` — the call rejects with `PartialPublishError` once the others
+ * are confirmed — and the channel stays in use, or is replaced when its tag accounting cannot be
+ * restored.
  */
 export class AmqpPublisher implements ConnectionUser {
   private session: PublishSession | undefined;
@@ -186,6 +228,8 @@ export class AmqpPublisher implements ConnectionUser {
     channel.on('close', () => {
       session.die();
       if (this.session === session) this.session = undefined;
+      if (session.retired) return; // retire() already asked for a fresh channel
+      session.retired = true;
       this.reopen(generation);
     });
     this.session = session;
@@ -238,27 +282,71 @@ export class AmqpPublisher implements ConnectionUser {
           let ok: boolean;
           try {
             ok = session.send(item);
-          } catch {
-            // the channel closed under us: its close handler hands back what it had; this one was not sent
-            session.die();
-            batch.lose(item);
+          } catch (error) {
+            const undone = session.unsend(item);
+            if (isChannelClosed(error)) {
+              // closing or closed under us: this one was not sent; the others go again on a fresh channel
+              this.retire(session);
+              batch.lose(item);
+              continue;
+            }
+            // amqplib refused this message itself with the channel open (encodeMessage should have
+            // caught it): it fails alone. When amqplib's confirm window could not be put back as it was,
+            // its delivery-tag accounting is off: that channel is replaced (its unconfirmed go again).
+            batch.fail(item, new AmqpUnencodableError(String(item.properties.messageId), 'properties', `were refused by amqplib: ${toError(error).message}`, { cause: error }));
+            if (!undone) this.retire(session);
             continue;
           }
           if (!ok && session.live) {
             session.waitDrain(batch);
             await batch.changed();
-            if (batch.expired) throw this.timeout(items.length);
+            if (batch.expired) throw this.outcome(items, batch, this.timeout(items.length));
           }
         }
         while (batch.outstanding > 0 && !batch.expired) await batch.changed();
-        if (batch.expired) throw this.timeout(items.length);
-        if (batch.error !== undefined) throw batch.error;
+        if (batch.expired) throw this.outcome(items, batch, this.timeout(items.length));
+        if (batch.error !== undefined) throw this.outcome(items, batch, batch.error);
         toSend = batch.lost;
       }
+      if (batch.failures !== undefined) throw this.outcome(items, batch, undefined);
     } finally {
       clearTimeout(timer);
       for (const item of items) item.batch = undefined;
     }
+  }
+
+  /**
+   * The error a call rejects with: `error` when every message shares it; when some failed alone, a
+   * `PartialPublishError` naming each failed message (by its index in `items`) with its own error,
+   * and the others with `error` if there is one (none: they were all confirmed).
+   */
+  private outcome(items: readonly Outbound[], batch: PublishBatch, error: Error | undefined): Error {
+    const own = batch.failures;
+    if (own === undefined) return error as Error;
+    const failures = new Map<number, Error>();
+    for (let index = 0; index < items.length; index += 1) {
+      const failure = own.get(items[index] as Outbound) ?? error;
+      if (failure !== undefined) failures.set(index, failure);
+    }
+    return new PartialPublishError(failures, items.length);
+  }
+
+  /**
+   * Takes a session out of service: hands its unconfirmed messages back for a resend, stops it being
+   * the current session, closes its channel and opens a fresh one. A dead session must never stay
+   * current with an open channel: every later publish would wait for a live one and time out.
+   */
+  private retire(session: PublishSession): void {
+    session.die();
+    if (this.session === session) this.session = undefined;
+    if (session.retired) return;
+    session.retired = true;
+    try {
+      session.channel.close().catch(() => undefined);
+    } catch {
+      // already closing: its close event comes anyway
+    }
+    this.reopen(session.generation);
   }
 
   private timeout(count: number): TimeoutError {
@@ -291,4 +379,15 @@ export class AmqpPublisher implements ConnectionUser {
       void this.connected(live.model, generation);
     }, delay).unref();
   }
+}
+
+/** amqplib's own confirm window of a ConfirmChannel (internal: `unconfirmed`), if it still has one. */
+function amqplibWindow(channel: ConfirmChannel): unknown[] | undefined {
+  const window = (channel as unknown as { unconfirmed?: unknown }).unconfirmed;
+  return Array.isArray(window) ? window : undefined;
+}
+
+/** amqplib's `IllegalOperationError` ('Channel closed', 'Channel closing'): the channel is gone, not the message at fault. */
+function isChannelClosed(error: unknown): boolean {
+  return error instanceof Error && error.name === 'IllegalOperationError';
 }

@@ -3,7 +3,7 @@ import { InterchangeError, NotConnectedError, TimeoutError, toError, type Logger
 import { decodeMessage, encodeMessage } from './amqp-codec.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
 import type { AmqpTarget } from './amqp-endpoint.ts';
-import { PublishRejectedError, UnroutableError } from './amqp-errors.ts';
+import { AmqpUnencodableError, PublishRejectedError, UnroutableError } from './amqp-errors.ts';
 
 /** RabbitMQ's direct reply-to pseudo-queue: replies come back on the channel that sent the request. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -21,8 +21,9 @@ interface PendingRequest {
  * Contract: `request` resolves with the first reply whose correlationId matches; rejects with
  * `TimeoutError` when none comes within the timeout, `UnroutableError` when no queue takes the
  * request, `NotConnectedError` when the channel is lost before the reply (a reply addressed to a
- * dead channel cannot arrive), or an `InterchangeError` 'REQUEST_IN_FLIGHT' when a request with the
- * same correlation id is already waiting. The responder publishes its reply to
+ * dead channel cannot arrive), `AmqpUnencodableError` when the request cannot be written as AMQP
+ * (nothing sent), or an `InterchangeError` 'REQUEST_IN_FLIGHT' when a request with the same
+ * correlation id is already waiting. The responder publishes its reply to
  * `amqp:queue/<replyTo header>` (e.g. `.to('amqp:queue/{replyTo}')`), keeping the correlationId.
  */
 export class AmqpRequester implements ConnectionUser {
@@ -32,6 +33,7 @@ export class AmqpRequester implements ConnectionUser {
   constructor(
     private readonly manager: AmqpConnectionManager,
     private readonly log: Logger,
+    private readonly maxMessageBytes?: number,
   ) {}
 
   async connected(): Promise<void> {
@@ -46,8 +48,8 @@ export class AmqpRequester implements ConnectionUser {
   async request(target: AmqpTarget, message: Message, timeoutMs: number): Promise<Message> {
     const correlationId = message.headers.correlationId ?? message.id;
     if (this.pending.has(correlationId)) throw new InterchangeError('REQUEST_IN_FLIGHT', `a request with correlation id '${correlationId}' is already waiting for its reply`);
+    const encoded = encodeMessage(message, { persistent: false, mandatory: true, maxMessageBytes: this.maxMessageBytes, brokerHeaders: target.brokerHeaders });
     const channel = await this.open();
-    const encoded = encodeMessage(message, false, true);
     encoded.properties.replyTo = DIRECT_REPLY_TO;
     encoded.properties.correlationId = correlationId;
     return new Promise<Message>((resolve, reject) => {
@@ -56,12 +58,23 @@ export class AmqpRequester implements ConnectionUser {
         reject(new TimeoutError(`no reply to request ${message.id} sent to '${target.uri}' within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(correlationId, { resolve, reject, timer });
+      const confirmed = (error: unknown): void => {
+        if (error !== null && error !== undefined) this.settle(correlationId, new PublishRejectedError(target.exchange, target.routingKey));
+      };
       try {
-        channel.publish(target.exchange, target.routingKey, encoded.content, encoded.properties, (error: unknown) => {
-          if (error !== null && error !== undefined) this.settle(correlationId, new PublishRejectedError(target.exchange, target.routingKey));
-        });
+        channel.publish(target.exchange, target.routingKey, encoded.content, encoded.properties, confirmed);
       } catch (error) {
-        this.settle(correlationId, new NotConnectedError(`cannot send request to '${target.uri}'`, { cause: error }));
+        if (error instanceof Error && error.name === 'IllegalOperationError') {
+          this.settle(correlationId, new NotConnectedError(`cannot send request to '${target.uri}'`, { cause: error }));
+          return;
+        }
+        // amqplib refused the message itself (encodeMessage should have caught it); nothing was sent.
+        // Its ConfirmChannel pushed our confirm callback before encoding: take it back, or its
+        // callbacks would answer the wrong requests from now on.
+        const theirs = (channel as unknown as { unconfirmed?: unknown }).unconfirmed;
+        if (Array.isArray(theirs) && theirs[theirs.length - 1] === confirmed) theirs.pop();
+        else void channel.close().catch(() => undefined);
+        this.settle(correlationId, new AmqpUnencodableError(message.id, 'properties', `were refused by amqplib: ${toError(error).message}`, { cause: error }));
       }
     });
   }

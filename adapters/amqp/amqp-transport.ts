@@ -2,7 +2,9 @@ import { Observable } from 'rxjs';
 import {
   consoleLogger,
   NotConnectedError,
+  PartialPublishError,
   parseEndpoint,
+  toError,
   type ConsumeOptions,
   type Delivery,
   type Endpoint,
@@ -10,7 +12,7 @@ import {
   type Message,
   type Transport,
 } from '../../src/core/index.ts';
-import { encodeMessage } from './amqp-codec.ts';
+import { encodeMessage, type Encoded, type EncodeSettings } from './amqp-codec.ts';
 import { AmqpConnectionManager, withHeartbeat, type AmqpConnectionStatus } from './amqp-connection.ts';
 import { AmqpConsumer } from './amqp-consumer.ts';
 import { AmqpDeclarer } from './amqp-declarer.ts';
@@ -33,6 +35,13 @@ const DEFAULT_URL = 'amqp://127.0.0.1:5672';
  *   `PublishRejectedError`, `AmqpConfigurationError`, `NotConnectedError` (closed) or `TimeoutError`
  *   (`publishTimeoutMs`, which bounds every publish even on a dead link). During an outage messages
  *   wait and are sent (again, if unconfirmed) after the reconnect: never silently dropped.
+ * - each message is encoded (and validated: see `encodeMessage`) on its own: one that cannot be
+ *   written as AMQP fails alone with `AmqpUnencodableError`, the others are published and
+ *   confirmed, then the call rejects with `PartialPublishError` naming the failed ones (by index).
+ *   Broker headers (`CC`, `x-delay`, `x-death`…) are dropped unless the endpoint's `brokerHeaders`
+ *   allows them.
+ * - `connect` rejects at once with `AmqpAccessRefusedError` when the broker refuses the credentials
+ *   or the virtual host.
  * - `consume` acks manually when the delivery is settled, with `prefetch` (default 100) in flight;
  *   see `AmqpConsumer` for nack, attempts and dead-lettering.
  * - `close` stops consuming, waits for in-flight publishes (up to `publishTimeoutMs`), disconnects.
@@ -60,7 +69,7 @@ export class AmqpTransport implements Transport {
     this.manager = new AmqpConnectionManager({ url, ...(options.tls === undefined ? {} : { tls: options.tls }), heartbeatSeconds: options.heartbeatSeconds ?? 10, ...reconnect, log });
     this.declarer = new AmqpDeclarer(this.manager, options.topology ?? {}, options.declareQueues ?? true, log);
     this.publisher = new AmqpPublisher(this.manager, { timeoutMs: options.publishTimeoutMs ?? 30_000, ...reconnect, log });
-    this.requester = new AmqpRequester(this.manager, log);
+    this.requester = new AmqpRequester(this.manager, log, options.maxMessageBytes);
     // order matters: the topology is in place before anyone publishes or consumes
     this.manager.addUser(this.declarer);
     this.manager.addUser(this.publisher);
@@ -99,11 +108,39 @@ export class AmqpTransport implements Transport {
     if (this.closed) throw new NotConnectedError(`amqp transport is closed; cannot publish to '${endpoint.uri}'`);
     const target = resolveTarget(endpoint);
     if (!this.ensuredFast(target)) await this.ensure(target);
-    const items: Outbound[] = new Array<Outbound>(messages.length);
+    const settings: EncodeSettings = { persistent: target.persistent, mandatory: target.mandatory, maxMessageBytes: this.options.maxMessageBytes, brokerHeaders: target.brokerHeaders };
+    const items: Outbound[] = [];
+    let failures: Map<number, Error> | undefined;
+    // once a message failed: the index in `messages` of each item
+    let origins: number[] | undefined;
     for (let index = 0; index < messages.length; index += 1) {
-      const { content, properties } = encodeMessage(messages[index] as Message, target.persistent, target.mandatory);
-      items[index] = new Outbound(target.exchange, target.routingKey, content, properties);
+      let encoded: Encoded;
+      try {
+        encoded = encodeMessage(messages[index] as Message, settings);
+      } catch (error) {
+        failures ??= new Map();
+        failures.set(index, toError(error));
+        origins ??= items.map((_, item) => item);
+        continue;
+      }
+      origins?.push(index);
+      items.push(new Outbound(target.exchange, target.routingKey, encoded.content, encoded.properties));
     }
+    if (failures === undefined || origins === undefined) return this.send(items);
+    if (items.length > 0) {
+      try {
+        await this.send(items);
+      } catch (error) {
+        // the others failed too: each with its own error, or the call's
+        if (error instanceof PartialPublishError) for (const [item, own] of error.failures) failures.set(origins[item] as number, own);
+        else for (const index of origins) failures.set(index, toError(error));
+      }
+    }
+    throw new PartialPublishError(new Map([...failures].sort(([a], [b]) => a - b)), messages.length);
+  }
+
+  /** Publishes encoded messages, tracked for `close`. */
+  private async send(items: readonly Outbound[]): Promise<void> {
     const publishing = this.publisher.publish(items);
     this.inFlight.add(publishing);
     try {

@@ -5,5 +5,6 @@ export * from './amqp-topology.ts';
 export * from './amqp-errors.ts';
 export * from './amqp-endpoint.ts';
 export { AmqpConnectionManager, type AmqpConnectionState, type AmqpConnectionStatus } from './amqp-connection.ts';
-export { CodecError, decodeMessage, encodeMessage } from './amqp-codec.ts';
+export { CodecError, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, encodeMessage, MAX_HEADER_TABLE_BYTES, type EncodeSettings } from './amqp-codec.ts';
+export { BROKER_HEADER_PREFIXES, BROKER_HEADERS } from './amqp-broker-headers.ts';
 export { DIRECT_REPLY_TO } from './amqp-request-reply.ts';

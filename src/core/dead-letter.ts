@@ -52,7 +52,8 @@ export function reducedDeadLetter(deadLetter: Message, sendError: Error): Messag
     if (value === undefined || !name.startsWith('x-interchange-')) continue;
     headers[name] = typeof value === 'string' ? clip(value) : value;
   }
-  if (deadLetter.headers.contentType !== undefined) headers.contentType = clip(deadLetter.headers.contentType, 200);
+  const contentType = deadLetter.headers.contentType;
+  if (contentType !== undefined && Buffer.byteLength(contentType) <= 200) headers.contentType = contentType;
   headers[DeadLetterHeaders.deadLetterError] = clip(sendError.message);
   let body = deadLetter.body;
   const bytes = Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : undefined;
@@ -62,9 +63,10 @@ export function reducedDeadLetter(deadLetter: Message, sendError: Error): Messag
     headers[DeadLetterHeaders.truncated] = true;
     body = bytes.subarray(0, MAX_REDUCED_BODY_BYTES);
   }
-  return { id: deadLetter.id.length <= 200 ? deadLetter.id : createHash('sha256').update(deadLetter.id).digest('hex'), headers, body };
+  // ids and content types are short strings in some protocols (AMQP: 255 bytes)
+  return { id: Buffer.byteLength(deadLetter.id) <= 200 ? deadLetter.id : createHash('sha256').update(deadLetter.id).digest('hex'), headers, body };
 }
 
-function clip(text: string, max = MAX_ERROR_CHARS): string {
+function clip(text: string, max: number = MAX_ERROR_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
 }
