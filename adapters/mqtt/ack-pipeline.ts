@@ -17,6 +17,8 @@ export class InboundDelivery extends Settlement {
   /** @internal */ ready = false;
   /** How many times it has been emitted (local redeliveries after nacks). */
   /** @internal */ emitted = 1;
+  /** Set when the PUBLISH was over the consumer's `maxMessageBytes` (`MqttMessageTooLargeError`): see `Delivery.intakeError`. */
+  intakeError: Error | undefined = undefined;
 
   constructor(
     message: Message,
@@ -46,6 +48,11 @@ export class Redelivery extends Settlement {
     super(withHeaders(slot.message, { attempt: (slot.message.headers.attempt ?? 1) + slot.emitted - 1 }));
   }
 
+  /** The slot's: a message refused at intake stays refused on every delivery. */
+  get intakeError(): Error | undefined {
+    return this.slot.intakeError;
+  }
+
   protected onAck(): void {
     this.target.acked(this.slot);
   }
@@ -53,6 +60,20 @@ export class Redelivery extends Settlement {
   protected onNack(reason: Error): void {
     this.target.nacked(this.slot, reason);
   }
+}
+
+/** A QoS 0 PUBLISH the adapter could not take whole (`intakeError`): at-most-once, settling it does nothing. */
+export class RefusedAtIntake extends Settlement {
+  constructor(
+    message: Message,
+    readonly intakeError: Error,
+  ) {
+    super(message);
+  }
+
+  protected onAck(): void {}
+
+  protected onNack(): void {}
 }
 
 /**

@@ -24,6 +24,18 @@ export interface ConnectionConfig {
   readonly maxDelayMs: number;
   /** QoS 2 inbound state (mqtt.js's `incomingStore`); default mqtt.js's in-memory store. */
   readonly incomingStore?: IStore;
+  /**
+   * Consumers: payload bytes of an inbound PUBLISH taken whole at most; a larger one is streamed past
+   * (hashed, counted, its first 4 KiB kept) and handed on truncated and marked (see `limitPublishSize`).
+   * Default: no limit (the publisher's connection).
+   */
+  readonly maxMessageBytes?: number;
+  /**
+   * MQTT 5 Maximum Packet Size sent in CONNECT (whole packets, in bytes): the broker then discards
+   * larger packets for this client rather than sending them. Default: not sent (no limit but the
+   * protocol's). Not sent on MQTT 3.1.1, which has no such property.
+   */
+  readonly maxPacketBytes?: number;
   /** Takes over acknowledgement of inbound QoS ≥ 1 PUBLISHes (see `AckPipeline`). */
   readonly onPublish?: (packet: IPublishPacket) => void;
 }
@@ -49,6 +61,8 @@ export class MqttConnection {
   generation = 0;
   /** Server's Receive Maximum from CONNACK (65,535 when it sets none). */
   serverReceiveMaximum = 65_535;
+  /** Server's Maximum Packet Size from CONNACK: the largest packet it takes from us (undefined when it sets none). */
+  serverMaximumPacketSize: number | undefined;
   private attempts = 0;
   private timer: NodeJS.Timeout | undefined;
   private ending = false;
@@ -78,6 +92,7 @@ export class MqttConnection {
     if (config.protocolVersion === 5) {
       options.properties = { sessionExpiryInterval: config.persistent ? config.sessionExpirySeconds : 0 };
       if (config.receiveMaximum !== undefined) options.properties.receiveMaximum = config.receiveMaximum;
+      if (config.maxPacketBytes !== undefined) options.properties.maximumPacketSize = config.maxPacketBytes;
     }
     if (config.incomingStore !== undefined) options.incomingStore = config.incomingStore;
     if (config.username !== undefined) options.username = config.username;
@@ -86,7 +101,7 @@ export class MqttConnection {
     if (config.will !== undefined) options.will = { topic: config.will.topic, payload: Buffer.from(config.will.payload ?? 'offline'), qos: config.will.qos ?? 1, retain: config.will.retain ?? true };
     this.client = mqtt.connect(config.url, options);
     installPublishEncoder(this.client);
-    installPublishParser(this.client);
+    installPublishParser(this.client, config.maxMessageBytes);
     const onPublish = config.onPublish;
     if (onPublish !== undefined) {
       // Set after construction: mqtt.js drops the `customHandleAcks` option unless protocolVersion is 5,
@@ -109,6 +124,7 @@ export class MqttConnection {
         batchWrites(this.client.stream); // PUBLISHes leave as one buffer each (publish-encoder.ts): a turn's go out in one write
       }
       this.serverReceiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
+      this.serverMaximumPacketSize = connack.properties?.maximumPacketSize;
       for (const listener of this.connectListeners) listener(connack.sessionPresent);
     });
     this.client.on('close', () => {

@@ -1,5 +1,9 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { EndpointError, InterchangeError, type Endpoint } from '../../src/core/index.ts';
+import { isReservedHeaderName } from './message-codec.ts';
+
+/** MQTT's largest packet (the Remaining Length's maximum): `maxPacketBytes`' default. */
+export const MQTT_MAX_PACKET_BYTES = 268_435_455;
 
 /** Where outgoing QoS ≥ 1 messages wait while the broker is unreachable. */
 export interface StoreAndForwardOptions {
@@ -54,9 +58,18 @@ export interface MqttTransportOptions {
   readonly tls?: MqttTlsOptions;
   /** Default QoS of endpoints without `?qos=` (default 1). */
   readonly qos?: 0 | 1 | 2;
-  /** Local redeliveries of a nacked delivery before it goes to `<deadLetterPrefix>/<topic>` (default 5). */
+  /**
+   * Immediate local redeliveries of a delivery nacked for a transient reason (default 5); after them
+   * it is redelivered with backoff (`redelivery`), never acknowledged until delivered.
+   */
   readonly maxDeliveries?: number;
-  /** Topic prefix for messages nacked `maxDeliveries` times (default `interchange/dead`). */
+  /** Backoff of redeliveries beyond `maxDeliveries`: first delay, ceiling in ms, ±50 % jitter (defaults 1,000, 30,000). */
+  readonly redelivery?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
+  /**
+   * Topic prefix of the durable implicit dead-letter topic (default `interchange/dead`): messages
+   * nacked for a permanent reason go to `<prefix>/<topic>`, kept by the broker for the persistent
+   * session `<clientId>:dead-letters` (see `DeadLetterTopic`).
+   */
   readonly deadLetterPrefix?: string;
   /** Reconnect backoff: first delay, ceiling (ms); each delay gets ±50 % jitter (defaults 250, 30,000). */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
@@ -70,6 +83,25 @@ export interface MqttTransportOptions {
   readonly lastWill?: LastWillOptions;
   readonly keepaliveSeconds?: number;
   readonly connectTimeoutMs?: number;
+  /**
+   * The largest PUBLISH this transport sends, fixed header included (default 268,435,455, MQTT's
+   * maximum); a broker whose CONNACK sets a smaller Maximum Packet Size lowers it. A larger message
+   * fails alone with `MqttUnencodableError`, never reaching the connection.
+   *
+   * When set (MQTT 5), consumer connections also send it in CONNECT as their Maximum Packet Size: the
+   * broker then discards larger packets for them without sending them, as MQTT 5 requires of it
+   * (MQTT-3.1.2-25) — such a message is lost to that consumer, not dead-lettered (`maxMessageBytes`
+   * dead-letters it instead). Not sent when unset.
+   */
+  readonly maxPacketBytes?: number;
+  /**
+   * Consumers: the largest payload taken whole (bytes; default 1,048,576). A larger PUBLISH is never
+   * buffered: its payload streams past the parser (SHA-256 and size taken, the first 4 KiB kept) and
+   * its delivery carries the 4 KiB as body, headers `x-interchange-original-size`,
+   * `x-interchange-sha256`, `x-interchange-truncated` and the intake error `MqttMessageTooLargeError`
+   * (permanent: the route dead-letters it). Endpoint option `maxMessageBytes=` overrides it.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 /** The options' JSON Schema: the one source for validation and docs (draft 2020-12). */
@@ -94,6 +126,11 @@ export const mqttOptionsSchema = {
     qos: { enum: [0, 1, 2], default: 1 },
     maxDeliveries: { type: 'integer', minimum: 1, default: 5 },
     deadLetterPrefix: { type: 'string', minLength: 1, default: 'interchange/dead' },
+    redelivery: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { initialDelayMs: { type: 'integer', minimum: 1, default: 1000 }, maxDelayMs: { type: 'integer', minimum: 1, default: 30000 } },
+    },
     reconnect: {
       type: 'object',
       additionalProperties: false,
@@ -118,6 +155,8 @@ export const mqttOptionsSchema = {
     },
     keepaliveSeconds: { type: 'integer', minimum: 0, default: 30 },
     connectTimeoutMs: { type: 'integer', minimum: 1, default: 10000 },
+    maxPacketBytes: { type: 'integer', minimum: 1, maximum: 268435455, default: 268435455, description: 'Largest PUBLISH sent (bytes, fixed header included); lowered by the broker\'s Maximum Packet Size.' },
+    maxMessageBytes: { type: 'integer', minimum: 1, maximum: 268435455, default: 1048576, description: 'consume: largest payload taken whole; a larger message is delivered truncated to 4 KiB with its size and SHA-256, and dead-lettered' },
   },
 } as const;
 
@@ -150,11 +189,22 @@ export const mqttEndpointOptionsSchema = {
   properties: {
     qos: { enum: ['0', '1', '2'], description: 'QoS of the subscription / of published messages (default: the transport\'s qos, else 1)' },
     retain: { enum: ['true', 'false'], description: 'publish: set the retain flag (default false)' },
-    headers: { enum: ['all', 'none'], description: 'publish: `all` sends the id and headers as MQTT 5 user properties (3.1.1: a JSON envelope); `none` the payload alone (default all)' },
+    headers: {
+      enum: ['all', 'none', 'standard'],
+      description:
+        'publish: `all` sends the id and headers as MQTT 5 user properties (3.1.1: a JSON envelope); `none` (or `standard`) the payload and the MQTT 5 standard properties alone (default all). ' +
+        'consume: what of a PUBLISH besides its payload becomes headers — `standard` the MQTT 5 standard properties (content type, expiry, response topic) and the `userProperties` allow-list, with a fresh id; `none` nothing; `all` everything, id included, from a trusted Interchange peer (default standard)',
+    },
+    userProperties: {
+      type: 'string',
+      pattern: '^[^,]+(,[^,]+)*$',
+      description: 'consume, with headers=standard: comma-separated MQTT 5 user properties that become headers (strings); reserved names (x-interchange-*, message-id, ic-types, well-known headers) are refused',
+    },
     payload: { enum: ['decoded', 'raw'], description: 'consume: `raw` makes the body the payload bytes as sent, unparsed (default decoded)' },
     group: { type: 'string', pattern: '^[^/+#]+$', description: 'consume: shared subscription group ($share/<group>/<filter>)' },
     clientId: { type: 'string', minLength: 1, description: 'consume: pins the consumer\'s session client id' },
     maxDeliveries: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'consume: deliveries of a nacked message before it is dead-lettered (default: the transport\'s, else 5)' },
+    maxMessageBytes: { type: 'string', pattern: '^[1-9][0-9]{0,8}$', description: 'consume: largest payload taken whole, in bytes (default: the transport\'s, else 1,048,576); a larger message is delivered truncated and dead-lettered' },
   },
 } as const;
 
@@ -174,6 +224,15 @@ export function validateMqttEndpointOptions(endpoint: Endpoint): void {
       return `${where}${error.message ?? 'is invalid'}`;
     });
     throw new EndpointError(`invalid options in '${endpoint.uri}': ${problems.join('; ')}`);
+  }
+  const allowed = endpoint.options.userProperties;
+  if (allowed !== undefined) {
+    const headers = endpoint.options.headers;
+    if (headers !== undefined && headers !== 'standard') throw new EndpointError(`invalid options in '${endpoint.uri}': userProperties applies to headers=standard, not headers=${headers}`);
+    const reserved = allowed.split(',').filter((name) => isReservedHeaderName(name));
+    if (reserved.length > 0) {
+      throw new EndpointError(`invalid options in '${endpoint.uri}': userProperties may not name ${reserved.map((name) => `'${name}'`).join(', ')}: x-interchange-*, message-id, ic-types, CC, BCC and the well-known headers are set by Interchange alone`);
+    }
   }
   checkedEndpoints.add(endpoint);
 }

@@ -1,11 +1,12 @@
 import type { IPublishPacket } from 'mqtt';
 import type { Subscriber } from 'rxjs';
-import { createDelivery, InterchangeError, withHeaders, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
-import { AckPipeline, InboundDelivery, Redelivery, type AckTarget } from './ack-pipeline.ts';
+import { backoffDelay, createDelivery, InterchangeError, isPermanentFailure, withHeaders, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
+import { AckPipeline, InboundDelivery, Redelivery, RefusedAtIntake, type AckTarget } from './ack-pipeline.ts';
 import { IncomingStore } from './incoming-store.ts';
-import { decodeMessage } from './message-codec.ts';
+import { decodeMessage, type InboundPolicy } from './message-codec.ts';
 import type { ConnectionConfig } from './mqtt-connection.ts';
 import { MqttConnection } from './mqtt-connection.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, MqttMessageTooLargeError, oversizeOf, withTruncation } from './oversize-publish.ts';
 import type { TopicPattern } from './topic-pattern.ts';
 
 export interface SubscriptionSettings {
@@ -13,19 +14,24 @@ export interface SubscriptionSettings {
   readonly qos: 0 | 1 | 2;
   /** The consumer's connection (its own client id and session; `receiveMaximum` = prefetch). */
   readonly connection: Omit<ConnectionConfig, 'onPublish'>;
+  /** Immediate local redeliveries of a transiently failed delivery; later ones wait `redeliveryDelayMs`. */
   readonly maxDeliveries: number;
+  /** Backoff of redeliveries beyond `maxDeliveries` (exponential with jitter, from `initialMs` up to `maxMs`). */
+  readonly redeliveryDelayMs: { readonly initialMs: number; readonly maxMs: number };
   /** Deliveries emitted and unsettled at most; further PUBLISHes wait here unacknowledged (the receive window, also where the broker cannot enforce Receive Maximum: MQTT 3.1.1). */
   readonly prefetch: number;
   readonly log: Logger;
-  /** Sends a message nacked `maxDeliveries` times to the dead-letter topic; resolves on confirm. */
+  /** Sends a permanently failed message to the durable dead-letter topic; resolves on confirm. */
   readonly deadLetter: (message: Message, reason: Error) => Promise<void>;
   /**
-   * Attempts of messages this session was given before and did not acknowledge (by message id), so a
+   * Attempts of messages this session was given before and did not acknowledge (by packet id and topic), so a
    * redelivery counts as one even from brokers that do not set DUP (aedes). Entries are consumed.
    */
   readonly handedBack: Map<string, number>;
   /** Bodies are the payload bytes as sent (endpoint option `payload=raw`), not parsed. */
   readonly rawPayload?: boolean;
+  /** What of a PUBLISH besides its payload becomes headers (endpoint options `headers`, `userProperties`); default `STANDARD_INBOUND`. */
+  readonly inbound?: InboundPolicy;
   /** Directory keeping this session's QoS 2 inbound state across restarts (default: memory). */
   readonly qos2Directory?: string;
 }
@@ -48,8 +54,11 @@ const noSettle = { ack: (): void => {}, nack: (): void => {} };
  * - QoS 1/2: a PUBLISH is acknowledged only after its delivery is acked (or dead-lettered), in
  *   arrival order; at most `receiveMaximum` (= prefetch, MQTT 5) are unacknowledged at once.
  * - QoS 0: at-most-once; settling does nothing.
- * - nack: redelivered locally (`attempt` + 1, same pipeline slot, still unacknowledged to the broker)
- *   until `maxDeliveries`, then published to the dead-letter topic and acknowledged once confirmed.
+ * - nack, transient reason: redelivered locally (`attempt` + 1, same pipeline slot, still
+ *   unacknowledged to the broker) — at once up to `maxDeliveries`, then with backoff, until it is
+ *   delivered or the subscription closes (the broker keeps it for the session): never acknowledged
+ *   undelivered. Permanent reason (`isPermanentFailure`): published to the transport's durable
+ *   dead-letter topic and acknowledged once the broker confirmed it.
  * - Intake stopped (`stopIntake`): later PUBLISHes are neither emitted nor acknowledged, so the
  *   broker keeps them for this session. `close` disconnects: whatever is unacknowledged is
  *   redelivered by the broker to the session's next connection (`attempt` 2, from the DUP flag);
@@ -67,6 +76,8 @@ export class MqttSubscription implements AckTarget {
   private outstanding = 0;
   /** Received but not yet emitted (window full), in arrival order. */
   private waiting: InboundDelivery[] = [];
+  /** Delayed redeliveries pending (cleared when the connection ends). */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly settings: SubscriptionSettings,
@@ -82,7 +93,9 @@ export class MqttSubscription implements AckTarget {
     });
     this.connection.onClose(() => this.reset());
     this.connection.client.on('message', (_topic, _payload, packet) => {
-      if (packet.qos === 0 && this.intakeOpen) this.subscriber.next(createDelivery(this.decode(packet, 1), noSettle));
+      if (packet.qos !== 0 || !this.intakeOpen) return;
+      const tooLarge = this.tooLarge(packet);
+      this.subscriber.next(tooLarge === undefined ? createDelivery(this.decode(packet, 1), noSettle) : new RefusedAtIntake(this.decode(packet, 1), tooLarge));
     });
   }
 
@@ -104,7 +117,7 @@ export class MqttSubscription implements AckTarget {
     const { handedBack } = this.settings;
     for (const slot of this.pipeline.unacknowledged()) {
       if (handedBack.size >= 10_000) break;
-      handedBack.set(slot.message.id, (slot.message.headers.attempt ?? 1) + slot.emitted - 1);
+      handedBack.set(handBackKey(slot.packet), (slot.message.headers.attempt ?? 1) + slot.emitted - 1);
     }
     this.reset();
     return this.connection.end();
@@ -121,16 +134,46 @@ export class MqttSubscription implements AckTarget {
   nacked(slot: InboundDelivery, reason: Error): void {
     if (this.closed || slot.generation !== this.connection.generation) return;
     if (!this.intakeOpen) return; // stays unacknowledged: the broker redelivers it to the session
-    if (slot.emitted < this.settings.maxDeliveries) {
-      slot.emitted += 1;
-      queueMicrotask(() => {
-        if (this.intakeOpen && slot.generation === this.connection.generation) this.subscriber.next(new Redelivery(slot, this));
-      });
+    if (isPermanentFailure(reason)) {
+      this.park(slot, reason);
       return;
     }
+    // Transient: never acknowledged until delivered. At once up to maxDeliveries, then later, with
+    // backoff — the slot keeps its place in the acknowledgement order and its share of the receive
+    // window, so a long outage stops intake (the broker keeps the rest) instead of losing anything.
+    const later = slot.emitted >= this.settings.maxDeliveries;
+    const delayMs = later ? backoffDelay(slot.emitted - this.settings.maxDeliveries, { initialMs: this.settings.redeliveryDelayMs.initialMs, maxMs: this.settings.redeliveryDelayMs.maxMs }) : 0;
+    if (later && slot.emitted === this.settings.maxDeliveries) {
+      this.settings.log.warn('mqtt message failed transiently maxDeliveries times; kept unacknowledged and redelivered with backoff until it succeeds', {
+        topic: truncate(slot.packet.topic),
+        messageId: slot.message.id,
+        attempts: slot.emitted,
+        error: reason.message,
+      });
+    }
+    slot.emitted += 1;
+    const redeliver = (): void => {
+      if (this.intakeOpen && !this.closed && slot.generation === this.connection.generation) this.subscriber.next(new Redelivery(slot, this));
+    };
+    if (delayMs === 0) queueMicrotask(redeliver);
+    else {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        redeliver();
+      }, delayMs);
+      this.timers.add(timer);
+    }
+  }
+
+  /**
+   * A permanent failure the route did not dead-letter itself: published to the transport's durable
+   * dead-letter topic, then acknowledged. If even that fails the message stays unacknowledged (the
+   * broker redelivers it on the next connection): nothing is acknowledged that is not kept somewhere.
+   */
+  private park(slot: InboundDelivery, reason: Error): void {
     this.settings.deadLetter(slot.message, reason).then(
       () => this.acked(slot),
-      (error: unknown) => this.settings.log.error('mqtt dead-letter publish failed; the message stays unacknowledged until reconnect', { topic: slot.packet.topic, error }),
+      (error: unknown) => this.settings.log.error('mqtt dead-letter publish failed; the message stays unacknowledged until reconnect', { topic: truncate(slot.packet.topic), error }),
     );
   }
 
@@ -146,12 +189,14 @@ export class MqttSubscription implements AckTarget {
       this.pipeline.flush();
       return;
     }
-    const before = this.settings.handedBack.get(message.id);
+    const key = handBackKey(packet);
+    const before = this.settings.handedBack.get(key);
     if (before !== undefined) {
-      this.settings.handedBack.delete(message.id);
+      this.settings.handedBack.delete(key);
       if (before + 1 > (message.headers.attempt ?? 1)) message = withHeaders(message, { attempt: before + 1 });
     }
     const slot = new InboundDelivery(message, packet, this.connection.generation, this);
+    slot.intakeError = this.tooLarge(packet); // over maxMessageBytes: a delivery like any other, for the route's error handler
     this.pipeline.push(slot);
     if (this.outstanding < this.settings.prefetch && this.waiting.length === 0) {
       this.outstanding += 1;
@@ -169,14 +214,24 @@ export class MqttSubscription implements AckTarget {
 
   /** A connection ended: nothing of it can be acknowledged any more. */
   private reset(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     this.pipeline.clear();
     this.waiting = [];
     this.outstanding = 0;
   }
 
+  /** An oversized PUBLISH's body is its payload's first 4 KiB, as bytes (`withTruncation` says so in headers). */
   private decode(packet: IPublishPacket, attempt: number): Message {
     const { pattern } = this.settings;
-    return decodeMessage(packet, pattern.hasParams ? pattern.paramsOf(packet.topic) : undefined, attempt, this.settings.rawPayload === true);
+    const oversized = oversizeOf(packet);
+    return withTruncation(decodeMessage(packet, pattern.hasParams ? pattern.paramsOf(packet.topic) : undefined, attempt, this.settings.rawPayload === true || oversized !== undefined, this.settings.inbound), oversized);
+  }
+
+  /** The intake error of a PUBLISH that was over the connection's `maxMessageBytes` (see `limitPublishSize`). */
+  private tooLarge(packet: IPublishPacket): MqttMessageTooLargeError | undefined {
+    const oversized = oversizeOf(packet);
+    return oversized === undefined ? undefined : new MqttMessageTooLargeError(packet.topic, oversized.size, this.settings.connection.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
   }
 
   private acknowledge(slot: InboundDelivery): void {
@@ -206,4 +261,18 @@ export class MqttSubscription implements AckTarget {
       if (refused !== undefined && !this.closed) this.subscriber.error(new MqttSubscribeError(`MQTT broker refused the subscription '${pattern.filter}' (reason code 0x${refused.qos.toString(16)})`));
     });
   }
+}
+
+/** A topic as it may appear in a log line (a device chooses its length). */
+function truncate(topic: string): string {
+  return topic.length <= 200 ? topic : `${topic.slice(0, 200)}… (${topic.length} chars)`;
+}
+
+/**
+ * A PUBLISH handed back unacknowledged, as the broker resends it to the same session: the same packet
+ * identifier on the same topic (MQTT 3.1.1 §4.4, MQTT 5 §4.4) — not the message id, which is fresh for
+ * every delivery unless the publisher is trusted (`headers=all`).
+ */
+function handBackKey(packet: IPublishPacket): string {
+  return `${packet.messageId ?? 0}:${packet.topic}`;
 }

@@ -2,11 +2,13 @@ import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Observable } from 'rxjs';
 import {
+  checkUrlCredentials,
   integerOption,
   NotConnectedError,
+  PartialPublishError,
   resolveEndpointTemplate,
+  UnencodableMessageError,
   silentLogger,
-  withHeaders,
   isTemplate,
   parseEndpoint,
   redactUrl,
@@ -17,13 +19,16 @@ import {
   type Message,
   type Transport,
 } from '../../src/core/index.ts';
+import { DeadLetterTopic } from './dead-letter-topic.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
-import { encodeMessage, type HeaderMapping } from './message-codec.ts';
+import { assertPublishable, encodeMessage, STANDARD_INBOUND, type HeaderMapping, type InboundPolicy, type PublishLimits } from './message-codec.ts';
 import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
-import { validateMqttEndpointOptions, validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
+import { MqttUnencodableError } from './mqtt-errors.ts';
+import { MQTT_MAX_PACKET_BYTES, validateMqttEndpointOptions, validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './oversize-publish.ts';
 import { publishTopic, TopicPattern } from './topic-pattern.ts';
 
 type Qos = 0 | 1 | 2;
@@ -36,9 +41,18 @@ type Qos = 0 | 1 | 2;
  *   header of that name, e.g. `deviceId`), `#rest`; `?group=g` or `$share/g/…` for a shared
  *   subscription (instances split the stream); `?clientId=` pins the consumer's session id;
  *   `?payload=raw` gives the payload's bytes as the body, unparsed (headers still decoded).
+ *   Publishers are untrusted by default — a device must never control what reaches the back end —
+ *   so `?headers=` says what of a PUBLISH besides its payload becomes headers (see `InboundHeaders`):
+ *   `standard` (default) the MQTT 5 standard properties only (content type, expiry → `expiresAt`,
+ *   response topic → `replyTo`) and a fresh id, plus the user properties `?userProperties=a,b`
+ *   allow-lists (reserved names refused); `none` nothing but the payload; `all` the id and every
+ *   header as an Interchange publisher sent them — only for a trusted Interchange peer. Topic
+ *   parameters override anything from properties; `mqttTopic` and `attempt` are the adapter's.
  * - publish `mqtt:commands/{deviceId}?qos=1&retain=true` — `{name}` filled from headers, then body;
- *   `?headers=none` publishes the payload alone, as devices do (no id or headers as user properties, no
- *   MQTT 3.1.1 envelope): for devices and foreign consumers, and bandwidth (see `HeaderMapping`).
+ *   `?headers=none` (or `standard`) publishes the payload alone, as devices do (no id or headers as
+ *   user properties, no MQTT 3.1.1 envelope): for devices and foreign consumers, and bandwidth (see
+ *   `HeaderMapping`). A message that cannot be a valid PUBLISH (see `assertPublishable`,
+ *   `publishTopic`, option `maxPacketBytes`) fails alone with `MqttUnencodableError`.
  *
  * Contract (the transport SPI, MQTT flavoured):
  * - Each `consume` is its own connection and session (`<clientId>:<slot>:<hash of the filter>`, slot =
@@ -47,7 +61,9 @@ type Qos = 0 | 1 | 2;
  *   acknowledged only after their deliveries settle, in order, pipelined (see `MqttSubscription`).
  *   QoS 0 is at-most-once.
  * - `publish` resolves on PUBACK/PUBCOMP (see `MqttPublisher` for store-and-forward while the broker
- *   is unreachable); a message nacked `maxDeliveries` times goes to `<deadLetterPrefix>/<topic>`.
+ *   is unreachable); messages that cannot be encoded are left out, the others sent, and once those
+ *   are confirmed it rejects with `PartialPublishError` naming the failed ones by index;
+ *   a message nacked `maxDeliveries` times goes to `<deadLetterPrefix>/<topic>`.
  * - MQTT keeps messages only for sessions that exist: publish before a consumer's session exists and
  *   the broker drops them. `provision` creates that session ahead (like declaring a queue).
  * - `close` stops every consumer (unacknowledged messages stay with their sessions), lets in-flight
@@ -73,11 +89,13 @@ export class MqttTransport implements Transport {
   private connecting: Promise<void> | undefined;
   private brokerUrl: string | undefined;
   private embedded: EmbeddedBroker | undefined;
+  private deadLetters: DeadLetterTopic | undefined;
 
-  /** Throws `MqttConfigError` for invalid options or a configuration that cannot keep a session. */
+  /** Throws `MqttConfigError` for invalid options or a configuration that cannot keep a session; `EndpointError` for a `url` whose user info needs percent-encoding. */
   constructor(options: MqttTransportOptions & { readonly logger?: Logger }) {
     const { logger, ...rest } = options;
     validateMqttOptions(rest);
+    if (rest.url !== undefined) checkUrlCredentials(rest.url, 'the MQTT URL'); // mqtt.js would split it elsewhere, and Node print it whole
     this.options = rest;
     this.log = logger ?? silentLogger;
     this.baseClientId = rest.clientId ?? `interchange-${randomUUID().slice(0, 8)}`;
@@ -129,6 +147,12 @@ export class MqttTransport implements Transport {
     this.log.info('mqtt transport connected', { url: redactUrl(this.url), clientId: this.baseClientId });
   }
 
+  /**
+   * Each message is encoded on its own: one that cannot be a valid PUBLISH (its topic, a property, its
+   * size — `MqttUnencodableError`) is left out and the others are sent; once they are confirmed the
+   * call rejects with `PartialPublishError` naming the failed ones by index. A fixed endpoint topic
+   * that cannot be published to fails the whole call with `MqttUnencodableError`.
+   */
   async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {
     const publisher = this.publisher;
     validateMqttEndpointOptions(endpoint);
@@ -138,12 +162,27 @@ export class MqttTransport implements Transport {
     const mapping = headerMappingOf(endpoint);
     const templated = isTemplate(endpoint.path);
     const fixedTopic = templated ? undefined : this.topicOf(endpoint.path);
-    const outgoing = messages.map((message) => {
-      const topic = fixedTopic ?? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path);
-      const { payload, properties } = encodeMessage(message, this.protocolVersion, mapping);
-      return new HeldPublish(topic, payload, qos, retain, properties);
+    const limits: PublishLimits = { protocolVersion: this.protocolVersion, qos, maxPacketBytes: this.maxPacketBytes() };
+    const outgoing: HeldPublish[] = [];
+    let failures: Map<number, Error> | undefined;
+    messages.forEach((message, index) => {
+      try {
+        const topic = fixedTopic ?? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path);
+        const encoded = encodeMessage(message, this.protocolVersion, mapping);
+        assertPublishable(topic, encoded, limits);
+        outgoing.push(new HeldPublish(topic, encoded.payload, qos, retain, encoded.properties));
+      } catch (error) {
+        // encoding is pure: whatever it throws is this message's fault alone
+        (failures ??= new Map()).set(index, error instanceof UnencodableMessageError ? error : new MqttUnencodableError(`message ${message.id} cannot be published to '${endpoint.uri}': ${(error as Error).message}`, { cause: error }));
+      }
     });
-    return publisher.publish(outgoing);
+    await publisher.publish(outgoing);
+    if (failures !== undefined) throw new PartialPublishError(failures, messages.length);
+  }
+
+  /** The largest PUBLISH to send: option `maxPacketBytes`, lowered by the broker's Maximum Packet Size (last CONNACK). */
+  private maxPacketBytes(): number {
+    return Math.min(this.options.maxPacketBytes ?? MQTT_MAX_PACKET_BYTES, this.publisherConnection?.serverMaximumPacketSize ?? MQTT_MAX_PACKET_BYTES);
   }
 
   consume(endpoint: Endpoint, options: ConsumeOptions = {}): Observable<Delivery> {
@@ -163,12 +202,14 @@ export class MqttTransport implements Transport {
           pattern,
           qos,
           prefetch,
-          connection: this.connectionConfig(clientId, Math.min(prefetch, 65_535), false),
+          connection: { ...this.connectionConfig(clientId, Math.min(prefetch, 65_535), false), ...consumerLimits(endpoint, this.options) },
           maxDeliveries: integerOption(endpoint, 'maxDeliveries', this.options.maxDeliveries ?? 5),
           log: this.log,
+          redeliveryDelayMs: { initialMs: this.options.redelivery?.initialDelayMs ?? 1_000, maxMs: this.options.redelivery?.maxDelayMs ?? 30_000 },
           deadLetter: (message, reason) => this.deadLetter(message, reason),
           handedBack: this.handedBackOf(clientId),
           rawPayload: rawPayloadOf(endpoint),
+          inbound: inboundPolicyOf(endpoint),
           ...(this.options.qos2Store === undefined ? {} : { qos2Directory: join(this.options.qos2Store.directory, clientId) }),
         },
         subscriber,
@@ -195,17 +236,28 @@ export class MqttTransport implements Transport {
   /**
    * Creates the persistent session (and subscription) of the first consumer of `endpoint` without
    * consuming, so QoS ≥ 1 messages published before that consumer starts are kept for it.
+   *
+   * Never acknowledges a message: a session that already exists (CONNACK session present) is left at
+   * once, untouched — it has its subscription — and any PUBLISH of it that arrives before the
+   * DISCONNECT is held unacknowledged (as `MqttSubscription` holds them), so the broker keeps it for
+   * the consumer. Nothing is done while a consumer of this transport holds the session.
    */
   async provision(endpoint: Endpoint): Promise<void> {
     validateMqttEndpointOptions(endpoint);
     if (this.brokerUrl === undefined) await this.connect(); // the embedded broker starts on connect
     const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
     const clientId = endpoint.options.clientId ?? `${this.baseClientId}:0:${hash(pattern.filter)}`;
+    if (this.slots.has(clientId)) return; // consuming: the session exists
     await this.ending.get(clientId);
-    const connection = new MqttConnection(this.connectionConfig(clientId, undefined, false), this.log);
+    // Receive Maximum 1: at most one PUBLISH of a queued session is sent before we leave
+    const connection = new MqttConnection({ ...this.connectionConfig(clientId, 1, false), onPublish: holdAcknowledgement }, this.log);
+    let sessionPresent = false;
+    connection.onConnect((present) => {
+      sessionPresent = present;
+    });
     try {
       await connection.open();
-      await connection.client.subscribeAsync(pattern.filter, { qos: this.qosOf(endpoint) });
+      if (!sessionPresent) await connection.client.subscribeAsync(pattern.filter, { qos: this.qosOf(endpoint) });
     } finally {
       await connection.end();
     }
@@ -231,10 +283,13 @@ export class MqttTransport implements Transport {
     }
   }
 
+  /** The durable implicit dead-letter topic (see `DeadLetterTopic`); created on first use. */
   private deadLetter(message: Message, reason: Error): Promise<void> {
-    const topic = `${this.options.deadLetterPrefix ?? 'interchange/dead'}/${String(message.headers.mqttTopic ?? 'unknown')}`;
-    const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED', attempt: undefined });
-    return this.publish({ uri: `mqtt:${topic}`, scheme: 'mqtt', path: topic, options: { qos: '1' } }, [dead]);
+    this.deadLetters ??= new DeadLetterTopic(this.options.deadLetterPrefix ?? 'interchange/dead', `${this.baseClientId}:dead-letters`, {
+      provision: (filter, clientId) => this.provision({ uri: `mqtt:${filter}?clientId=${clientId}`, scheme: 'mqtt', path: filter, options: { qos: '1', clientId } }),
+      publish: (topic, dead) => this.publish({ uri: `mqtt:${topic}`, scheme: 'mqtt', path: topic, options: { qos: '1' } }, [dead]),
+    }, this.log);
+    return this.deadLetters.send(message, reason);
   }
 
   private handedBackOf(clientId: string): Map<string, number> {
@@ -291,6 +346,9 @@ export class MqttTransport implements Transport {
   }
 }
 
+/** A provisioning connection's inbound PUBLISHes: never acknowledged (the session's consumer gets them). */
+function holdAcknowledgement(): void {}
+
 function hash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 10);
 }
@@ -300,12 +358,26 @@ function announce(connection: MqttConnection, status: LastWillOptions, payload: 
   connection.client.publish(status.topic, payload, { qos: status.qos ?? 1, retain: status.retain ?? true });
 }
 
-/** Endpoint option `headers` (validated by `validateMqttEndpointOptions`): `all`, the default, or `none`. */
+/** Publish endpoint option `headers` (validated by `validateMqttEndpointOptions`): `all`, the default, or `none` (`standard` is `none`: the payload and the MQTT 5 standard properties). */
 function headerMappingOf(endpoint: Endpoint): HeaderMapping {
-  return endpoint.options.headers === 'none' ? 'none' : 'all';
+  const headers = endpoint.options.headers;
+  return headers === 'none' || headers === 'standard' ? 'none' : 'all';
+}
+
+/** Consume endpoint options `headers` (default `standard`) and `userProperties` (validated by `validateMqttEndpointOptions`). */
+function inboundPolicyOf(endpoint: Endpoint): InboundPolicy {
+  const { headers, userProperties } = endpoint.options;
+  if (headers === 'all' || headers === 'none') return { headers };
+  return userProperties === undefined ? STANDARD_INBOUND : { headers: 'standard', userProperties: new Set(userProperties.split(',')) };
 }
 
 /** Endpoint option `payload` (validated by `validateMqttEndpointOptions`): `raw`, or `decoded`, the default. */
 function rawPayloadOf(endpoint: Endpoint): boolean {
   return endpoint.options.payload === 'raw';
+}
+
+/** A consumer connection's size limits: `maxMessageBytes` (endpoint option, else the transport's, else 1 MiB) and, when set, `maxPacketBytes` as its MQTT 5 Maximum Packet Size. */
+function consumerLimits(endpoint: Endpoint, options: MqttTransportOptions): { maxMessageBytes: number; maxPacketBytes?: number } {
+  const maxMessageBytes = integerOption(endpoint, 'maxMessageBytes', options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+  return options.maxPacketBytes === undefined ? { maxMessageBytes } : { maxMessageBytes, maxPacketBytes: options.maxPacketBytes };
 }

@@ -52,6 +52,22 @@ export function encodePublish(packet: IPublishPacket, protocolVersion: number): 
 }
 
 /**
+ * The size in bytes (fixed header included) of the PUBLISH `encodePublish` writes for these fields,
+ * or -1 when it would decline them (a property it does not write, a value of the wrong type or over
+ * its length limit). A size past MQTT's maximum is returned as computed: the caller refuses it.
+ */
+export function publishPacketSize(topic: string, payload: Buffer | string, qos: 0 | 1 | 2, properties: Readonly<Record<string, unknown>> | undefined, protocolVersion: 4 | 5): number {
+  let propertiesLength = 0;
+  if (protocolVersion === 5 && properties !== undefined) {
+    propertiesLength = measureProperties(properties);
+    if (propertiesLength < 0) return -1;
+  }
+  const payloadLength = typeof payload === 'string' ? utf8Length(payload) : payload.length;
+  const remaining = 2 + utf8Length(topic) + (qos > 0 ? 2 : 0) + (protocolVersion === 5 ? varIntSize(propertiesLength) + propertiesLength : 0) + payloadLength;
+  return 1 + varIntSize(remaining) + remaining;
+}
+
+/**
  * Lets `client` write its PUBLISH packets with `encodePublish` (everything else, and any PUBLISH the
  * encoder declines, still goes through mqtt-packet). Keeps what mqtt.js's own `_writePacket` does
  * around the write: the `packetsend` event and the callback, at once or on `drain` when the socket

@@ -1,5 +1,6 @@
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
+import { limitPublishSize, type LimitedParser } from './oversize-publish.ts';
 import { PUBLISH_PROPERTIES } from './publish-properties.ts';
 
 /**
@@ -15,13 +16,17 @@ import { PUBLISH_PROPERTIES } from './publish-properties.ts';
  * prototype-less `userProperties`), unit-tested against mqtt-packet's own parser. Anything it does
  * not expect (a malformed length, an unknown property) goes to mqtt-packet's `_parsePublish`, which
  * reports it as before. Every other packet type is mqtt-packet's.
+ *
+ * With `maxMessageBytes` (consumer connections), a PUBLISH whose payload is larger never reaches
+ * mqtt-packet whole: the parser gets it truncated and marked (see `limitPublishSize`, `oversizeOf`).
  */
-export function installPublishParser(client: MqttClient): void {
+export function installPublishParser(client: MqttClient, maxMessageBytes?: number): void {
   wrapParserFactory();
-  fastClients.add(client.options);
+  fastClients.set(client.options, maxMessageBytes);
 }
 
-const fastClients = new WeakSet<IClientOptions>();
+/** The clients' options (what mqtt.js hands the factory), with their size limit if any. */
+const fastClients = new WeakMap<IClientOptions, number | undefined>();
 let wrapped = false;
 
 /** The fields of mqtt-packet 9's Parser that `_parsePublish` works with (internal, hence checked). */
@@ -39,7 +44,11 @@ function wrapParserFactory(): void {
   const factory = mqttPacket.parser;
   mqttPacket.parser = function parser(options?: Parameters<typeof factory>[0]) {
     const created = factory(options);
-    if (options !== undefined && fastClients.has(options as IClientOptions)) installOn(created as unknown as ParserInternals);
+    if (options !== undefined && fastClients.has(options as IClientOptions)) {
+      installOn(created as unknown as ParserInternals);
+      const limit = fastClients.get(options as IClientOptions);
+      if (limit !== undefined && typeof created.parse === 'function') limitPublishSize(created as unknown as LimitedParser, limit);
+    }
     return created;
   } as typeof factory;
 }

@@ -1,4 +1,5 @@
 import { EndpointError } from '../../src/core/index.ts';
+import { MqttUnencodableError } from './mqtt-errors.ts';
 
 /**
  * An endpoint path as an MQTT subscription: named wildcards (`+deviceId`, `#rest`) become plain
@@ -32,6 +33,7 @@ export class TopicPattern {
         if (rest && index !== levels.length - 1) throw new EndpointError(`'${path}': '#' must be the last topic level`);
         if (name !== '') {
           if (!/^[A-Za-z_$][\w$-]*$/.test(name)) throw new EndpointError(`'${path}': topic parameter '${name}' must be an identifier`);
+          if (ADAPTER_HEADERS.test(name)) throw new EndpointError(`'${path}': topic parameter '${name}' would let a publisher set a header that only Interchange sets (x-interchange-*, mqttTopic, attempt, timestamp, expiresAt)`);
           params.push({ name, level: index, rest });
         }
         return level[0] as string;
@@ -62,11 +64,32 @@ export class TopicPattern {
   }
 }
 
-/** The topic to PUBLISH to for an endpoint path: no shared prefix, and no wildcards allowed. */
+/**
+ * Header names a topic parameter may not take: the value of a parameter is chosen by whoever
+ * publishes on the topic, and these are Interchange's own (or numbers by definition).
+ */
+const ADAPTER_HEADERS = /^(x-interchange-.*|mqtttopic|attempt|timestamp|expiresat)$/i;
+
+/** Characters brokers refuse in a topic (Mosquitto disconnects the client): C0/C1 controls (NUL included), non-characters, lone surrogates. */
+const REFUSED_IN_TOPIC = /[\p{Cc}\p{NChar}\p{Cs}]/u;
+
+/**
+ * The topic to PUBLISH to for an endpoint path: no shared prefix. Throws `MqttUnencodableError`
+ * (permanent) for a topic no broker takes: empty, with a wildcard (`+`, `#`), with a control
+ * character (NUL included), a Unicode non-character or a lone surrogate (it would be sent as U+FFFD:
+ * another topic), or over 65,535 bytes of UTF-8.
+ */
 export function publishTopic(path: string): string {
   const levels = path.split('/');
   const topic = levels[0] === '$share' ? levels.slice(2).join('/') : path;
-  if (topic.includes('+') || topic.includes('#')) throw new EndpointError(`cannot publish to '${path}': wildcards are for subscribing (use a {placeholder} template)`);
-  if (topic === '') throw new EndpointError(`cannot publish to an empty topic ('${path}')`);
+  if (topic.includes('+') || topic.includes('#')) throw new MqttUnencodableError(`cannot publish to '${shown(path)}': wildcards are for subscribing (use a {placeholder} template)`);
+  if (topic === '') throw new MqttUnencodableError(`cannot publish to an empty topic ('${path}')`);
+  if (REFUSED_IN_TOPIC.test(topic)) throw new MqttUnencodableError(`cannot publish to '${shown(path)}': a topic may not contain control characters, Unicode non-characters or lone surrogates`);
+  if (topic.length > 0x3fff && Buffer.byteLength(topic) > 0xffff) throw new MqttUnencodableError(`cannot publish to '${shown(path)}': the topic is ${Buffer.byteLength(topic)} bytes of UTF-8, over MQTT's 65,535`);
   return topic;
+}
+
+/** A topic as an error message may quote it (its length is the publisher's choice). */
+function shown(topic: string): string {
+  return topic.length <= 200 ? JSON.stringify(topic).slice(1, -1) : `${JSON.stringify(topic.slice(0, 200)).slice(1, -1)}… (${topic.length} chars)`;
 }

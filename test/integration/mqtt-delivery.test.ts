@@ -54,7 +54,7 @@ describe('mqtt adapter against Mosquitto', () => {
 
   it('QoS 1 messages published while the consumer is stopped arrive after it restarts (persistent session)', async () => {
     const clientId = runClientId('persist');
-    const uri = `mqtt:${run}/persist?qos=1`;
+    const uri = `mqtt:${run}/persist?qos=1&headers=all`; // Interchange ↔ Interchange: ids round-trip
     const first = transport(clientId);
     await first.connect();
     const before = collect(first, uri);
@@ -115,7 +115,7 @@ describe('mqtt adapter against Mosquitto', () => {
   });
 
   it('a shared subscription splits a stream between two consumers, none delivered to both', async () => {
-    const uri = `mqtt:${run}/shared?qos=1&group=workers`;
+    const uri = `mqtt:${run}/shared?qos=1&group=workers&headers=all`;
     const a = transport();
     const b = transport();
     const producer = transport();
@@ -137,7 +137,7 @@ describe('mqtt adapter against Mosquitto', () => {
   it('MQTT 5 user properties, content type, expiry, response topic and correlation data survive a round trip', async () => {
     const consumer = transport();
     await consumer.connect();
-    const got = collect(consumer, `mqtt:${run}/props?qos=2`);
+    const got = collect(consumer, `mqtt:${run}/props?qos=2&headers=all`); // a trusted Interchange peer
     await sleep(300);
     const expiresAt = Date.now() + 60_000;
     const sent = createMessage({ ok: true }, { headers: { 'x-tenant': 'acme', 'x-count': 3, 'x-flag': false, contentType: 'application/json', replyTo: `${run}/replies`, correlationId: 'corr-9', expiresAt } });
@@ -157,7 +157,7 @@ describe('mqtt adapter against Mosquitto', () => {
   it('interoperates with mosquitto_pub and mosquitto_sub', async () => {
     const consumer = transport();
     await consumer.connect();
-    const got = collect(consumer, `mqtt:${run}/cli/+source?qos=1`);
+    const got = collect(consumer, `mqtt:${run}/cli/+source?qos=1&userProperties=x-origin`); // a foreign client: only allow-listed user properties
     await sleep(300);
     const port = new URL(MOSQUITTO_URL).port || '1883';
     await exec('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-q', '1', '-t', `${run}/cli/pub`, '-m', '{"temperature":21.5}']);
@@ -198,7 +198,7 @@ describe('mqtt adapter against Mosquitto', () => {
     const fallback = vi.spyOn(prototype, '_parsePublish');
     const consumer = transport();
     await consumer.connect();
-    const got = collect(consumer, `mqtt:${run}/reader?qos=1`);
+    const got = collect(consumer, `mqtt:${run}/reader?qos=1&headers=all`);
     await sleep(300);
     const sent = createMessage({ n: 1 }, { headers: { tenant: 'acme' } });
     await consumer.publish(parseEndpoint(`mqtt:${run}/reader?qos=1`), [sent]);
@@ -211,7 +211,7 @@ describe('mqtt adapter against Mosquitto', () => {
     const consumer = transport();
     const producer = transport();
     await Promise.all([consumer.connect(), producer.connect()]);
-    const got = collect(consumer, `mqtt:${run}/sizes?qos=1`);
+    const got = collect(consumer, `mqtt:${run}/sizes?qos=1&headers=all`);
     await sleep(300);
     const sizes = [10, 300_000, 1, 70_000, 5, 1_000_000, 16_384, 0];
     const bodies = sizes.map((size, i) => Buffer.alloc(size, i + 1));

@@ -77,7 +77,7 @@ describe('mqtt adapter security (mqtts://, username/password, client certificate
     const consumer = transport({ url: broker.url, username: USERNAME, password: PASSWORD, tls: { ca: broker.ca.cert } }, 'sec-consumer');
     const producer = transport({ url: broker.url, username: USERNAME, password: PASSWORD, tls: { ca: broker.ca.cert } }, 'sec-producer');
     await Promise.all([consumer.connect(), producer.connect()]);
-    const uri = `mqtt:${run}/secure/orders?qos=1`;
+    const uri = `mqtt:${run}/secure/orders?qos=1&headers=all`; // Interchange ↔ Interchange: id and headers round-trip
     // the consumer's session (with its subscription) exists before the publish
     await consumer.provision(parseEndpoint(uri));
     const got: Message[] = [];
@@ -147,7 +147,7 @@ describe('mqtt adapter security (mqtts://, username/password, client certificate
     expect(clientErrors('sec-mtls-none').join('\n')).toMatch(/certificate required|handshake|certificate/i);
     expect(clientErrors('sec-mtls-stranger').join('\n')).toMatch(/unknown ca|certificate/i);
 
-    const uri = `mqtt:${run}/mtls?qos=1`;
+    const uri = `mqtt:${run}/mtls?qos=1&headers=all`;
     await withCert.provision(parseEndpoint(uri));
     const got: Message[] = [];
     const subscription = withCert.consume(parseEndpoint(uri)).subscribe((delivery) => {

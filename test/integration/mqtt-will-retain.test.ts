@@ -133,7 +133,7 @@ describe('mqtt adapter: last will and retained messages', () => {
     const consumer = transport();
     await consumer.connect();
     const got: Message[] = [];
-    const subscription = consumer.consume(parseEndpoint(`mqtt:${base}/config/+name?qos=1`)).subscribe((delivery) => {
+    const subscription = consumer.consume(parseEndpoint(`mqtt:${base}/config/+name?qos=1&headers=all`)).subscribe((delivery) => {
       got.push(delivery.message);
       delivery.ack();
     });

@@ -5,7 +5,8 @@ import { describeTransportContract } from '../contract/transport-contract.ts';
 import { MOSQUITTO_URL, ProvisionedEndpoints, requireBroker, runClientId, testTransport } from './mqtt-helpers.ts';
 
 // Against the machine's Mosquitto (MQTT 5): point-to-point = a shared subscription (`?group=`) whose
-// first consumer session is provisioned before the suite publishes.
+// first consumer session is provisioned before the suite publishes. Every endpoint is `headers=all`:
+// the suite is Interchange ↔ Interchange traffic (ids and headers round-trip), not a device's.
 const mosquittoClientId = runClientId('contract');
 const mosquitto = new ProvisionedEndpoints(testTransport({ url: MOSQUITTO_URL, clientId: mosquittoClientId }));
 
@@ -19,8 +20,8 @@ describeTransportContract('mqtt (mosquitto, MQTT 5)', {
     await transport.connect();
     return transport;
   },
-  endpoint: (name) => mosquitto.endpoint(`mqtt:interchange-test/${name}?qos=1&group=contract`),
-  pubsubEndpoint: (name) => parseEndpoint(`mqtt:interchange-test/${name}?qos=1`),
+  endpoint: (name) => mosquitto.endpoint(`mqtt:interchange-test/${name}?qos=1&group=contract&headers=all`),
+  pubsubEndpoint: (name) => parseEndpoint(`mqtt:interchange-test/${name}?qos=1&headers=all`),
   features: {
     guaranteedOrder: true,
     redeliversOnNack: true,
@@ -51,8 +52,8 @@ describeTransportContract('mqtt (embedded aedes broker, MQTT 3.1.1)', {
     await transport.connect();
     return transport;
   },
-  endpoint: (name) => (embedded as ProvisionedEndpoints).endpoint(`mqtt:interchange-test/${name}?qos=1`),
-  pubsubEndpoint: (name) => parseEndpoint(`mqtt:interchange-test/${name}?qos=1`),
+  endpoint: (name) => (embedded as ProvisionedEndpoints).endpoint(`mqtt:interchange-test/${name}?qos=1&headers=all`),
+  pubsubEndpoint: (name) => parseEndpoint(`mqtt:interchange-test/${name}?qos=1&headers=all`),
   features: {
     guaranteedOrder: true,
     redeliversOnNack: true,

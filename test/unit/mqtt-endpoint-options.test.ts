@@ -11,7 +11,7 @@ describe('mqtt: endpoint options', () => {
   it.each([
     ['mqtt:t?qso=1', "unknown option 'qso'"],
     ['mqtt:t?qos=3', 'qos must be one of 0, 1, 2'],
-    ['mqtt:t?headers=some', 'headers must be one of all, none'],
+    ['mqtt:t?headers=some', 'headers must be one of all, none, standard'],
     ['mqtt:t?retain=yes', 'retain must be one of true, false'],
   ])('publish to %s is refused: %s', async (uri, problem) => {
     const refused = transport().publish(parseEndpoint(uri), [createMessage({})]);

@@ -1,7 +1,10 @@
 import type { IPublishPacket } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { createMessage } from '../../src/index.ts';
-import { decodeMessage, encodeMessage } from '../../adapters/mqtt/message-codec.ts';
+import { decodeMessage, encodeMessage, type InboundPolicy } from '../../adapters/mqtt/message-codec.ts';
+
+/** Consumers of a trusted Interchange peer (`?headers=all`): the inverse of `encodeMessage`. */
+const PEER: InboundPolicy = { headers: 'all' };
 
 /** What the broker hands a subscriber for a PUBLISH written from `encodeMessage`'s output. */
 function received(encoded: ReturnType<typeof encodeMessage>, topic = 't'): IPublishPacket {
@@ -11,10 +14,10 @@ function received(encoded: ReturnType<typeof encodeMessage>, topic = 't'): IPubl
 }
 
 describe('MQTT message codec', () => {
-  it('carries id and headers as MQTT 5 user properties, typed on the way back', () => {
+  it('carries id and headers as MQTT 5 user properties, typed on the way back (headers=all)', () => {
     const message = createMessage({ a: 1 }, { headers: { tenant: 'acme', priority: 3, urgent: true, correlationId: 'c-1' } });
     const encoded = encodeMessage(message, 5);
-    const back = decodeMessage(received(encoded), undefined, 1);
+    const back = decodeMessage(received(encoded), undefined, 1, false, PEER);
     expect(back.id).toBe(message.id);
     expect(back.body).toEqual({ a: 1 });
     expect(back.headers).toMatchObject({ tenant: 'acme', priority: 3, urgent: true, correlationId: 'c-1', timestamp: message.headers.timestamp });
@@ -24,14 +27,14 @@ describe('MQTT message codec', () => {
     const message = createMessage('x', { headers: { expiresAt: Date.now() + 60_000 } });
     const user = encodeMessage(message, 5).properties?.userProperties ?? {};
     expect(user['ic-types']).toBeUndefined();
-    const back = decodeMessage(received(encodeMessage(message, 5)), undefined, 1);
+    const back = decodeMessage(received(encodeMessage(message, 5)), undefined, 1, false, PEER);
     expect(back.headers.timestamp).toBe(message.headers.timestamp);
     expect(back.headers.expiresAt).toBe(message.headers.expiresAt);
   });
 
   it('keeps a foreign publisher\'s non-numeric timestamp as the string it sent', () => {
     const packet = received({ payload: '{}', properties: { userProperties: { timestamp: 'yesterday' } } });
-    expect(decodeMessage(packet, undefined, 1).headers.timestamp).toBe('yesterday');
+    expect(decodeMessage(packet, undefined, 1, false, PEER).headers.timestamp).toBe('yesterday');
   });
 
   it('gives messages from publishers without an id a fresh one, and topic parameters as headers', () => {
@@ -42,10 +45,10 @@ describe('MQTT message codec', () => {
     expect(message.body).toEqual({ t: 21 });
   });
 
-  it('payload=raw: the body is the payload bytes as sent, unparsed; headers still decoded', () => {
+  it('payload=raw: the body is the payload bytes as sent, unparsed; headers still decoded (an allow-listed user property)', () => {
     const bytes = Buffer.from('{"deviceId": "d1", "t": 21.5}');
     const packet = { ...received({ payload: bytes, properties: { userProperties: { tenant: 'acme' } } }, 'devices/d1/telemetry') };
-    const message = decodeMessage(packet, { deviceId: 'd1' }, 1, true);
+    const message = decodeMessage(packet, { deviceId: 'd1' }, 1, true, { headers: 'standard', userProperties: new Set(['tenant']) });
     expect(message.body).toBe(bytes);
     expect(message.headers).toMatchObject({ tenant: 'acme', deviceId: 'd1', mqttTopic: 'devices/d1/telemetry' });
   });
