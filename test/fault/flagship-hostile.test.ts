@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -187,6 +187,35 @@ describe('the flagship against hostile devices', () => {
       }
     }
   }, 240_000);
+
+  it('an oversized payload reaches telemetry.invalid cut to 4 KiB, with its size and sha256; the readings after it arrive', async () => {
+    const prefix = uniquePrefix('oversize');
+    const flow = await start(prefix);
+    const topicPrefix = topicPrefixOf(flow);
+    const client = await device('oversize');
+    const big = Buffer.alloc(3 * 1024 * 1024, 'x');
+    let expected: string[] = [];
+    try {
+      await client.publishAsync(`${topicPrefix}/devices/big/telemetry`, big, { qos: 1 });
+      expected = await publishGood(client, topicPrefix, 'after-big', 0, 20);
+      const metrics = flow.app.route('telemetry').metrics;
+      await until(() => metrics.received >= 21 && metrics.inFlight === 0, () => JSON.stringify(metrics), 60_000);
+    } finally {
+      await client.endAsync();
+      await flow.stop();
+    }
+    const [readings, invalid] = await Promise.all([readUntilQuiet(flow.names.readingsQueue, 20, 30_000, amqpUrl), readUntilQuiet(flow.names.invalidQueue, 1, 30_000, amqpUrl)]);
+    expect([...byKey(readings).keys()].sort()).toEqual([...expected].sort());
+    expect(invalid).toHaveLength(1);
+    const [letter] = invalid;
+    expect((letter?.body as Buffer).length).toBe(4_096);
+    expect(letter?.headers).toMatchObject({
+      'x-interchange-error-code': 'MQTT_MESSAGE_TOO_LARGE',
+      'x-interchange-original-size': big.length,
+      'x-interchange-sha256': createHash('sha256').update(big).digest('hex'),
+      'x-mqtt-topic': `${topicPrefix}/devices/big/telemetry`,
+    });
+  }, 120_000);
 
   it('a RabbitMQ outage longer than every retry budget, publish timeouts shortened: 0 readings lost', async () => {
     const proxy = new LinkProxy();
