@@ -48,8 +48,9 @@ Options:
   --quiet               No live counters; only the final counts.
   -h, --help            Show this help.
 
-Exit codes: 0 stopped cleanly (or the schemas are fine), 1 the routes failed to load or start (or
-the schemas check failed), 2 bad command line.`;
+Exit codes: 0 stopped cleanly (or the schemas are fine), 1 the routes failed to load or start, a
+route failed while running, the drain deadline passed with messages unsettled (or the schemas check
+failed), 2 bad command line.`;
 
 /**
  * Parses the arguments after `node interchange` (no interpreter or script path).

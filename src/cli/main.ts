@@ -5,7 +5,8 @@ import { schemasCommand } from './schemas-command.ts';
 
 /**
  * The `interchange` command. `args` are the arguments after the script (`process.argv.slice(2)`).
- * Resolves with the exit code: 0 done, 1 the routes failed to load or start, 2 bad command line.
+ * Resolves with the exit code: 0 done; 1 the routes failed to load or start, a route failed while
+ * running, or the drain left messages unsettled; 2 bad command line.
  * @example process.exit(await main(process.argv.slice(2)));
  */
 export async function main(args: readonly string[], io: RunIo = { stdout: process.stdout, stderr: process.stderr, exit: (code) => process.exit(code) }): Promise<number> {

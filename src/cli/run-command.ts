@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { Container } from 'inversify';
-import { createIntegration } from '../runtime/integration.ts';
+import { createIntegration, type RouteFailure } from '../runtime/integration.ts';
 import { environmentModules } from './environment-modules.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';
@@ -18,8 +18,12 @@ export interface RunIo {
 /**
  * `interchange run <file>`: loads the route file, starts its integration, shows the live counters
  * until SIGINT/SIGTERM, then stops intake, drains in-flight messages (up to `drainTimeoutMs`), calls
- * the route file's `onStopped` and prints the final counts. Resolves with the exit code (0; 1 if
- * `onStopped` threw) once stopped; a second signal exits 1 at once. Throws what loading, validating or starting throws (the caller maps it to an exit code).
+ * the route file's `onStopped` and prints the final counts. A route whose source fails while running
+ * (a fatal transport error) is reported on stderr and stops everything as a signal would.
+ * Resolves with the exit code once stopped: 0 clean; 1 if a route failed to start (said on stderr,
+ * naming it) or while running, if the drain deadline passed with messages unsettled (said on stderr
+ * with how many went back to their source), or if `onStopped` threw. A second signal exits 1 at once.
+ * Throws what loading, validating or `onStart` throws (the caller maps it to an exit code).
  */
 export async function runCommand(command: Extract<Command, { name: 'run' }>, io: RunIo): Promise<number> {
   const loaded = await loadRouteFile(command.file);
@@ -50,17 +54,37 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
     clearInterval(keepAlive);
     signals.dispose();
     await integration.stop({ drainTimeoutMs: Math.min(command.drainTimeoutMs, 1000) });
-    throw error;
+    const failed = integration.routes.find((route) => route.failure === error);
+    if (failed === undefined) throw error;
+    io.stderr.write(`interchange: route '${failed.id}' failed to start: ${describe(error)}\n`);
+    return 1;
   }
 
-  await signals.first;
+  let exitCode = 0;
+  let onFailure: ((failure: RouteFailure) => void) | undefined;
+  const routeFailed = new Promise<RouteFailure>((resolve) => {
+    onFailure = resolve;
+  });
+  const failures = integration.failures$.subscribe((failure) => onFailure?.(failure));
+  const failure = await Promise.race([signals.first.then(() => undefined), routeFailed]);
+  failures.unsubscribe();
   display?.stop();
+  if (failure !== undefined) {
+    io.stderr.write(`interchange: route '${failure.routeId}' failed: ${describe(failure.error)}\n`);
+    exitCode = 1;
+  }
   io.stdout.write('stopping: draining in-flight messages…\n');
   await stopHook?.();
   await integration.stop({ drainTimeoutMs: command.drainTimeoutMs });
   clearInterval(keepAlive);
   signals.dispose();
-  let exitCode = 0;
+  const handedBack = integration.routes.filter((route) => route.metrics.handedBack > 0);
+  if (handedBack.length > 0) {
+    const total = handedBack.reduce((sum, route) => sum + route.metrics.handedBack, 0);
+    const perRoute = handedBack.map((route) => `${route.id}: ${route.metrics.handedBack}`).join(', ');
+    io.stderr.write(`interchange: drain deadline of ${command.drainTimeoutMs} ms passed: ${total} unsettled message${total === 1 ? '' : 's'} went back to the source for redelivery (${perRoute}); raise --drain-timeout to let them finish\n`);
+    exitCode = 1;
+  }
   try {
     await loaded.onStopped?.(integration);
   } catch (error) {
@@ -73,4 +97,8 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   io.stdout.write(`stopped after ${elapsedSeconds.toFixed(1)} s; final counts (msg/s averaged over the run):\n`);
   io.stdout.write(integration.routes.map((route) => `${liveLine(route.id, undefined, route.metrics, elapsedSeconds, { idWidth })}\n`).join(''));
   return exitCode;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -67,6 +67,9 @@ export function reducedDeadLetter(deadLetter: Message, sendError: Error): Messag
   return { id: Buffer.byteLength(deadLetter.id) <= 200 ? deadLetter.id : createHash('sha256').update(deadLetter.id).digest('hex'), headers, body };
 }
 
+/** Cut to `max` characters, control characters as spaces: some destinations refuse them in headers (MQTT via Mosquitto). */
 function clip(text: string, max: number = MAX_ERROR_CHARS): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
+  // eslint-disable-next-line no-control-regex
+  const plain = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
+  return plain.length <= max ? plain : `${plain.slice(0, max)}… (${plain.length} chars)`;
 }

@@ -131,3 +131,14 @@ export class PartialPublishError extends InterchangeError {
     super('PUBLISH_PARTIAL', `${failures.size} of ${total} message(s) not published${first === undefined ? '' : `: ${first.message}`}`, { cause: first });
   }
 }
+
+/**
+ * Something was asked of an integration that has not started (publishing before `start()`): start
+ * it first. Unlike `NotConnectedError`, waiting does not help.
+ */
+export class NotStartedError extends InterchangeError {
+  override readonly name = 'NotStartedError';
+  constructor(message: string) {
+    super('NOT_STARTED', message);
+  }
+}

@@ -1,4 +1,5 @@
 import { parseEndpoint, RouteDefinitionError, type ErrorHandler, type StepDefinition } from '../core/index.ts';
+import { missingTransportHint } from '../runtime/transport-hints.ts';
 
 export interface SourceOptions {
   /** Deliveries unsettled at once for this route (default 100): the route's admission control. */
@@ -22,12 +23,16 @@ export interface RouteSource {
 
 /**
  * Build-time checks, all reported as `RouteDefinitionError` naming route and step:
- * duplicate route ids, duplicate step ids in a route, endpoints whose scheme no transport serves
- * (source, static destinations, dead-letter channel), and routes that never send anywhere.
+ * empty or blank route and step ids (dead letters and errors could not name them), duplicate route
+ * ids, duplicate step ids in a route, endpoints whose scheme no transport serves (source, static
+ * destinations, dead-letter channel; saying what to set for a known one), and routes that never send anywhere.
  */
 export function validateRoutes(routes: readonly RouteDefinition[], schemes: ReadonlySet<string>): void {
   const seen = new Map<string, RouteDefinition>();
   for (const route of routes) {
+    if (isBlank(route.id)) {
+      throw new RouteDefinitionError(`route id is empty: name the route with { id: 'orders' }, or leave id out to use its source URI ('${route.source}')`, undefined, undefined, route.declaredAt);
+    }
     const twin = seen.get(route.id);
     if (twin !== undefined) {
       throw new RouteDefinitionError(`duplicate route id (also declared at ${twin.declaredAt}); give one of them { id }`, route.id, undefined, route.declaredAt);
@@ -41,7 +46,7 @@ export function validateRoutes(routes: readonly RouteDefinition[], schemes: Read
         throw new RouteDefinitionError((error as Error).message, route.id, stepId, declared);
       }
       if (!schemes.has(scheme)) {
-        throw new RouteDefinitionError(`unknown scheme '${scheme}' in '${uri}' (known: ${[...schemes].sort().join(', ') || 'none'})`, route.id, stepId, declared);
+        throw new RouteDefinitionError(`unknown scheme '${scheme}' in '${uri}' (known: ${[...schemes].sort().join(', ') || 'none'})${missingTransportHint(scheme)}`, route.id, stepId, declared);
       }
     };
     checkUri(route.source);
@@ -50,6 +55,7 @@ export function validateRoutes(routes: readonly RouteDefinition[], schemes: Read
     let sends = false;
     const walk = (steps: readonly StepDefinition[]): void => {
       for (const step of steps) {
+        if (isBlank(step.id)) throw new RouteDefinitionError(`step id is empty: name the ${step.kind} step, or leave id out for a generated one`, route.id, undefined, step.declaredAt);
         if (stepIds.has(step.id)) throw new RouteDefinitionError('duplicate step id', route.id, step.id, step.declaredAt);
         stepIds.add(step.id);
         for (const uri of step.sendsTo) checkUri(uri, step.id, step.declaredAt);
@@ -60,4 +66,9 @@ export function validateRoutes(routes: readonly RouteDefinition[], schemes: Read
     walk(route.steps);
     if (!sends) throw new RouteDefinitionError("route has no .to(): its messages would be acknowledged and go nowhere", route.id, undefined, route.declaredAt);
   }
+}
+
+/** An id that names nothing: not a string (a definition built by hand), empty or only whitespace. */
+function isBlank(id: unknown): boolean {
+  return typeof id !== 'string' || id.trim() === '';
 }

@@ -1,5 +1,5 @@
 import { Container, type ContainerModule, type ServiceIdentifier } from 'inversify';
-import type { SchedulerLike } from 'rxjs';
+import { Subject, type Observable, type SchedulerLike } from 'rxjs';
 import { Lifecycle, Logger, RouteDefinitionError, type Transport } from '../core/index.ts';
 import { coreModule } from '../di/core.module.ts';
 import { Scheduler } from '../di/tokens.ts';
@@ -25,20 +25,36 @@ export interface StopOptions {
   readonly drainTimeoutMs?: number;
 }
 
+/** A route whose source ended with an error while it ran (a fatal transport failure). */
+export interface RouteFailure {
+  readonly routeId: string;
+  readonly error: Error;
+}
+
+/** How long the routes already running may drain when another one fails to start. */
+const FAILED_START_DRAIN_MS = 1_000;
+const NOT_STARTED = 'integration not started: await integration.start() first';
+
 /**
  * A set of routes over a set of transports, started and stopped together (Camel's CamelContext).
  * Routes are validated when it is constructed: a bad route never gets to run.
  *
  * Lifecycle: `start` connects every transport, starts every route, then the `Lifecycle` components
- * (an outbox relay…). `stop` stops those components first, then every route (intake first, then drain
+ * (an outbox relay…). If a route fails to start (its transport refuses the endpoint) or a component
+ * does, `start` stops what it started, closes the transports and rejects with that error (the route's
+ * `failure` holds it). `stop` stops those components first, then every route (intake first, then drain
  * up to the deadline), and only then closes the transports, so in-flight messages can still be
- * confirmed and acked.
+ * confirmed and acked. `transports.publish` rejects with `NotStartedError` until `start` has
+ * connected the transports.
  */
 export class Integration {
   readonly transports: TransportRegistry;
   private readonly runtimes = new Map<string, RouteRuntime>();
   private readonly log: Logger;
   private readonly lifecycles: readonly Lifecycle[];
+  private readonly failures = new Subject<RouteFailure>();
+  /** Each route that fails while running (its source ended with an error); the route is then `failed`. */
+  readonly failures$: Observable<RouteFailure> = this.failures.asObservable();
 
   constructor(parts: IntegrationParts) {
     this.transports = parts.transports;
@@ -46,9 +62,11 @@ export class Integration {
     this.lifecycles = parts.lifecycles ?? [];
     const definitions = parts.routes.map((route) => route.definition());
     validateRoutes(definitions, parts.transports.schemes);
+    const onFailed = (route: RouteRuntime, error: Error): void => this.failures.next({ routeId: route.id, error });
     for (const definition of definitions) {
-      this.runtimes.set(definition.id, new RouteRuntime(definition, { transports: parts.transports, scheduler: parts.scheduler, log: parts.log, service: parts.service }));
+      this.runtimes.set(definition.id, new RouteRuntime(definition, { transports: parts.transports, scheduler: parts.scheduler, log: parts.log, service: parts.service, onFailed }));
     }
+    this.transports.refusePublishes(NOT_STARTED);
   }
 
   get routes(): readonly RouteRuntime[] {
@@ -71,20 +89,39 @@ export class Integration {
 
   async start(): Promise<void> {
     await Promise.all(this.transports.all.map((transport) => transport.connect()));
-    for (const route of this.routes) route.start();
-    for (const component of this.lifecycles) await component.start();
+    this.transports.refusePublishes(undefined);
+    const started: Lifecycle[] = [];
+    try {
+      for (const route of this.routes) route.start();
+      for (const component of this.lifecycles) {
+        await component.start();
+        started.push(component);
+      }
+    } catch (error) {
+      await this.shutdown(FAILED_START_DRAIN_MS, started);
+      this.transports.refusePublishes(NOT_STARTED);
+      throw error;
+    }
   }
 
   startRoute(id: string): void {
     this.route(id).start();
   }
 
-  stopRoute(id: string, { drainTimeoutMs }: StopOptions = {}): Promise<void> {
-    return this.route(id).stop(drainTimeoutMs);
+  async stopRoute(id: string, { drainTimeoutMs }: StopOptions = {}): Promise<void> {
+    await this.route(id).stop(drainTimeoutMs);
   }
 
-  async stop({ drainTimeoutMs = 10_000 }: StopOptions = {}): Promise<void> {
-    for (const component of [...this.lifecycles].reverse()) {
+  /**
+   * Stops everything. Deliveries still unsettled at the drain deadline go back to their source for
+   * redelivery: each route counts them in its `handedBack` metric.
+   */
+  stop({ drainTimeoutMs = 10_000 }: StopOptions = {}): Promise<void> {
+    return this.shutdown(drainTimeoutMs, this.lifecycles);
+  }
+
+  private async shutdown(drainTimeoutMs: number, components: readonly Lifecycle[]): Promise<void> {
+    for (const component of [...components].reverse()) {
       await component.stop().catch((error: unknown) => this.log.warn('lifecycle component failed to stop', { error }));
     }
     await Promise.all(this.routes.map((route) => route.stop(drainTimeoutMs)));

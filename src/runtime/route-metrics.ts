@@ -17,10 +17,12 @@ export interface RouteMetrics {
   expired: number;
   /** Taken and not yet settled. */
   inFlight: number;
+  /** Still unsettled when a stop's deadline passed: handed back to the source, which redelivers them. */
+  handedBack: number;
   /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list), and dead letters under the error handler's `deadLetterLabel`. */
   sent: Record<string, number>;
 }
 
 export function emptyMetrics(): RouteMetrics {
-  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0, sent: {} };
+  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0, handedBack: 0, sent: {} };
 }

@@ -10,36 +10,66 @@ import {
   parseEndpoint,
   Settlement,
   StepError,
+  toError,
   type AnyStep,
   type Delivery,
   type FailurePolicy,
   type Logger,
+  type Message,
   type StepContext,
   type StepDefinition,
 } from '../core/index.ts';
+import { RateLimitedLog } from '../core/rate-limited-log.ts';
 import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { emptyMetrics, type RouteMetrics } from './route-metrics.ts';
 import type { TransportRegistry } from './transport-registry.ts';
+
+/**
+ * One run of a route, from `start` to `stop`: the deliveries it took and has not settled. A stop whose
+ * deadline passes ends the run — its unsettled deliveries go back to the source and leave the count —;
+ * a delivery of an ended run settling late changes nothing (neither the source nor a later run's count).
+ */
+class Run {
+  inFlight = 0;
+  ended = false;
+
+  /** Ends the run; returns how many of its deliveries were still unsettled (handed back). */
+  end(): number {
+    this.ended = true;
+    const unsettled = this.inFlight;
+    this.inFlight = 0;
+    return unsettled;
+  }
+}
 
 /** Tracks one admitted delivery (a class, not closures: it is allocated per message). */
 class InFlight extends Settlement {
   constructor(
     private readonly route: RouteRuntime,
+    private readonly run: Run,
     private readonly source: Delivery,
   ) {
     super(source.message);
   }
 
   protected onAck(): void {
-    this.route.settledOne();
+    if (this.run.ended) return; // handed back when its run ended: the source redelivers it
+    this.route.settledOne(this.run);
     this.source.ack();
   }
 
   protected onNack(reason: Error): void {
-    this.route.settledOne();
+    if (this.run.ended) return;
+    this.route.settledOne(this.run);
     this.source.nack(reason);
   }
 }
+
+/** Failure lines per route, outcome and error code before they are only counted (per window). */
+const WARNINGS_PER_WINDOW = 10;
+const WARNING_WINDOW_MS = 60_000;
+/** Longest error text in a failure line (the dead letter carries up to 1,000 characters). */
+const MAX_LOGGED_ERROR_CHARS = 300;
 
 export type RouteStatus = 'stopped' | 'started' | 'stopping' | 'failed';
 
@@ -48,6 +78,8 @@ export interface RouteDependencies {
   readonly scheduler: SchedulerLike;
   readonly log: Logger;
   readonly service: <T>(id: ServiceIdentifier<T>) => T;
+  /** Told when the route fails: its source ended with an error (a fatal transport failure). */
+  readonly onFailed?: (route: RouteRuntime, error: Error) => void;
 }
 
 const DEFAULT_PREFETCH = 100;
@@ -59,7 +91,12 @@ const DEFAULT_PREFETCH = 100;
  * end of the route (all outputs confirmed), is filtered, discarded or dead-lettered; rejected when
  * the error handler says so or the dead-letter send fails. `stop` stops intake, waits until every
  * in-flight delivery has settled (or the deadline passes), then unsubscribes, which hands anything
- * still unsettled back to the transport for redelivery.
+ * still unsettled back to the transport for redelivery: those leave `inFlight` (counted in
+ * `handedBack`), and settling one of them later does nothing.
+ *
+ * Each message dead-lettered, discarded or rejected writes one WARN line (route, step, error code,
+ * reason, message id); past 10 per minute for one route, outcome and code, they are counted and
+ * summed up in one line at the end of the minute (or at stop).
  */
 export class RouteRuntime {
   readonly metrics: RouteMetrics = emptyMetrics();
@@ -70,11 +107,18 @@ export class RouteRuntime {
   private abort: AbortController | undefined;
   private pipelineDone = false;
   private idle: (() => void) | undefined;
+  private run: Run | undefined;
+  private failedWith: Error | undefined;
+  /** True while `start` subscribes: a failure then is thrown to the caller, not logged. */
+  private starting = false;
+  private readonly warnings: RateLimitedLog;
 
   constructor(
     readonly definition: RouteDefinition,
     private readonly deps: RouteDependencies,
-  ) {}
+  ) {
+    this.warnings = new RateLimitedLog(deps.log, { limit: WARNINGS_PER_WINDOW, windowMs: WARNING_WINDOW_MS, scheduler: deps.scheduler });
+  }
 
   get id(): string {
     return this.definition.id;
@@ -84,26 +128,43 @@ export class RouteRuntime {
     return this.statusValue;
   }
 
+  /** The error that failed the route's last run (its source's); undefined if it has not failed since it started. */
+  get failure(): Error | undefined {
+    return this.failedWith;
+  }
+
+  /**
+   * Subscribes to the source and runs the steps. Throws what resolving the transport or building a
+   * step throws, and the source's error if it fails while being subscribed to (an endpoint option its
+   * transport refuses, a consume the broker denies at once): the route is then `failed` and holds nothing.
+   */
   start(): void {
     if (this.statusValue === 'started' || this.statusValue === 'stopping') return;
+    if (this.statusValue === 'failed') this.detach();
     const endpoint = parseEndpoint(this.definition.source);
     const transport = this.deps.transports.forScheme(endpoint.scheme);
-    const pipeline = this.compile(this.definition.steps);
+    const run = new Run();
+    const pipeline = this.compile(this.definition.steps, run);
     const intake = new Subject<Delivery>();
     this.intake = intake;
     this.abort = new AbortController();
     this.pipelineDone = false;
+    this.failedWith = undefined;
+    this.run = run;
     this.statusValue = 'started';
     this.pipeline = intake.pipe(pipeline).subscribe({
       next: (delivery) => {
         this.metrics.completed += 1;
         delivery.ack();
       },
-      error: (error: unknown) => {
+      error: (thrown: unknown) => {
+        const error = toError(thrown);
         this.statusValue = 'failed';
-        this.deps.log.error('route failed: its transport ended the stream', { route: this.id, error });
+        this.failedWith = error;
+        if (!this.starting) this.deps.log.error('route failed: its transport ended the stream', { route: this.id, error });
         this.pipelineDone = true;
         this.checkIdle();
+        this.deps.onFailed?.(this, error);
       },
       complete: () => {
         this.pipelineDone = true;
@@ -112,20 +173,36 @@ export class RouteRuntime {
     });
     // The source subscription is kept apart from the pipeline's: completing the pipeline on stop must
     // not tear down the source, whose teardown hands unsettled deliveries back for redelivery.
-    this.source = transport.consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.abort.signal }).subscribe({
-      next: (delivery) => {
-        if (intake.closed || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
-        const admitted = this.admit(delivery);
-        if (admitted !== undefined) intake.next(admitted);
-      },
-      error: (error: unknown) => intake.error(error),
-      complete: () => intake.complete(),
-    });
+    this.starting = true;
+    try {
+      this.source = transport.consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.abort.signal }).subscribe({
+        next: (delivery) => {
+          if (intake.closed || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
+          const admitted = this.admit(delivery, run);
+          if (admitted !== undefined) intake.next(admitted);
+        },
+        error: (error: unknown) => intake.error(error),
+        complete: () => intake.complete(),
+      });
+    } catch (thrown) {
+      intake.error(thrown); // a consume that throws instead of erroring fails the route the same way
+    } finally {
+      this.starting = false;
+    }
+    const failure = this.failedWith as Error | undefined; // set by the pipeline's error handler above
+    if (failure !== undefined) {
+      // failed while subscribing: let go of both subscriptions now, the route never ran
+      this.detach();
+      throw failure;
+    }
   }
 
-  /** Stops intake, drains in-flight deliveries up to `deadlineMs`, then detaches from the source. */
-  async stop(deadlineMs = 10_000): Promise<void> {
-    if (this.statusValue !== 'started' && this.statusValue !== 'failed') return;
+  /**
+   * Stops intake, drains in-flight deliveries up to `deadlineMs`, then detaches from the source.
+   * Resolves with how many deliveries were still unsettled at the deadline and went back to the source.
+   */
+  async stop(deadlineMs = 10_000): Promise<number> {
+    if (this.statusValue !== 'started' && this.statusValue !== 'failed') return 0;
     this.statusValue = 'stopping';
     this.abort?.abort();
     this.intake?.complete();
@@ -140,14 +217,30 @@ export class RouteRuntime {
     const outcome = await Promise.race([drained, late]);
     clearTimeout(timer);
     this.idle = undefined;
-    if (outcome === 'late') {
-      this.deps.log.warn('route stop deadline passed; unsettled deliveries go back to the source', { route: this.id, inFlight: this.metrics.inFlight });
+    const handedBack = this.detach();
+    if (outcome === 'late' || handedBack > 0) {
+      this.deps.log.warn(`route stop deadline passed; ${handedBack} unsettled deliver${handedBack === 1 ? 'y goes' : 'ies go'} back to the source`, { route: this.id, deadlineMs, handedBack });
     }
+    this.statusValue = 'stopped';
+    this.warnings.flush();
+    return handedBack;
+  }
+
+  /**
+   * Ends the run and unsubscribes from the pipeline and the source, whose teardown hands unsettled
+   * deliveries back for redelivery. The run ends first, so nothing settled by the teardown counts.
+   * Returns how many deliveries the run still had unsettled.
+   */
+  private detach(): number {
+    const handedBack = this.run?.end() ?? 0;
+    this.metrics.inFlight -= handedBack;
+    this.metrics.handedBack += handedBack;
+    this.run = undefined;
     this.pipeline?.unsubscribe();
     this.source?.unsubscribe();
     this.pipeline = undefined;
     this.source = undefined;
-    this.statusValue = 'stopped';
+    return handedBack;
   }
 
   private checkIdle(): void {
@@ -158,7 +251,7 @@ export class RouteRuntime {
    * Wraps a source delivery so the route counts it in flight until it settles; drops expired ones;
    * hands one the transport could not take whole (`intakeError`) to the error handler at `intake`.
    */
-  private admit(source: Delivery): Delivery | undefined {
+  private admit(source: Delivery, run: Run): Delivery | undefined {
     const metrics = this.metrics;
     metrics.received += 1;
     if (isExpired(source.message)) {
@@ -167,7 +260,8 @@ export class RouteRuntime {
       return undefined;
     }
     metrics.inFlight += 1;
-    const admitted = new InFlight(this, source);
+    run.inFlight += 1;
+    const admitted = new InFlight(this, run, source);
     if (source.intakeError === undefined) return admitted;
     const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
     // its last attempt: a message the transport could not take is no better the second time
@@ -175,18 +269,20 @@ export class RouteRuntime {
     return undefined;
   }
 
-  /** @internal called by InFlight once the delivery it tracks has settled */
-  settledOne(): void {
+  /** @internal called by InFlight once the delivery it tracks has settled, while its run goes on */
+  settledOne(run: Run): void {
+    run.inFlight -= 1;
     this.metrics.inFlight -= 1;
     this.checkIdle();
   }
 
-  private compile(steps: readonly StepDefinition[]): AnyStep {
-    const built = steps.map((step) => step.build(this.contextFor(step)));
+  private compile(steps: readonly StepDefinition[], run: Run): AnyStep {
+    const built = steps.map((step) => step.build(this.contextFor(step, run)));
     return (source) => built.reduce((stream, step) => stream.pipe(step), source);
   }
 
-  private contextFor(step: StepDefinition): StepContext {
+  /** A step's view of the route, for one run: once the run has ended, its late failures and filters change nothing. */
+  private contextFor(step: StepDefinition, run: Run): StepContext {
     const { transports, scheduler, log, service } = this.deps;
     const metrics = this.metrics;
     return {
@@ -208,11 +304,12 @@ export class RouteRuntime {
       },
       service,
       filtered: (delivery) => {
-        metrics.filtered += 1;
+        if (!run.ended) metrics.filtered += 1;
         delivery.ack();
       },
-      failed: (delivery, error, attempt) => this.failed(step, delivery, error, attempt),
-      compile: (steps) => this.compile(steps),
+      // a delivery of an ended run went back to the source, which redelivers it: no retry, no dead letter
+      failed: (delivery, error, attempt) => (run.ended ? undefined : this.failed(step, delivery, error, attempt)),
+      compile: (steps) => this.compile(steps, run),
     };
   }
 
@@ -241,6 +338,7 @@ export class RouteRuntime {
         const uri = handler.deadLetterUri;
         if (uri === undefined) {
           metrics.rejected += 1;
+          this.report('rejected to the source', step, error, delivery.message, policy.reason);
           delivery.nack(error);
           return undefined;
         }
@@ -253,9 +351,11 @@ export class RouteRuntime {
           }
         }
         const dead = deadLetterMessage(failedMessage, error, attempt, policy.reason);
+        const reason = policy.reason;
         const sent = (): void => {
           metrics.deadLettered += 1;
           if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
+          this.report('dead-lettered', step, error, delivery.message, reason, { to: uri });
           delivery.ack();
         };
         const notSent = (sendError: unknown): void => {
@@ -272,16 +372,29 @@ export class RouteRuntime {
       }
       case 'discard':
         metrics.discarded += 1;
+        this.report('discarded', step, error, delivery.message, policy.reason);
         delivery.ack();
         return undefined;
       case 'reject':
         metrics.rejected += 1;
+        this.report('rejected to the source', step, error, delivery.message, undefined);
         delivery.nack(error);
         return undefined;
       default:
         return assertNever(policy);
     }
   }
+
+  /** The WARN line of one message the route gave up on, rate-limited per outcome and error code. */
+  private report(outcome: string, step: StepDefinition, error: StepError, message: Message, reason: string | undefined, extra: Readonly<Record<string, unknown>> = {}): void {
+    const text = clip(error.original.message);
+    const about = { route: this.id, code: error.code };
+    this.warnings.warn(`${outcome}\u0000${error.code}`, `message ${outcome}`, { ...about, step: step.id, reason: reason === undefined ? text : `${reason}: ${text}`, messageId: message.id, ...extra }, about);
+  }
+}
+
+function clip(text: string): string {
+  return text.length <= MAX_LOGGED_ERROR_CHARS ? text : `${text.slice(0, MAX_LOGGED_ERROR_CHARS)}…`;
 }
 
 /** The error of a one-message publish: a `PartialPublishError` stands for its one failure. */
