@@ -5,14 +5,25 @@ import { InMemoryAggregationRepository, type AggregationGroup, type AggregationR
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
 export type AggregationStrategy<I, A> = (previous: A | undefined, next: Message<I>) => A;
 
-export type CompletionReason = 'size' | 'predicate' | 'timeout' | 'stop';
+export type CompletionReason = 'size' | 'sequence' | 'predicate' | 'timeout' | 'stop';
 
 export interface AggregateOptions<I, A> {
-  /** The correlation key: messages with the same key are aggregated together. */
-  readonly correlate: (message: Message<I>) => string;
+  /**
+   * The correlation key: messages with the same key are aggregated together. Required, except with
+   * `sequence`, where it defaults to the split message's id (each part's `causationId`).
+   */
+  readonly correlate?: (message: Message<I>) => string;
   readonly strategy: AggregationStrategy<I, A>;
   /** Complete when a group holds this many messages. */
   readonly size?: number;
+  /**
+   * Complete when every part of a split has arrived: the group holds as many messages as the parts'
+   * `splitSize` header says (Spring's default release strategy, Camel's `CamelSplitComplete`). Parts
+   * are folded in arrival order (`splitIndex` tells their place). A message without a positive integer
+   * `splitSize` fails (`NOT_A_SPLIT_PART`, permanent). Parts keep their split's `causationId` unless a
+   * step between the split and here derives new messages (then give `correlate`).
+   */
+  readonly sequence?: boolean;
   /** Complete a group after this long without a new message (inactivity, on the step's scheduler). */
   readonly timeoutMs?: number;
   /** Complete when this holds for the aggregate after adding a message. */
@@ -36,22 +47,25 @@ export interface AggregateOptions<I, A> {
 }
 
 /**
- * Aggregator: folds correlated messages into one, completing a group by size, inactivity timeout or
- * predicate (at least one is required). The aggregate's id is derived from its inputs' ids and its
- * header `aggregationCompletedBy` says why it completed.
+ * Aggregator: folds correlated messages into one, completing a group by size, split sequence,
+ * inactivity timeout or predicate (at least one is required). The aggregate's id is derived from its
+ * inputs' ids and its header `aggregationCompletedBy` says why it completed.
  *
  * Settlement (`settleInputs`): by default inputs stay unsettled until the aggregate they joined is
  * settled, then are settled with it — so the route's prefetch must exceed the messages held open at
  * once (groups × size). With `'on-arrival'` each input is acked once added to its group.
  * A throwing `correlate` or `strategy` fails that input only; its group is left as it was.
  * @example aggregate({ correlate: (m) => m.body.deviceId, strategy: (s = [], m) => [...s, m.body], size: 10, timeoutMs: 5000 })
+ * @example from('memory:orders').split((m) => m.body.lines).enrich(price, merge).aggregate({ sequence: true, strategy: (s = [], m) => [...s, m.body] })
  */
 export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I, A> {
-  const { correlate, strategy, size, timeoutMs, predicate, onStop = 'complete', settleInputs = 'on-completion' } = options;
+  const { strategy, size, sequence = false, timeoutMs, predicate, onStop = 'complete', settleInputs = 'on-completion' } = options;
   const onArrival = settleInputs === 'on-arrival';
-  if (size === undefined && timeoutMs === undefined && predicate === undefined) {
-    throw new RouteDefinitionError('aggregate needs a completion condition: size, timeoutMs or predicate');
+  if (size === undefined && !sequence && timeoutMs === undefined && predicate === undefined) {
+    throw new RouteDefinitionError('aggregate needs a completion condition: size, sequence, timeoutMs or predicate');
   }
+  const correlate = options.correlate ?? (sequence ? splitOf : undefined);
+  if (correlate === undefined) throw new RouteDefinitionError('aggregate needs correlate (only sequence: true has a default, the split message)');
   return (context) => (source) =>
     new Observable<Delivery<A>>((subscriber) => {
       const repository = options.repository ?? new InMemoryAggregationRepository<A>();
@@ -117,7 +131,8 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
           };
           const count = group.inputs.length;
           // Decided before the group is stored, so a throwing predicate leaves the group as it was.
-          const completedBy = size !== undefined && count >= size ? 'size' : predicate?.(group.value, count) === true ? 'predicate' : undefined;
+          const completedBy =
+            size !== undefined && count >= size ? 'size' : sequence && count >= splitSizeOf(delivery.message) ? 'sequence' : predicate?.(group.value, count) === true ? 'predicate' : undefined;
           repository.put(group);
           if (onArrival) delivery.ack();
           if (completedBy !== undefined) return complete(key, completedBy);
@@ -160,4 +175,21 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
         for (const timer of [...timers.values(), ...retries]) timer.unsubscribe();
       };
     });
+}
+
+/** The default correlation of `sequence`: the split message, which every part names as its cause. */
+function splitOf(message: Message): string {
+  const parent = message.headers.causationId;
+  if (parent === undefined) throw notASplitPart(message, 'no causationId');
+  return parent;
+}
+
+function splitSizeOf(message: Message): number {
+  const size = message.headers.splitSize;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1) throw notASplitPart(message, `splitSize is ${String(size)}`);
+  return size;
+}
+
+function notASplitPart(message: Message, why: string): InterchangeError {
+  return new InterchangeError('NOT_A_SPLIT_PART', `aggregate (sequence): message '${message.id}' is not a part of a split (${why})`, { permanent: true });
 }

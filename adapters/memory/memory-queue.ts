@@ -3,7 +3,14 @@ import { withHeaders, type Message } from '../../src/core/index.ts';
 /** A consumer attached to a queue: takes messages while it has room under its prefetch. */
 export interface QueueConsumer {
   readonly hasRoom: boolean;
-  take(message: Message): void;
+  /** `seq` is the message's place in the queue: hand it back with the message to `requeue`. */
+  take(message: Message, seq: number): void;
+}
+
+/** A message handed back to its queue, with the place it was given when first admitted. */
+export interface Returned {
+  readonly message: Message;
+  readonly seq: number;
 }
 
 interface Producer {
@@ -20,12 +27,20 @@ interface Producer {
  * - `offer` resolves once every message is in the queue; while the queue is full the producer waits
  *   (admission control: no unbounded buffer). Producers are served in arrival order: all of one
  *   producer's messages are admitted before the next producer's.
- * - Messages go to consumers round-robin, each up to its prefetch; `requeue` puts returned messages
- *   back at the head (redelivery keeps order), even past capacity — they were already admitted.
+ * - Messages go to consumers round-robin, each up to its prefetch.
+ * - Redelivery keeps order: each admitted message gets a sequence number, and `requeue` puts a
+ *   returned message back at its original place among the queued ones (RabbitMQ's requeue-at-position),
+ *   even past capacity — they were already admitted. Returns in any order restore publish order.
+ * - The first time the queue is full with producers waiting and no consumer attached, `onStalled`
+ *   is called (once per queue): nothing will ever make room unless someone consumes.
  */
 export class MemoryQueue {
+  /** Queued messages from `head` on, in sequence order; `seqs` runs parallel to it. */
   private items: Message[] = [];
+  private seqs: number[] = [];
   private head = 0;
+  private nextSeq = 0;
+  private stalledReported = false;
   private readonly consumers: QueueConsumer[] = [];
   private nextConsumer = 0;
   /** Offers not yet fully admitted, in arrival order; messages are admitted from the first one only. */
@@ -35,6 +50,7 @@ export class MemoryQueue {
   constructor(
     readonly name: string,
     readonly capacity: number,
+    private readonly onStalled?: (queue: MemoryQueue) => void,
   ) {}
 
   get depth(): number {
@@ -49,10 +65,10 @@ export class MemoryQueue {
     });
   }
 
-  requeue(messages: readonly Message[]): void {
-    if (messages.length === 0) return;
-    this.items = [...messages, ...this.items.slice(this.head)];
-    this.head = 0;
+  /** Puts returned messages back, each at its original place among the queued ones, and dispatches. */
+  requeue(returned: readonly Returned[]): void {
+    if (returned.length === 0) return;
+    for (const { message, seq } of returned) this.insert(message, seq);
     this.dispatch();
   }
 
@@ -72,6 +88,7 @@ export class MemoryQueue {
    */
   discard(): void {
     this.items = [];
+    this.seqs = [];
     this.head = 0;
     for (const producer of this.producers.splice(0)) producer.resolve();
   }
@@ -103,13 +120,15 @@ export class MemoryQueue {
       }
       idle = 0;
       const message = this.items[this.head] as Message;
+      const seq = this.seqs[this.head] as number;
       this.items[this.head] = undefined as never;
       this.head += 1;
       if (this.head > 1024 && this.head * 2 > this.items.length) {
         this.items = this.items.slice(this.head);
+        this.seqs = this.seqs.slice(this.head);
         this.head = 0;
       }
-      consumer.take(message);
+      consumer.take(message, seq);
     }
   }
 
@@ -120,6 +139,8 @@ export class MemoryQueue {
       const producer = this.producers[0];
       if (producer === undefined) break;
       this.items.push(producer.messages[producer.index] as Message);
+      this.seqs.push(this.nextSeq);
+      this.nextSeq += 1;
       producer.index += 1;
       admitted = true;
       if (producer.index === producer.messages.length) {
@@ -127,7 +148,39 @@ export class MemoryQueue {
         producer.resolve();
       }
     }
+    if (this.producers.length > 0 && this.consumers.length === 0 && !this.stalledReported) {
+      this.stalledReported = true;
+      this.onStalled?.(this);
+    }
     return admitted;
+  }
+
+  /**
+   * Inserts at the place `seq` orders it among the queued messages. A returned message usually
+   * precedes everything queued: that case reuses the slot before `head`, without copying.
+   */
+  private insert(message: Message, seq: number): void {
+    const first = this.seqs[this.head];
+    if (this.depth === 0 || seq < (first as number)) {
+      if (this.head > 0) {
+        this.head -= 1;
+        this.items[this.head] = message;
+        this.seqs[this.head] = seq;
+      } else {
+        this.items.unshift(message);
+        this.seqs.unshift(seq);
+      }
+      return;
+    }
+    let low = this.head;
+    let high = this.items.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((this.seqs[middle] as number) < seq) low = middle + 1;
+      else high = middle;
+    }
+    this.items.splice(low, 0, message);
+    this.seqs.splice(low, 0, seq);
   }
 }
 

@@ -1,5 +1,6 @@
-import { Observable } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import {
+  consoleLogger,
   EndpointError,
   integerOption,
   NotConnectedError,
@@ -7,7 +8,9 @@ import {
   type ConsumeOptions,
   type Delivery,
   type Endpoint,
+  type Logger,
   type Message,
+  type ObservableTransport,
   type Transport,
 } from '../../src/core/index.ts';
 import { MemoryQueue, redelivered, type QueueConsumer } from './memory-queue.ts';
@@ -18,6 +21,8 @@ export interface MemoryTransportOptions {
   readonly capacity?: number;
   /** Deliveries of one message before it moves to `<name>.dead` (default 5). */
   readonly maxDeliveries?: number;
+  /** Where the transport warns (a channel full with nobody consuming it); default: stderr. */
+  readonly logger?: Logger;
 }
 
 type ChannelType = 'queue' | 'pubsub';
@@ -25,7 +30,7 @@ type ChannelType = 'queue' | 'pubsub';
 interface SettlementTarget {
   /** Forgets an unsettled delivery; false if it was no longer unsettled (handed back on unsubscribe). */
   settle(node: UnsettledNode): boolean;
-  redeliver(message: Message, reason: Error): void;
+  redeliver(message: Message, seq: number, reason: Error): void;
   dispatch(): void;
 }
 
@@ -33,9 +38,10 @@ interface SettlementTarget {
 class MemorySettle extends UnsettledNode {
   constructor(
     message: Message,
+    seq: number,
     private readonly target: SettlementTarget,
   ) {
-    super(message);
+    super(message, seq);
   }
 
   protected onAck(): void {
@@ -44,7 +50,7 @@ class MemorySettle extends UnsettledNode {
 
   protected onNack(reason: Error): void {
     if (!this.target.settle(this)) return;
-    this.target.redeliver(this.message, reason);
+    this.target.redeliver(this.message, this.seq, reason);
     this.target.dispatch();
   }
 }
@@ -67,19 +73,28 @@ interface Channel {
  * until `maxDeliveries`, then moved to the point-to-point channel `<name>.dead` with the reason in
  * `x-interchange-error`; deliveries unsettled when a consumer unsubscribes are redelivered (a late
  * ack of such a delivery is ignored, never applied twice); aborting `signal` only stops the intake.
+ * Order: a redelivered message goes back to its original place among the queued messages, so
+ * rejects in any order restore publish order (see `MemoryQueue`).
+ * A queue that fills while nobody consumes it is logged once (WARN, naming the channel).
  * Publishing to a closed transport rejects with `NotConnectedError`. Nothing survives the process.
+ *
+ * Also an `ObservableTransport`: `observe(endpoint)` sees every message accepted for a channel
+ * without consuming it (what the test kit's mocks use on channels a route consumes).
  */
-export class MemoryTransport implements Transport {
+export class MemoryTransport implements Transport, ObservableTransport {
   readonly scheme = 'memory';
   private readonly channels = new Map<string, Channel>();
+  private readonly observers = new Map<string, Set<Subscriber<Message>>>();
   private readonly capacity: number;
   private readonly maxDeliveries: number;
+  private readonly logger: Logger;
   private closed = false;
   private readonly intakes = new Set<() => void>();
 
-  constructor({ capacity = 1000, maxDeliveries = 5 }: MemoryTransportOptions = {}) {
+  constructor({ capacity = 1000, maxDeliveries = 5, logger = consoleLogger }: MemoryTransportOptions = {}) {
     this.capacity = capacity;
     this.maxDeliveries = maxDeliveries;
+    this.logger = logger;
   }
 
   async connect(): Promise<void> {
@@ -104,8 +119,30 @@ export class MemoryTransport implements Transport {
     const channel = this.channel(endpoint);
     // `attempt` counts deliveries at one destination: a message redelivered upstream starts afresh here.
     const fresh = messages.some((message) => message.headers.attempt !== undefined) ? messages.map(firstAttempt) : messages;
-    if (channel.type === 'queue') return (channel.shared as MemoryQueue).offer(fresh);
-    await Promise.all([...channel.queues].map((queue) => queue.offer(fresh)));
+    if (channel.type === 'queue') await (channel.shared as MemoryQueue).offer(fresh);
+    else await Promise.all([...channel.queues].map((queue) => queue.offer(fresh)));
+    const observers = this.observers.get(endpoint.path);
+    if (observers !== undefined) for (const message of fresh) for (const observer of [...observers]) observer.next(message);
+  }
+
+  /**
+   * Every message accepted for the channel from now on (its `publish` resolved), without consuming
+   * it: a tap for tests. Redeliveries are not published again, so they are not seen twice.
+   */
+  observe(endpoint: Endpoint): Observable<Message> {
+    return new Observable<Message>((subscriber) => {
+      let observers = this.observers.get(endpoint.path);
+      if (observers === undefined) {
+        observers = new Set();
+        this.observers.set(endpoint.path, observers);
+      }
+      const watching = observers;
+      watching.add(subscriber);
+      return () => {
+        watching.delete(subscriber);
+        if (watching.size === 0 && this.observers.get(endpoint.path) === watching) this.observers.delete(endpoint.path);
+      };
+    });
   }
 
   consume(endpoint: Endpoint, options: ConsumeOptions = {}): Observable<Delivery> {
@@ -115,7 +152,7 @@ export class MemoryTransport implements Transport {
         subscriber.complete();
         return undefined;
       }
-      const queue = channel.type === 'queue' ? (channel.shared as MemoryQueue) : new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity));
+      const queue = channel.type === 'queue' ? (channel.shared as MemoryQueue) : new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity), this.stalled);
       if (channel.type === 'pubsub') channel.queues.add(queue);
       const prefetch = options.prefetch ?? 100;
       const maxDeliveries = integerOption(endpoint, 'maxDeliveries', this.maxDeliveries);
@@ -126,20 +163,21 @@ export class MemoryTransport implements Transport {
         get hasRoom() {
           return unsettled.size < prefetch;
         },
-        take: (message) => {
-          const node = new MemorySettle(message, settlement);
+        take: (message, seq) => {
+          const node = new MemorySettle(message, seq, settlement);
           unsettled.add(node);
           subscriber.next(node);
         },
       };
       const settlement: SettlementTarget = {
         settle: (node) => unsettled.remove(node),
-        redeliver: (message, reason) => {
+        redeliver: (message, seq, reason) => {
           if ((message.headers.attempt ?? 1) >= maxDeliveries) {
             const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
-            this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([message]));
+            this.logger.warn(`message rejected on delivery ${message.headers.attempt ?? 1} of ${maxDeliveries}: moved to the dead-letter queue memory:${endpoint.path}.dead`, { queue: `memory:${endpoint.path}.dead`, messageId: message.id, code: dead.headers['x-interchange-error-code'], reason: reason.message });
+            this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([{ message, seq }]));
           } else {
-            queue.requeue([redelivered(message)]);
+            queue.requeue([{ message: redelivered(message), seq }]);
           }
         },
         dispatch: () => queue.dispatch(),
@@ -164,10 +202,15 @@ export class MemoryTransport implements Transport {
         options.signal?.removeEventListener('abort', onAbort);
         this.intakes.delete(detach);
         detach();
-        queue.requeue(unsettled.drain().map(redelivered));
+        queue.requeue(unsettled.drain().map((node) => ({ message: redelivered(node.message), seq: node.seq })));
       };
     });
   }
+
+  /** A queue is full, producers wait and nobody consumes it: said once per queue. */
+  private readonly stalled = (queue: MemoryQueue): void => {
+    this.logger.warn(`memory channel '${queue.name}' is full and nobody consumes it: publishers wait until a consumer attaches`, { channel: queue.name, capacity: queue.capacity });
+  };
 
   private deadChannel(endpoint: Endpoint): Endpoint {
     return { uri: `memory:${endpoint.path}.dead`, scheme: 'memory', path: `${endpoint.path}.dead`, options: {} };
@@ -185,7 +228,7 @@ export class MemoryTransport implements Transport {
       }
       return existing;
     }
-    const shared = type === 'queue' ? new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity)) : undefined;
+    const shared = type === 'queue' ? new MemoryQueue(endpoint.path, integerOption(endpoint, 'capacity', this.capacity), this.stalled) : undefined;
     const channel: Channel = { type, queues: new Set(shared === undefined ? [] : [shared]), shared };
     this.channels.set(endpoint.path, channel);
     return channel;

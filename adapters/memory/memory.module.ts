@@ -1,11 +1,16 @@
 import { ContainerModule } from 'inversify';
-import { Transport } from '../../src/core/index.ts';
+import { Logger, Transport } from '../../src/core/index.ts';
 import { MemoryTransport, type MemoryTransportOptions } from './memory-transport.ts';
 
-/** Binds the in-memory transport (`memory:`) into the `Transport` multi-binding. */
+/**
+ * Binds the in-memory transport (`memory:`) into the `Transport` multi-binding. It logs through the
+ * container's `Logger` unless `options.logger` is given.
+ */
 export function memoryModule(options: MemoryTransportOptions = {}): ContainerModule {
   return new ContainerModule(({ bind }) => {
-    bind(MemoryTransport).toConstantValue(new MemoryTransport(options));
+    bind(MemoryTransport)
+      .toDynamicValue((context) => new MemoryTransport({ logger: context.get<Logger>(Logger), ...options }))
+      .inSingletonScope();
     bind<Transport>(Transport).toService(MemoryTransport);
   });
 }

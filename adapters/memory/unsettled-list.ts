@@ -6,7 +6,11 @@ export abstract class UnsettledNode extends Settlement {
   /** @internal */ next: UnsettledNode | undefined = undefined;
   /** @internal */ listed = false;
 
-  constructor(message: Message) {
+  /** @param seq the message's place in its queue, for a redelivery at the same place */
+  constructor(
+    message: Message,
+    readonly seq: number,
+  ) {
     super(message);
   }
 }
@@ -43,18 +47,18 @@ export class UnsettledList {
     return true;
   }
 
-  /** Empties the list, returning its messages in delivery order. */
-  drain(): Message[] {
-    const messages: Message[] = [];
+  /** Empties the list, returning its nodes (message and queue place) in delivery order. */
+  drain(): UnsettledNode[] {
+    const nodes: UnsettledNode[] = [];
     for (let node = this.head; node !== undefined; ) {
       const next = node.next;
       node.listed = false;
       node.prev = node.next = undefined;
-      messages.push(node.message);
+      nodes.push(node);
       node = next;
     }
     this.head = this.tail = undefined;
     this.size = 0;
-    return messages;
+    return nodes;
   }
 }

@@ -167,11 +167,12 @@ class ForkGroup implements Settle {
 
 /**
  * A delivery whose settlement is `settle` (called at most once): how transports hand messages to
- * routes. On a hot path, extend `Settlement` instead and emit the instance itself.
+ * routes. On a hot path, extend `Settlement` instead and emit the instance itself. A pattern that
+ * wraps a delivery's settlement passes on its `origin` (the message as the source delivered it).
  * @example createDelivery(message, { ack: () => channel.ack(raw), nack: (e) => channel.nack(raw, false, false) })
  */
-export function createDelivery<T>(message: Message<T>, settle: Settle): Delivery<T> {
-  return new Forwarding(message, settle);
+export function createDelivery<T>(message: Message<T>, settle: Settle, origin: Message = message): Delivery<T> {
+  return new Forwarding(message, settle, origin);
 }
 
 /**

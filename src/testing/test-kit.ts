@@ -1,10 +1,10 @@
-import { createMessage, isTemplate, parseEndpoint, type Headers, type Message } from '../core/index.ts';
+import { createMessage, isObservableTransport, isTemplate, parseEndpoint, type Headers, type Message } from '../core/index.ts';
 import type { Integration } from '../runtime/integration.ts';
 import { MockEndpoint, type MockEndpointOptions } from './mock-endpoint.ts';
 
 /**
  * Camel's ProducerTemplate + MockEndpoint for an integration: send messages to endpoints, collect
- * what arrives at others.
+ * what arrives at others — or watch a channel a route consumes, without taking its messages.
  * @example
  * const kit = new TestKit(app);
  * const out = kit.mock('memory:out');
@@ -32,13 +32,31 @@ export class TestKit {
   /** Sends ready-made messages (ids and headers as given). */
   sendMessages(uri: string, messages: readonly Message[]): Promise<void> {
     if (isTemplate(uri)) throw new TypeError(`send needs a concrete endpoint URI, got the template '${uri}'`);
-    const endpoint = parseEndpoint(uri);
-    return this.integration.transports.forScheme(endpoint.scheme).publish(endpoint, messages);
+    // through the registry: before start() that is a NotStartedError, not a mock waiting in vain
+    return this.integration.transports.publish(uri, messages);
   }
 
-  mock<T = unknown>(uri: string, options?: MockEndpointOptions): MockEndpoint<T> {
+  /**
+   * A mock endpoint collecting what arrives at `uri` from now on. On an endpoint a route of the
+   * integration consumes, the mock observes (sees every message published there, takes none), so the
+   * route's own consumption is untouched; elsewhere it consumes, as the endpoint's only consumer.
+   * `options.mode` overrides the choice. Throws `TypeError` when a route consumes the endpoint and its
+   * transport cannot be observed (a consuming mock would silently steal the route's messages): mock
+   * what the route sends to instead, or ask for `mode: 'consume'` explicitly.
+   * @example const audit = kit.mock('memory:orders'); // a route consumes memory:orders: the mock only watches
+   */
+  mock<T = unknown>(uri: string, options: MockEndpointOptions = {}): MockEndpoint<T> {
     const endpoint = parseEndpoint(uri);
-    const mock = new MockEndpoint<T>(uri, this.integration.transports.forScheme(endpoint.scheme), options);
+    const transport = this.integration.transports.forScheme(endpoint.scheme);
+    const consumer = this.integration.routes.find((route) => {
+      const source = parseEndpoint(route.definition.source);
+      return source.scheme === endpoint.scheme && source.path === endpoint.path;
+    });
+    if (options.mode === undefined && consumer !== undefined && !isObservableTransport(transport)) {
+      throw new TypeError(`${uri} is consumed by route '${consumer.id}' and the '${endpoint.scheme}' transport cannot be observed: a mock would compete with the route for its messages. Mock a destination instead, or pass { mode: 'consume' }`);
+    }
+    const mode = options.mode ?? (consumer === undefined ? 'consume' : 'observe');
+    const mock = new MockEndpoint<T>(uri, transport, { ...options, mode });
     this.mocks.push(mock as MockEndpoint<unknown>);
     return mock;
   }

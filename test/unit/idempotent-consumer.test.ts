@@ -67,12 +67,12 @@ describe('idempotentConsumer', () => {
     }
   });
 
-  it('a message another consumer is processing right now fails with DUPLICATE_IN_PROGRESS, and is not dropped', async () => {
+  it('a message another consumer is processing right now fails with DUPLICATE_IN_PROGRESS after inProgressDelayMs, and is not dropped', async () => {
     const store = new MemoryIdempotencyStore();
     const message = createMessage({ n: 1 });
     expect(await store.claim(message.id)).toBe('claimed'); // held elsewhere
     const { kit, stop } = await startTestIntegration({
-      routes: [from('memory:in', { id: 'busy' }).step('idempotent', idempotentConsumer({ store })).to('memory:out').deadLetterChannel('memory:dlq')],
+      routes: [from('memory:in', { id: 'busy' }).step('idempotent', idempotentConsumer({ store, inProgressDelayMs: 10 })).to('memory:out').deadLetterChannel('memory:dlq')],
     });
     try {
       const dlq = kit.mock('memory:dlq');
