@@ -170,11 +170,11 @@ export class RouteBuilder<T> implements RouteSource {
    * Sends to an endpoint and continues once it confirmed. `{name}` placeholders come from headers or body.
    * With `{ contract }`, each body is validated first and an invalid one never reaches the transport:
    * it fails with `SchemaValidationError` (never retried); valid ones go out with the `schema` header.
-   * The body type must match the contract's generated type, or the call does not compile.
+   * The body type must match the contract's generated type, or the call does not compile and the
+   * diagnostic on the options names the field (`ContractCheck`: "`temperatureF` is missing for backend.reading@1").
    * @example .to('amqp:exchange/readings', { contract: 'backend.reading@1' })
    */
-  to<N extends ContractName = never>(destination: Destination<T>, options?: ToOptions<N>, ...mismatch: ContractCheck<T, N>): RouteBuilder<T> {
-    void mismatch;
+  to<N extends ContractName = never>(destination: Destination<T>, options?: ToOptions<N> & ContractCheck<T, N>): RouteBuilder<T> {
     const contract = options?.contract;
     const build = (): StepFactory<unknown, unknown> => {
       const send = to(destination) as StepFactory<unknown, unknown>;

@@ -24,22 +24,8 @@ export function contractsMarkdown(registry: SchemaRegistry): string {
       if (typeof schema.description === 'string') lines.push(schema.description, '');
       lines.push(`\`$id\`: \`${String(schema.$id)}\`${schema.additionalProperties === false ? ' · no other fields allowed' : ''}`, '');
       lines.push('| field | type | required | unit | constraints | description |', '|---|---|---|---|---|---|');
-      const requiredBy = new Map<string, Set<string>>();
-      const requiredAt = (path: string, parent: Record<string, unknown>): Set<string> => {
-        let set = requiredBy.get(path);
-        if (set === undefined) {
-          set = new Set(Array.isArray(parent.required) ? parent.required.map(String) : []);
-          requiredBy.set(path, set);
-        }
-        return set;
-      };
-      const parents = new Map<string, Record<string, unknown>>([['', schema]]);
-      visitProperties(schema, '', (field, property) => {
-        parents.set(field, property);
-        const dot = field.lastIndexOf('.');
-        const parentPath = dot === -1 ? '' : field.slice(0, dot);
-        const name = dot === -1 ? field : field.slice(dot + 1);
-        const required = requiredAt(parentPath, parents.get(parentPath) ?? {}).has(name);
+      visitProperties(schema, '', (field, property, parent, name) => {
+        const required = Array.isArray(parent.required) && parent.required.includes(name);
         const constraints = constraintKeywords.filter((keyword) => keyword in property).map((keyword) => `${keyword} ${JSON.stringify(property[keyword])}`);
         if (Array.isArray(property.enum)) constraints.unshift(`one of ${property.enum.map((value) => JSON.stringify(value)).join(', ')}`);
         lines.push(`| \`${field}\` | ${typeName(property)} | ${required ? 'yes' : 'no'} | ${cell(String(property.unit ?? ''))} | ${cell(constraints.join(', '))} | ${cell(String(property.description ?? ''))} |`);

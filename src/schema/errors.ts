@@ -103,12 +103,21 @@ export class PayloadParseError extends SchemaError {
  * cycle that reaches no property or item, an unsafe or unsupported pattern, not valid draft 2020-12
  * — raised when the registry loads or compiles — or its compiled validator threw while validating
  * a body. Permanent: the same body fails the same way on every attempt, so a route dead-letters it
- * instead of retrying.
+ * instead of retrying. The message starts with where: `file: …`, or `file:line:column: …` (as
+ * compilers print it, so editors link it) when `line` and `column` are known — a JSON syntax error.
  */
 export class SchemaDefinitionError extends InterchangeError {
   override readonly name = 'SchemaDefinitionError';
-  constructor(message: string, readonly file?: string, options?: { cause?: unknown }) {
-    super('SCHEMA_DEFINITION', file === undefined ? message : `${file}: ${message}`, { ...options, permanent: true });
+  /** 1-based line and column in `file` (a JSON syntax error), when known. */
+  readonly line?: number;
+  readonly column?: number;
+  constructor(message: string, readonly file?: string, options?: { cause?: unknown; line?: number; column?: number }) {
+    const at = options?.line === undefined ? '' : `:${options.line}:${options.column ?? 1}`;
+    super('SCHEMA_DEFINITION', file === undefined ? message : `${file}${at}: ${message}`, { ...(options !== undefined && 'cause' in options ? { cause: options.cause } : {}), permanent: true });
+    if (options?.line !== undefined) {
+      this.line = options.line;
+      this.column = options.column ?? 1;
+    }
   }
 }
 

@@ -31,13 +31,17 @@ export function lintContract(contract: string, schema: AnySchemaObject): LintPro
 
 type Schema = Record<string, unknown>;
 
-/** Calls `visit` for each property of an object schema, recursively, with its dotted path. */
-export function visitProperties(schema: Schema, path: string, visit: (field: string, property: Schema) => void): void {
+/**
+ * Calls `visit` for each property of an object schema, recursively, with its dotted path (`lines[].sku`
+ * inside array items), its name and the object schema that declares it (whose `required` says
+ * whether it is required).
+ */
+export function visitProperties(schema: Schema, path: string, visit: (field: string, property: Schema, parent: Schema, name: string) => void): void {
   const properties = isRecord(schema.properties) ? schema.properties : {};
   for (const [name, property] of Object.entries(properties)) {
     if (!isRecord(property)) continue;
     const field = path === '' ? name : `${path}.${name}`;
-    visit(field, property);
+    visit(field, property, schema, name);
     visitProperties(property, field, visit);
     if (isRecord(property.items)) visitProperties(property.items, `${field}[]`, visit);
   }

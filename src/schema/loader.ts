@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { AnySchemaObject } from 'ajv';
 import { COMPATIBILITY_MODES, type CompatibilityMode, type ContractSource, type SubjectInfo } from './contract.ts';
-import { SchemaDefinitionError } from './errors.ts';
+import { PayloadParseError, SchemaDefinitionError } from './errors.ts';
+import { jsonSyntaxProblem } from './json-syntax.ts';
 import { parseJsonSafely } from './safe-json.ts';
 
 /** What a contracts folder holds. */
@@ -19,8 +20,10 @@ const DRAFT_2020_12 = 'https://json-schema.org/draft/2020-12/schema';
  * Reads a contracts folder: `<dir>/<subject>/<version>.json` (version a positive integer) and an
  * optional `<dir>/<subject>/subject.json` (`{ "compatibility": "BACKWARD", "description": "…" }`,
  * default BACKWARD). Other files are ignored. Synchronous: it runs once, at start.
- * Throws `SchemaDefinitionError` naming the file for unreadable JSON, a missing `$id`, another
- * draft than 2020-12, or an unknown compatibility mode.
+ * Throws `SchemaDefinitionError` naming the file (relative to the working directory, as
+ * `ContractSource.file`) for a missing `$id`, another draft than 2020-12, an unknown compatibility
+ * mode, or JSON that does not parse — then with line and column: `schemas/a/1.json:3:14: expected
+ * ',' or '}' after a property value`.
  * @example loadContracts('schemas')
  */
 export function loadContracts(directory: string): LoadedContracts {
@@ -36,26 +39,37 @@ export function loadContracts(directory: string): LoadedContracts {
       .map((match) => Number(match[1]))
       .sort((a, b) => a - b);
     if (versions.length === 0) continue;
-    subjects.push(subjectInfo(subject, join(folder, 'subject.json'), directory));
+    subjects.push(subjectInfo(subject, join(folder, 'subject.json')));
     for (const version of versions) {
       const file = join(folder, `${version}.json`);
-      contracts.push({ subject, version, schema: contractSchema(file, directory), file: relative(process.cwd(), file) });
+      contracts.push({ subject, version, schema: contractSchema(file), file: shown(file) });
     }
   }
   return { contracts, subjects };
 }
 
-function readJson(file: string, directory: string): unknown {
+/** How errors name a file: relative to the working directory, so that `schemas/a/1.json:3:14` opens in an editor. */
+function shown(file: string): string {
+  return relative(process.cwd(), file) || file;
+}
+
+function readJson(file: string): unknown {
+  const text = readFileSync(file, 'utf8');
   try {
-    return parseJsonSafely(readFileSync(file));
+    return parseJsonSafely(text);
   } catch (error) {
-    throw new SchemaDefinitionError((error as Error).message, relative(directory, file), { cause: error });
+    if (!(error instanceof PayloadParseError && error.cause instanceof SyntaxError)) throw new SchemaDefinitionError((error as Error).message, shown(file), { cause: error });
+    // Our scanner names line, column and what is wrong the same way on every Node version; should it
+    // ever accept what JSON.parse refused, the engine's own words are the fallback.
+    const syntax = jsonSyntaxProblem(text);
+    if (syntax === undefined) throw new SchemaDefinitionError(`not JSON: ${error.cause.message}`, shown(file), { cause: error });
+    throw new SchemaDefinitionError(syntax.message, shown(file), { cause: error, line: syntax.line, column: syntax.column });
   }
 }
 
-function contractSchema(file: string, directory: string): AnySchemaObject {
-  const schema = readJson(file, directory);
-  const where = relative(directory, file);
+function contractSchema(file: string): AnySchemaObject {
+  const schema = readJson(file);
+  const where = shown(file);
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new SchemaDefinitionError('a contract must be a JSON object', where);
   const { $id, $schema } = schema as Record<string, unknown>;
   if (typeof $id !== 'string' || $id === '') throw new SchemaDefinitionError('a contract needs a "$id"', where);
@@ -63,12 +77,12 @@ function contractSchema(file: string, directory: string): AnySchemaObject {
   return schema as AnySchemaObject;
 }
 
-function subjectInfo(subject: string, file: string, directory: string): SubjectInfo {
+function subjectInfo(subject: string, file: string): SubjectInfo {
   if (!existsSync(file)) return { subject, compatibility: DEFAULT_COMPATIBILITY };
-  const raw = readJson(file, directory) as { compatibility?: unknown; description?: unknown } | null;
+  const raw = readJson(file) as { compatibility?: unknown; description?: unknown } | null;
   const compatibility = raw?.compatibility ?? DEFAULT_COMPATIBILITY;
   if (!COMPATIBILITY_MODES.includes(compatibility as CompatibilityMode)) {
-    throw new SchemaDefinitionError(`"compatibility" must be one of ${COMPATIBILITY_MODES.join(', ')} (got ${JSON.stringify(compatibility)})`, relative(directory, file));
+    throw new SchemaDefinitionError(`"compatibility" must be one of ${COMPATIBILITY_MODES.join(', ')} (got ${JSON.stringify(compatibility)})`, shown(file));
   }
   return { subject, compatibility: compatibility as CompatibilityMode, ...(typeof raw?.description === 'string' ? { description: raw.description } : {}) };
 }

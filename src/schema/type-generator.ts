@@ -13,8 +13,9 @@ export function contractTypeName(subject: string, version: number): string {
  * The TypeScript source `interchange schemas types` writes (`schemas/types.generated.ts`): one
  * interface per contract, documented from the schema's descriptions and units, and
  * `GeneratedContracts` mapping `subject@version` to it, which the DSL reads for typed bodies.
- * Covers type, enum, const, properties/required/additionalProperties, items, anyOf/oneOf, allOf,
- * local `$ref`s and `$ref`s to other contracts; anything else becomes `unknown`. Deterministic, so a
+ * Covers type, enum, const, properties/required/additionalProperties (an object type has an index
+ * signature unless `additionalProperties: false` and no `patternProperties`), items, anyOf/oneOf,
+ * allOf, local `$ref`s and `$ref`s to other contracts; anything else becomes `unknown`. Deterministic, so a
  * test can verify the checked-in file is up to date.
  */
 export function generateContractTypes(registry: SchemaRegistry): string {
@@ -101,8 +102,11 @@ function objectType(schema: Schema, context: Context, indent: string): string {
     const key = /^[A-Za-z_$][\w$]*$/.test(name) ? name : `'${name.replaceAll("'", "\\'")}'`;
     lines.push(`${inner}readonly ${key}${required.has(name) ? '' : '?'}: ${typeOf(property, context, inner)};`);
   }
-  if (schema.additionalProperties !== false) {
-    const extra = isRecord(schema.additionalProperties) ? typeOf(schema.additionalProperties, context, inner) : 'unknown';
+  // No index signature only where the schema admits no other field: the DSL's contract check then
+  // refuses extra fields at compile time, nested ones included (`ContractCheck`).
+  const patterned = isRecord(schema.patternProperties) && Object.keys(schema.patternProperties).length > 0;
+  if (schema.additionalProperties !== false || patterned) {
+    const extra = isRecord(schema.additionalProperties) && !patterned ? typeOf(schema.additionalProperties, context, inner) : 'unknown';
     lines.push(`${inner}readonly [field: string]: ${Object.keys(properties).length > 0 && extra !== 'unknown' ? 'unknown' : extra};`);
   }
   lines.push(`${indent}}`);
