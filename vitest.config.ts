@@ -1,17 +1,21 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // `source`: the package's own name ('interchange-eip', in examples) resolves to the TypeScript sources, not dist/
+  resolve: { conditions: ['source'] },
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
     // The JSON report lets .ci/run print one plain "N passed, N failed" line at the end.
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
     projects: [
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/patterns/**/*.test.ts'] } },
-      { test: { name: 'types', include: ['test/types/**/*.test-d.ts'], typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'] } } },
-      { test: { name: 'contract', include: ['test/contract/**/*.test.ts'] } },
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/patterns/**/*.test.ts'] } },
+      { extends: true, test: { name: 'types', include: ['test/types/**/*.test-d.ts'], typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'] } } },
+      { extends: true, test: { name: 'contract', include: ['test/contract/**/*.test.ts'] } },
       // Against the real brokers on 127.0.0.1; a broker that is down fails these tests, never skips them.
-      { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       // Tests that restart or cut a broker: one file at a time, after every other project has finished.
       {
+        extends: true,
         test: {
           name: 'fault',
           include: ['test/fault/**/*.test.ts'],

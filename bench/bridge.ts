@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { connect as amqpConnect, type ConfirmChannel, type Options } from 'amqplib';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import { createIntegration, JsonSchemaRegistry, silentLogger } from '../src/index.ts';
+import { createIntegration, JsonSchemaRegistry, silentLogger } from '../facade/index.ts';
 import { flowModules, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY, type FlowNames } from '../examples/mqtt-to-amqp/flow.ts';
 import { routingKeyOf, toBackendReading } from '../examples/mqtt-to-amqp/telemetry.ts';
 import type { DeviceTelemetryV1 } from '../schemas/types.generated.ts';

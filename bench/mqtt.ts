@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createMessage, parseEndpoint } from '../src/index.ts';
+import { createMessage, parseEndpoint } from '../facade/index.ts';
 import { MqttTransport } from '../adapters/mqtt/index.ts';
 import { median } from './stats.ts';
 

@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type ConfirmChannel } from 'amqplib';
 import pg from 'pg';
-import { createMessage, silentLogger, type Message } from '../src/index.ts';
+import { createMessage, silentLogger, type Message } from '../facade/index.ts';
 import { TransportRegistry } from '../src/runtime/transport-registry.ts';
 import { AmqpTransport } from '../adapters/amqp/index.ts';
 import { migrate, openDatabase, Outbox, OutboxRelay, type Database } from '../adapters/postgres/index.ts';

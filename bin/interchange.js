@@ -3,5 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/cli/main.ts');
+const { main } = await import('../facade/cli/main.ts');
 process.exit(await main(process.argv.slice(2)));

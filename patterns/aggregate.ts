@@ -1,6 +1,6 @@
 import { Observable, type Subscription } from 'rxjs';
 import { combineMessages, createDelivery, scheduleTracked, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
-import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from './aggregation-repository.ts';
+import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from '../src/stores/aggregation-repository.ts';
 
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
 export type AggregationStrategy<I, A> = (previous: A | undefined, next: Message<I>) => A;

@@ -6,7 +6,6 @@ export * from './multicast.ts';
 export * from './recipient-list.ts';
 export * from './split.ts';
 export * from './aggregate.ts';
-export * from './aggregation-repository.ts';
 export * from './wire-tap.ts';
 export * from './enrich.ts';
 export * from './process.ts';

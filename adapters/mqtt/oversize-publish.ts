@@ -187,8 +187,9 @@ class PublishSizeLimit {
           if (invalid && this.lengthBytes < 4) break;
           this.bodyLength = this.remaining = this.lengthValue;
           if (invalid || !this.holding || this.remaining <= this.limit) {
-            // passed on as it came (a fixed header begun in an earlier chunk first)
-            if (this.holding && this.headerCarried > 0 && !this.pass(this.header.subarray(0, this.headerCarried))) return this.passRest(chunk, 0);
+            // passed on as it came (a fixed header begun in an earlier chunk first; a copy, as mqtt-packet may
+            // keep it while its length is incomplete, and `header` is reused for the next packet of this chunk)
+            if (this.holding && this.headerCarried > 0 && !this.pass(Buffer.from(this.header.subarray(0, this.headerCarried)))) return this.passRest(chunk, 0);
             this.holding = false;
             this.headerCarried = 0;
             this.mode = invalid ? LOST : this.remaining === 0 ? HEADER : BODY;
@@ -223,7 +224,7 @@ class PublishSizeLimit {
           }
           if (!this.readHead()) {
             // within the limit after all: what was held goes on, the rest of the packet passes
-            if (!this.pass(this.header.subarray(0, this.headerLength)) || !this.pass(this.head.subarray(0, this.headFilled))) return this.passRest(chunk, at);
+            if (!this.pass(Buffer.from(this.header.subarray(0, this.headerLength))) || !this.pass(this.head.subarray(0, this.headFilled))) return this.passRest(chunk, at);
             this.head = EMPTY;
             this.mode = this.remaining === 0 ? HEADER : BODY;
             passFrom = at;

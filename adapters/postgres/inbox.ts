@@ -1,5 +1,5 @@
 import { deliveryStep, type Message, type StepFactory } from '../../src/core/index.ts';
-import type { ClaimResult, IdempotencyStore } from '../../patterns/idempotent-consumer.ts';
+import type { ClaimResult, IdempotencyStore } from '../../src/stores/idempotency-store.ts';
 import { Database, type SqlExecutor } from './database.ts';
 import { resolveTables, type ResolvedTables, type TableNames } from './migrations.ts';
 

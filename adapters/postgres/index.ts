@@ -6,4 +6,4 @@ export * from './inbox.ts';
 export * from './postgres-options.ts';
 export * from './postgres.module.ts';
 export * from './postgres-errors.ts';
-export { IdempotencyStore, MemoryIdempotencyStore, DuplicateInProgressError, idempotentConsumer, type ClaimResult } from '../../patterns/idempotent-consumer.ts';
+export { IdempotencyStore, MemoryIdempotencyStore, type ClaimResult } from '../../src/stores/idempotency-store.ts';

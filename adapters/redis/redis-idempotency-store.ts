@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ClaimResult, IdempotencyStore } from '../../patterns/idempotent-consumer.ts';
+import type { ClaimResult, IdempotencyStore } from '../../src/stores/idempotency-store.ts';
 
 export interface RedisIdempotencyStoreOptions {
   /** Key prefix (default `interchange:idempotency:`); give each consumer its own. */

@@ -1,5 +1,5 @@
-import { createIntegration, createMessage, from, retry } from 'interchange';
-import { TestKit } from 'interchange/testing';
+import { createIntegration, createMessage, from, retry } from 'interchange-eip';
+import { TestKit } from 'interchange-eip/testing';
 
 interface Reading { deviceId: string; temperature: number }
 

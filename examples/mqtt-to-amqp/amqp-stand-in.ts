@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { EndpointError, InterchangeError, type Delivery, type Endpoint, type Message, type Transport } from '../../src/index.ts';
+import { EndpointError, InterchangeError, type Delivery, type Endpoint, type Message, type Transport } from '../../facade/index.ts';
 import type { Topology } from '../../adapters/amqp/index.ts';
 
 export interface AmqpStandInOptions {

@@ -5,7 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
-import { backoffDelay, checkUrlCredentials, deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, Transport, type FailurePolicy, type RouteBuilder, type StepFailure } from '../../src/index.ts';
+import { backoffDelay, checkUrlCredentials, deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, Transport, type FailurePolicy, type RouteBuilder, type StepFailure } from '../../facade/index.ts';
 import { amqpModule, type AmqpTransportOptions, type Topology } from '../../adapters/amqp/index.ts';
 import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';

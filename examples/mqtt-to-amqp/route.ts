@@ -10,7 +10,7 @@
  * `MQTT_URL`) also runs a fleet of simulated devices in this process; `SIMULATE=0` does not.
  * `MQTT_CONSUMERS=<n>` consumes over n connections on one shared subscription.
  */
-import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from '../../src/index.ts';
+import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from '../../facade/index.ts';
 import { describeReport, simulate } from '../device-simulator/simulator.ts';
 import { environmentOf, flowModules, flowNames, flowRoutes } from './flow.ts';
 import type { MqttTransport } from '../../adapters/mqtt/index.ts';

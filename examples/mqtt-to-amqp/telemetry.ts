@@ -16,7 +16,7 @@ import {
   type HeaderValue,
   type Message,
   type StepFactory,
-} from '../../src/index.ts';
+} from '../../facade/index.ts';
 import type { BackendReadingV1, DeviceTelemetryV1 } from '../../schemas/types.generated.ts';
 
 export const TELEMETRY_CONTRACT = 'device.telemetry@1';

@@ -3,7 +3,7 @@
  * `order.placed@1` event in one transaction (transactional outbox); the relay publishes the event;
  * a route consumes it through the inbox and updates the `customer_totals` read model (effectively once).
  */
-import { createMessage, from, type Integration, type RouteSource } from '../../src/index.ts';
+import { createMessage, from, type Integration, type RouteSource } from '../../facade/index.ts';
 import { schemaModule } from '../../src/schema/index.ts';
 import type { OrderPlacedV1 } from '../../schemas/types.generated.ts';
 import { inbox, migrate, Outbox, OutboxRelay, postgresModule, type Database, type SqlExecutor } from '../../adapters/postgres/index.ts';

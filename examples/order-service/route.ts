@@ -9,7 +9,7 @@
  *
  * Run from the repository root (the contracts are read from ./schemas). See README.md here.
  */
-import { defineIntegration, redactUrl } from '../../src/index.ts';
+import { defineIntegration, redactUrl } from '../../facade/index.ts';
 import { openDatabase } from '../../adapters/postgres/index.ts';
 import { createTables, orderService, startService } from './order-service.ts';
 

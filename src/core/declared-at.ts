@@ -1,9 +1,9 @@
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Interchange's own DSL, core, runtime and patterns, anchored at this package's root (not any folder with those names). */
+/** Interchange's own facade (the DSL), core, runtime, channel and patterns, anchored at this package's root (not any folder with those names). */
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const internalDirs = ['src/dsl', 'src/core', 'src/runtime', 'patterns'].map((dir) => join(root, dir) + sep);
+const internalDirs = ['facade', 'src/dsl', 'src/core', 'src/runtime', 'src/channel', 'patterns'].map((dir) => join(root, dir) + sep);
 
 function isInternal(path: string): boolean {
   return path.startsWith('node:') || /[\\/]node_modules[\\/]/.test(path) || internalDirs.some((dir) => path.startsWith(dir));

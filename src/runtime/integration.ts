@@ -4,8 +4,8 @@ import { Lifecycle, Logger, RouteDefinitionError, type Transport } from '../core
 import { coreModule } from '../di/core.module.ts';
 import { Scheduler } from '../di/tokens.ts';
 import { validateRoutes, type RouteSource } from '../dsl/route-definition.ts';
-import { MemoryTransport } from '../../adapters/memory/memory-transport.ts';
-import { memoryModule } from '../../adapters/memory/memory.module.ts';
+import { MemoryTransport } from '../channel/memory-transport.ts';
+import { memoryModule } from '../channel/memory.module.ts';
 import type { RouteMetrics } from './route-metrics.ts';
 import { RouteRuntime } from './route-runtime.ts';
 import { TransportRegistry } from './transport-registry.ts';

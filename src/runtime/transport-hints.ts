@@ -3,8 +3,8 @@
  * and no transport serves it (the adapters are not loaded unless configured).
  */
 const HINTS: Readonly<Record<string, string>> = {
-  amqp: "set AMQP_URL=amqp://user:password@host:5672 for `interchange run`, or pass modules: [amqpModule({ url })] (from 'interchange/adapters/amqp') to createIntegration",
-  mqtt: "set MQTT_URL=mqtt://host:1883 for `interchange run` (without it, it starts an embedded broker), or pass modules: [mqttModule({ url })] (from 'interchange/adapters/mqtt') to createIntegration",
+  amqp: "set AMQP_URL=amqp://user:password@host:5672 for `interchange run`, or pass modules: [amqpModule({ url })] (from 'interchange-eip/adapters/amqp') to createIntegration",
+  mqtt: "set MQTT_URL=mqtt://host:1883 for `interchange run` (without it, it starts an embedded broker), or pass modules: [mqttModule({ url })] (from 'interchange-eip/adapters/mqtt') to createIntegration",
 };
 
 /**

@@ -4,7 +4,7 @@ import type { GeneratedContracts } from '../../schemas/types.generated.ts';
  * The TypeScript type of every contract, by `subject@version`: generated from `schemas/` by
  * `interchange schemas types` (checked in as `schemas/types.generated.ts`, verified up to date by a
  * test). Projects with contracts of their own add them by declaration merging:
- * `declare module 'interchange' { interface ContractTypes { 'order.placed@1': OrderPlacedV1 } }`.
+ * `declare module 'interchange-eip' { interface ContractTypes { 'order.placed@1': OrderPlacedV1 } }`.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- open for declaration merging
 export interface ContractTypes extends GeneratedContracts {}

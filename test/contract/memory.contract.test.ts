@@ -1,4 +1,4 @@
-import { MemoryTransport } from '../../adapters/memory/index.ts';
+import { MemoryTransport } from '../../src/channel/index.ts';
 import { parseEndpoint } from '../../src/core/index.ts';
 import { describeTransportContract } from './transport-contract.ts';
 

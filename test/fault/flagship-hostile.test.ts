@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '../../src/index.ts';
+import type { Message } from '../../facade/index.ts';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
 import { readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { readingKey, startFlow, uniquePrefix, type RunningFlow } from '../integration/flagship-support.ts';

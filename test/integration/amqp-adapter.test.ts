@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, retry, silentLogger, type Delivery, type Message } from '../../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, retry, silentLogger, type Delivery, type Message } from '../../facade/index.ts';
 import { AmqpConfigurationError, amqpModule, AmqpTransport, UnroutableError } from '../../adapters/amqp/index.ts';
 import { AMQP_URL, BrokerAdmin, connectedTransport, sleep, uniqueName, until } from './amqp-support.ts';
 

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, PartialPublishError, retry, silentLogger, type Headers, type Message } from '../../src/index.ts';
+import { createIntegration, createMessage, from, parseEndpoint, PartialPublishError, retry, silentLogger, type Headers, type Message } from '../../facade/index.ts';
 import { AmqpConnectionManager } from '../../adapters/amqp/amqp-connection.ts';
 import { AmqpPublisher, Outbound } from '../../adapters/amqp/amqp-publisher.ts';
 import { AmqpAccessRefusedError, amqpModule, AmqpTransport, AmqpUnencodableError } from '../../adapters/amqp/index.ts';

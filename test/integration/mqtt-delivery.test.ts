@@ -5,8 +5,8 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mqttModule, type MqttTransport } from '../../adapters/mqtt/index.ts';
 import { MqttConnection } from '../../adapters/mqtt/mqtt-connection.ts';
 import { createMessage, parseEndpoint, silentLogger, type Delivery, type Message } from '../../src/core/index.ts';
-import { createIntegration, from, retry } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, from, retry } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { MOSQUITTO_URL, requireBroker, runClientId, sleep, testTransport, waitFor } from './mqtt-helpers.ts';
 
 const exec = promisify(execFile);

@@ -5,8 +5,8 @@ import mqttPacket, { type Packet } from 'mqtt-packet';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mqttModule, type MqttTransport } from '../../adapters/mqtt/index.ts';
 import { parseEndpoint, silentLogger } from '../../src/core/index.ts';
-import { createIntegration, from, type Integration } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, from, type Integration } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { MOSQUITTO_URL, requireBroker, runClientId, sleep, waitFor } from './mqtt-helpers.ts';
 
 // A consumer's maxMessageBytes against Mosquitto (whose default message_size_limit, none, lets 140 MB

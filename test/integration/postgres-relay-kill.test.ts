@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMessage, silentLogger } from '../../src/core/index.ts';
-import { from } from '../../src/dsl/route-builder.ts';
-import { startTestIntegration } from '../../src/testing/index.ts';
+import { from } from '../../facade/route-builder.ts';
+import { startTestIntegration } from '../../facade/testing/index.ts';
 import { amqpModule } from '../../adapters/amqp/index.ts';
 import { migrate, openDatabase, Outbox, PostgresInbox, type Database } from '../../adapters/postgres/index.ts';
 import { AMQP_URL, BrokerAdmin, readUntilQuiet, uniqueName, until } from './amqp-support.ts';

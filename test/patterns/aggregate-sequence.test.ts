@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aggregate } from '../../patterns/aggregate.ts';
-import { DeadLetterHeaders, deriveMessage, from, RouteDefinitionError } from '../../src/index.ts';
-import { startTestIntegration } from '../../src/testing/index.ts';
+import { DeadLetterHeaders, deriveMessage, from, RouteDefinitionError } from '../../facade/index.ts';
+import { startTestIntegration } from '../../facade/testing/index.ts';
 import { drive, Harness, Source, source } from './harness.ts';
 
 interface Order {

@@ -3,7 +3,7 @@ import { map, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { aggregate, type AggregateOptions } from '../../patterns/aggregate.ts';
-import { InMemoryAggregationRepository } from '../../patterns/aggregation-repository.ts';
+import { InMemoryAggregationRepository } from '../../src/stores/aggregation-repository.ts';
 import { InterchangeError, RouteDefinitionError, silentLogger, type Delivery } from '../../src/core/index.ts';
 import { drive, Harness, source, type Source } from './harness.ts';
 

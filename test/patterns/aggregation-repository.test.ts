@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InMemoryAggregationRepository, type AggregationGroup } from '../../patterns/aggregation-repository.ts';
+import { InMemoryAggregationRepository, type AggregationGroup } from '../../src/stores/aggregation-repository.ts';
 import { source } from './harness.ts';
 
 const group = (key: string, value: number[]): AggregationGroup<number[]> => ({ key, value, inputs: [source(value).delivery], firstAt: 0 });

@@ -2,8 +2,8 @@ import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deadLetterChannel } from '../../patterns/dead-letter-channel.ts';
 import { retry } from '../../patterns/retry.ts';
-import { createIntegration, DeadLetterHeaders, from, InterchangeError, silentLogger, StepError, type Integration, type RouteSource } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, DeadLetterHeaders, from, InterchangeError, silentLogger, StepError, type Integration, type RouteSource } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { settle, source } from './harness.ts';
 
 const failure = (cause: Error, attempt: number) => ({ error: new StepError('route', 'step', 'here.ts:1', cause), message: source('x').message, attempt });

@@ -2,8 +2,8 @@ import { ContainerModule } from 'inversify';
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enrich } from '../../patterns/enrich.ts';
-import { createIntegration, from, silentLogger, type Integration } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, from, silentLogger, type Integration } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { deferred, drive, Harness, settle, source, sources } from './harness.ts';
 
 /** A fetch whose calls are held until the test resolves them; counts how many run at once. */

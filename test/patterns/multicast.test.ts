@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { multicast } from '../../patterns/multicast.ts';
 import { transform } from '../../patterns/transform.ts';
 import type { AnyStep, StepFactory } from '../../src/core/index.ts';
-import { createIntegration, from, silentLogger, type Integration } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, from, silentLogger, type Integration } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { drive, Harness, settle, source } from './harness.ts';
 
 const tag = (harness: Harness, name: string): AnyStep => harness.build(transform<string, string>((m) => `${name}:${m.body}`) as StepFactory<unknown, unknown>);

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { map } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { MemoryTransport } from '../../adapters/memory/index.ts';
+import type { MemoryTransport } from '../../src/channel/index.ts';
 import { split } from '../../patterns/split.ts';
-import { createIntegration, DeadLetterHeaders, from, silentLogger, type Delivery, type Integration } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, DeadLetterHeaders, from, silentLogger, type Delivery, type Integration } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { deferred, drive, Harness, settle, source, sources } from './harness.ts';
 
 describe('split', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { wireTap } from '../../patterns/wire-tap.ts';
-import { createIntegration, from, silentLogger, type Integration, type Logger } from '../../src/index.ts';
-import { TestKit } from '../../src/testing/index.ts';
+import { createIntegration, from, silentLogger, type Integration, type Logger } from '../../facade/index.ts';
+import { TestKit } from '../../facade/testing/index.ts';
 import { deferred, drive, Harness, settle, sources } from './harness.ts';
 
 /** A logger that keeps its warnings. */

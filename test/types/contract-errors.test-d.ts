@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { from, type ContractCheck, type ContractProblems } from '../../src/index.ts';
+import { from, type ContractCheck, type ContractProblems } from '../../facade/index.ts';
 import type { OrderPlacedV1 } from '../../schemas/types.generated.ts';
 
 const line = { sku: 'A-1', quantity: 2, unitPrice: 9.5 };

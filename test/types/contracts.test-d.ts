@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { defineUpcaster, from, type ContractName, type ContractType, type Message } from '../../src/index.ts';
+import { defineUpcaster, from, type ContractName, type ContractType, type Message } from '../../facade/index.ts';
 import type { BackendReadingV1, DeviceTelemetryV1, DeviceTelemetryV2 } from '../../schemas/types.generated.ts';
 
 const toBackend = (m: Message<DeviceTelemetryV1>) => ({

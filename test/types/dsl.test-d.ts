@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { assertNever, from, type FailurePolicy, type Message } from '../../src/index.ts';
+import { assertNever, from, type FailurePolicy, type Message } from '../../facade/index.ts';
 
 interface Reading {
   deviceId: string;

@@ -23,7 +23,7 @@ afterEach(() => {
 /** The real `interchange` binary, without the broker URLs of the environment running the tests. */
 function cli(...args: string[]): Run {
   const { AMQP_URL: _amqp, MQTT_URL: _mqtt, ...env } = process.env;
-  const child = spawn(process.execPath, ['bin/interchange.js', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=source', 'bin/interchange.js', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMessage, EndpointError, integerOption, parseEndpoint, resolveEndpointTemplate, resolveTemplate } from '../../src/index.ts';
+import { createMessage, EndpointError, integerOption, parseEndpoint, resolveEndpointTemplate, resolveTemplate } from '../../facade/index.ts';
 
 describe('endpoint URIs', () => {
   it('parses scheme, path and options', () => {

@@ -2,8 +2,8 @@ import { Container } from 'inversify';
 import { describe, expect, it } from 'vitest';
 import { amqpModule, AmqpTransport } from '../../adapters/amqp/index.ts';
 import { MqttTransport } from '../../adapters/mqtt/index.ts';
-import { environmentModules } from '../../src/cli/environment-modules.ts';
-import { from } from '../../src/index.ts';
+import { environmentModules } from '../../facade/cli/environment-modules.ts';
+import { from } from '../../facade/index.ts';
 
 describe('transports from the environment (interchange run)', () => {
   it('binds RabbitMQ from AMQP_URL and announces it without the password', () => {

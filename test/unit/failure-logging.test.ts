@@ -1,6 +1,6 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, createMessage, discard, from, InterchangeError, type Integration, type Logger, type MemoryTransport, type RouteSource } from '../../src/index.ts';
+import { createIntegration, createMessage, discard, from, InterchangeError, type Integration, type Logger, type MemoryTransport, type RouteSource } from '../../facade/index.ts';
 
 type Line = [level: string, message: string, fields: Readonly<Record<string, unknown>> | undefined];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMessage, InterchangeError, JsonSchemaRegistry, SchemaRegistry, StepError } from '../../src/index.ts';
+import { createMessage, InterchangeError, JsonSchemaRegistry, SchemaRegistry, StepError } from '../../facade/index.ts';
 import { AmqpStandIn, bindingMatches } from '../../examples/mqtt-to-amqp/amqp-stand-in.ts';
 import { flowErrorPolicy, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY } from '../../examples/mqtt-to-amqp/flow.ts';
 import {

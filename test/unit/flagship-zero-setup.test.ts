@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { loadRouteFile } from '../../src/cli/route-file.ts';
+import { loadRouteFile } from '../../facade/cli/route-file.ts';
 import { simulate, type SimulatorReport } from '../../examples/device-simulator/simulator.ts';
 import type { DeviceSummary } from '../../examples/mqtt-to-amqp/telemetry.ts';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';

@@ -1,8 +1,9 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { idempotentConsumer, MemoryIdempotencyStore } from '../../patterns/idempotent-consumer.ts';
-import { createMessage, deadLetter, from, type MemoryTransport, type Message, type RouteSource } from '../../src/index.ts';
-import { startTestIntegration, type TestIntegration } from '../../src/testing/index.ts';
+import { idempotentConsumer } from '../../patterns/idempotent-consumer.ts';
+import { MemoryIdempotencyStore } from '../../src/stores/idempotency-store.ts';
+import { createMessage, deadLetter, from, type MemoryTransport, type Message, type RouteSource } from '../../facade/index.ts';
+import { startTestIntegration, type TestIntegration } from '../../facade/testing/index.ts';
 import { runUntil, virtualDelay } from './virtual-time.ts';
 
 interface Order {

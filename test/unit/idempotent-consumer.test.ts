@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { createMessage } from '../../src/core/index.ts';
 import { DeadLetterHeaders } from '../../src/core/dead-letter.ts';
-import { from } from '../../src/dsl/route-builder.ts';
-import { startTestIntegration } from '../../src/testing/index.ts';
-import { idempotentConsumer, MemoryIdempotencyStore } from '../../patterns/idempotent-consumer.ts';
+import { from } from '../../facade/route-builder.ts';
+import { startTestIntegration } from '../../facade/testing/index.ts';
+import { idempotentConsumer } from '../../patterns/idempotent-consumer.ts';
+import { MemoryIdempotencyStore } from '../../src/stores/idempotency-store.ts';
 import { idempotencyStoreCases } from './postgres/idempotency-store.cases.ts';
 
 idempotencyStoreCases('MemoryIdempotencyStore', (leaseMs) => new MemoryIdempotencyStore({ leaseMs }));

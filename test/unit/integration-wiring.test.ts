@@ -1,7 +1,7 @@
 import { ContainerModule } from 'inversify';
 import { describe, expect, it } from 'vitest';
-import { createIntegration, from, Lifecycle, Logger, silentLogger, Transport } from '../../src/index.ts';
-import { MemoryTransport } from '../../adapters/memory/index.ts';
+import { createIntegration, from, Lifecycle, Logger, silentLogger, Transport } from '../../facade/index.ts';
+import { MemoryTransport } from '../../src/channel/index.ts';
 
 describe('createIntegration wiring', () => {
   it('makes the given logger the container\'s, so adapters resolved from DI log through it', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LiveDisplay } from '../../src/cli/live-display.ts';
-import { liveLine, throughput } from '../../src/cli/live-line.ts';
+import { LiveDisplay } from '../../facade/cli/live-display.ts';
+import { liveLine, throughput } from '../../facade/cli/live-line.ts';
 import { emptyMetrics, type RouteMetrics } from '../../src/runtime/route-metrics.ts';
 
 const metrics = (counts: Partial<RouteMetrics>): RouteMetrics => ({ ...emptyMetrics(), ...counts });

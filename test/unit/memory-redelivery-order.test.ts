@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryTransport } from '../../adapters/memory/index.ts';
-import { createMessage, from, parseEndpoint, type Delivery, type Logger, type Message } from '../../src/index.ts';
-import { startTestIntegration, type TestIntegration } from '../../src/testing/index.ts';
+import { MemoryTransport } from '../../src/channel/index.ts';
+import { createMessage, from, parseEndpoint, type Delivery, type Logger, type Message } from '../../facade/index.ts';
+import { startTestIntegration, type TestIntegration } from '../../facade/testing/index.ts';
 import { sleep } from '../support/wait.ts';
 
 const numbered = (count: number): Message<number>[] => Array.from({ length: count }, (_, n) => createMessage(n + 1));

@@ -1,6 +1,6 @@
 import { firstValueFrom, toArray, type Subscription } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryTransport } from '../../adapters/memory/index.ts';
+import { MemoryTransport } from '../../src/channel/index.ts';
 import { createMessage, EndpointError, NotConnectedError, parseEndpoint, type Delivery, type Message } from '../../src/core/index.ts';
 import { sleep } from '../support/wait.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineMessages, createMessage, deriveMessage, isExpired, withBody, withHeaders } from '../../src/index.ts';
+import { combineMessages, createMessage, deriveMessage, isExpired, withBody, withHeaders } from '../../facade/index.ts';
 
 describe('message model', () => {
   it('creates a message with a fresh id and a timestamp, keeping given headers', () => {

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt';
 import { describe, expect, it } from 'vitest';
-import { createMessage } from '../../src/index.ts';
+import { createMessage } from '../../facade/index.ts';
 import { decodeMessage, encodeMessage, type InboundPolicy } from '../../adapters/mqtt/message-codec.ts';
 
 /** Consumers of a trusted Interchange peer (`?headers=all`): the inverse of `encodeMessage`. */

@@ -152,6 +152,28 @@ describe('MQTT consumer parser with maxMessageBytes', () => {
     }
   });
 
+  it('a fixed header split inside its remaining length, then another PUBLISH in the same chunk, parses as mqtt-packet parses it', () => {
+    // fast-check counterexample (seed 915289012): the PUBLISH's remaining length 128 (0x80 0x01) is cut after
+    // 0x80; the limiter handed mqtt-packet a view of its fixed-header buffer, which mqtt-packet kept while the
+    // length was incomplete, and the next PUBLISH of that chunk overwrote it ('Cannot parse topic').
+    const packets = [
+      { cmd: 'puback', messageId: 5 },
+      publishPacket({ topic: '\u0000', payload: Buffer.from([0]), properties: { contentType: '𐀀𐀀𐀀𐀀𐀀', userProperties: { '𐀀': '𐀀𐀀𐀀𐀀𐀀𐀀𐀀', '': 'ࠀ𐀀𐀀', '𐀀𐀀𐀀ࠀ𐀀𐀀𐀀𐀀𐀀ࠀ': '𐀀' } } }),
+      publishPacket({ topic: '\u0000', payload: Buffer.from([]) }),
+      { cmd: 'pingresp' },
+    ] as Packet[];
+    const bytes = encode(packets, 5);
+    expect([...bytes.subarray(6, 9)]).toEqual([0x30, 0x80, 0x01]);
+    for (const chunks of [[bytes.subarray(0, 8), bytes.subarray(8)], [bytes.subarray(0, 7), bytes.subarray(7, 8), bytes.subarray(8)], ...splits(bytes)]) {
+      const limited = parseLimited(chunks, 5, 128);
+      const reference = parsePackets(chunks, 5, false);
+      expect(reference.errors).toEqual([]);
+      expect(limited.errors).toEqual([]);
+      expect(plainData(limited.packets)).toEqual(plainData(reference.packets));
+      expect(limited.packets.some((packet) => oversizeOf(packet) !== undefined)).toBe(false);
+    }
+  });
+
   it('property: for any packets and any split, mqtt-packet\'s packets, those over the limit truncated and marked', () => {
     const text = fc.string({ unit: 'binary', maxLength: 30 });
     const publish = fc

@@ -1,7 +1,7 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { RateLimitedLog } from '../../src/core/rate-limited-log.ts';
-import type { Logger } from '../../src/index.ts';
+import type { Logger } from '../../facade/index.ts';
 
 type Line = [message: string, fields: Readonly<Record<string, unknown>> | undefined];
 

@@ -15,8 +15,8 @@ import {
   type Endpoint,
   type Message,
   type RouteSource,
-} from '../../src/index.ts';
-import { startTestIntegration, type TestIntegration, type TestKit } from '../../src/testing/index.ts';
+} from '../../facade/index.ts';
+import { startTestIntegration, type TestIntegration, type TestKit } from '../../facade/testing/index.ts';
 import { until } from '../support/wait.ts';
 
 const running: TestIntegration[] = [];

@@ -1,6 +1,6 @@
 import { ContainerModule } from 'inversify';
 import { describe, expect, it } from 'vitest';
-import { createIntegration, from, MemoryTransport, RouteDefinitionError, Transport } from '../../src/index.ts';
+import { createIntegration, from, MemoryTransport, RouteDefinitionError, Transport } from '../../facade/index.ts';
 
 function errorOf(build: () => unknown): RouteDefinitionError {
   try {

@@ -2,7 +2,7 @@ import { ContainerModule } from 'inversify';
 import { Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type {
-  MemoryTransport} from '../../src/index.ts';
+  MemoryTransport} from '../../facade/index.ts';
 import {
   createDelivery,
   createMessage,
@@ -17,8 +17,8 @@ import {
   type Endpoint,
   type Message,
   type RouteSource,
-} from '../../src/index.ts';
-import { startTestIntegration, type TestIntegration, type TestKit } from '../../src/testing/index.ts';
+} from '../../facade/index.ts';
+import { startTestIntegration, type TestIntegration, type TestKit } from '../../facade/testing/index.ts';
 
 const running: TestIntegration[] = [];
 

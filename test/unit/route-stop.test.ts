@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createIntegration, createMessage, from, retryAfter, type Integration, type Logger, type MemoryTransport, type RouteSource } from '../../src/index.ts';
+import { createIntegration, createMessage, from, retryAfter, type Integration, type Logger, type MemoryTransport, type RouteSource } from '../../facade/index.ts';
 
 type Line = [level: string, message: string, fields: Readonly<Record<string, unknown>> | undefined];
 

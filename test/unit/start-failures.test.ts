@@ -14,7 +14,7 @@ import {
   type Integration,
   type RouteFailure,
   type RouteSource,
-} from '../../src/index.ts';
+} from '../../facade/index.ts';
 
 /** A `broken:` source: its consume fails when subscribed to, or `failLater()` fails it while running. */
 class BrokenTransport implements Transport {
@@ -116,7 +116,7 @@ describe('a scheme with no transport bound', () => {
   it('says which variable and module bind amqp:', () => {
     const error = errorOf(() => create([from('memory:in', { id: 'r' }).to('amqp:queue/orders')]));
     expect(error).toBeInstanceOf(RouteDefinitionError);
-    expect(error.message).toContain("unknown scheme 'amqp' in 'amqp:queue/orders' (known: memory); set AMQP_URL=amqp://user:password@host:5672 for `interchange run`, or pass modules: [amqpModule({ url })] (from 'interchange/adapters/amqp') to createIntegration");
+    expect(error.message).toContain("unknown scheme 'amqp' in 'amqp:queue/orders' (known: memory); set AMQP_URL=amqp://user:password@host:5672 for `interchange run`, or pass modules: [amqpModule({ url })] (from 'interchange-eip/adapters/amqp') to createIntegration");
   });
 
   it('says which variable and module bind mqtt:, also when publishing', async () => {

@@ -1,7 +1,7 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, DeadLetterHeaders, from, retry, RouteDefinitionError, silentLogger } from '../../src/index.ts';
-import { advice, startTestIntegration, type TestIntegration } from '../../src/testing/index.ts';
+import { createIntegration, DeadLetterHeaders, from, retry, RouteDefinitionError, silentLogger } from '../../facade/index.ts';
+import { advice, startTestIntegration, type TestIntegration } from '../../facade/testing/index.ts';
 import { runUntil } from './virtual-time.ts';
 
 interface Order {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, from, NotStartedError, type MemoryTransport } from '../../src/index.ts';
-import { startTestIntegration, TestKit, type TestIntegration } from '../../src/testing/index.ts';
+import { createIntegration, from, NotStartedError, type MemoryTransport } from '../../facade/index.ts';
+import { startTestIntegration, TestKit, type TestIntegration } from '../../facade/testing/index.ts';
 
 const running: TestIntegration[] = [];
 afterEach(async () => {

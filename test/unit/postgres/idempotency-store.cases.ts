@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { IdempotencyStore } from '../../../patterns/idempotent-consumer.ts';
+import type { IdempotencyStore } from '../../../src/stores/idempotency-store.ts';
 import { sleep } from './support.ts';
 
 /**

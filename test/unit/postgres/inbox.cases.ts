@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMessage, type Message } from '../../../src/core/index.ts';
-import { from } from '../../../src/dsl/route-builder.ts';
-import { startTestIntegration } from '../../../src/testing/index.ts';
+import { from } from '../../../facade/route-builder.ts';
+import { startTestIntegration } from '../../../facade/testing/index.ts';
 import { inbox, migrate, PostgresInbox, postgresModule, type Database } from '../../../adapters/postgres/index.ts';
 import { idempotencyStoreCases } from './idempotency-store.cases.ts';
 import { dropSchema, uniqueSchema } from './support.ts';

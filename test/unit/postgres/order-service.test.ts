@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createMessage } from '../../../src/core/index.ts';
 import { SchemaValidationError } from '../../../src/schema/index.ts';
-import { startTestIntegration, type TestIntegration } from '../../../src/testing/index.ts';
+import { startTestIntegration, type TestIntegration } from '../../../facade/testing/index.ts';
 import { openEmbeddedDatabase, Outbox, type Database } from '../../../adapters/postgres/index.ts';
 import { createTables, customerTotals, demoOrder, orderService, placeOrder, SCHEMA } from '../../../examples/order-service/order-service.ts';
 

@@ -21,7 +21,7 @@ describe('the compiler diagnostic of .to(uri, { contract }) with a wrong body', 
       "from('memory:a').transform(() => order).to('memory:b', { contract: 'order.placed@1' });",
     ];
     writeFileSync(file, [
-      `import { from } from ${JSON.stringify(join(root, 'src/index.ts'))};`,
+      `import { from } from ${JSON.stringify(join(root, 'facade/index.ts'))};`,
       "const order = { orderId: 'o', customerId: 'c', lines: [{ sku: 'a', quantity: 1, unitPrice: 2 }], total: 2, currency: 'EUR', placedAt: '2026-01-01T00:00:00Z' };",
       ...cases,
       '',

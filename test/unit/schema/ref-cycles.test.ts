@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { InterchangeError } from '../../../src/core/index.ts';
 import { JsonSchemaRegistry, SchemaDefinitionError } from '../../../src/schema/index.ts';
 import { inPlaceRefCycle } from '../../../src/schema/ref-cycles.ts';
-import { main } from '../../../src/cli/main.ts';
+import { main } from '../../../facade/cli/main.ts';
 import { contractsFolder } from './fixtures.ts';
 
 function load(...schemas: AnySchemaObject[]): JsonSchemaRegistry {

@@ -22,7 +22,7 @@ import {
   type RouteSource,
   type SchemaRegistry,
 } from './route-test-api.ts';
-import { TestKit } from '../../../src/testing/index.ts';
+import { TestKit } from '../../../facade/testing/index.ts';
 import { shippedRegistry, validTelemetry } from './fixtures.ts';
 
 type App = ReturnType<typeof createIntegration>;

@@ -1,5 +1,5 @@
-import type { StepContext, StepDefinition } from '../core/index.ts';
-import type { RouteDefinition, RouteSource } from '../dsl/route-definition.ts';
+import type { StepContext, StepDefinition } from '../../src/core/index.ts';
+import type { RouteDefinition, RouteSource } from '../../src/dsl/route-definition.ts';
 
 /** Where an intercepted URI goes instead: a URI (each `*` filled with what the pattern's `*` matched, in order), or computed from the URI. */
 export type InterceptTarget = string | ((uri: string) => string);

@@ -1,4 +1,4 @@
-import type { RouteMetrics } from '../runtime/route-metrics.ts';
+import type { RouteMetrics } from '../../src/runtime/route-metrics.ts';
 
 export interface LiveLineOptions {
   /** Pad the route id to this many characters, so the lines of several routes align. */

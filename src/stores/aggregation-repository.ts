@@ -1,4 +1,4 @@
-import type { Delivery } from '../src/core/index.ts';
+import type { Delivery } from '../core/index.ts';
 
 /** One correlation group being aggregated. */
 export interface AggregationGroup<A> {

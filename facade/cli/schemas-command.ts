@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkRegistry, contractsMarkdown, generateContractTypes, JsonSchemaRegistry } from '../schema/index.ts';
+import { checkRegistry, contractsMarkdown, generateContractTypes, JsonSchemaRegistry } from '../../src/schema/index.ts';
 import type { SchemasCommand } from './command-line.ts';
 
 export interface SchemasIo {

@@ -1,8 +1,8 @@
 import type { Container, ContainerModule } from 'inversify';
 import { amqpModule, AmqpTransport } from '../../adapters/amqp/index.ts';
 import { mqttModule, MqttTransport } from '../../adapters/mqtt/index.ts';
-import { checkUrlCredentials, parseEndpoint, redactUrl, type StepDefinition } from '../core/index.ts';
-import type { RouteSource } from '../dsl/route-definition.ts';
+import { checkUrlCredentials, parseEndpoint, redactUrl, type StepDefinition } from '../../src/core/index.ts';
+import type { RouteSource } from '../../src/dsl/route-definition.ts';
 
 export interface EnvironmentModule {
   readonly module: ContainerModule;

@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { Container } from 'inversify';
-import { createIntegration, type RouteFailure } from '../runtime/integration.ts';
+import { createIntegration, type RouteFailure } from '../../src/runtime/integration.ts';
 import { environmentModules } from './environment-modules.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';

@@ -1,5 +1,5 @@
 import type { Subscription } from 'rxjs';
-import { isObservableTransport, parseEndpoint, TimeoutError, type Message, type Transport } from '../core/index.ts';
+import { isObservableTransport, parseEndpoint, TimeoutError, type Message, type Transport } from '../../src/core/index.ts';
 
 /**
  * How a mock sees an endpoint's messages:

@@ -1,4 +1,4 @@
-import { InterchangeError } from '../core/index.ts';
+import { InterchangeError } from '../../src/core/index.ts';
 import { parseCommandLine, usage, UsageError, type Command } from './command-line.ts';
 import { runCommand, type RunIo } from './run-command.ts';
 import { schemasCommand } from './schemas-command.ts';

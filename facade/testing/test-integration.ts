@@ -1,5 +1,5 @@
-import { silentLogger } from '../core/index.ts';
-import { createIntegration, type Integration, type IntegrationOptions } from '../runtime/integration.ts';
+import { silentLogger } from '../../src/core/index.ts';
+import { createIntegration, type Integration, type IntegrationOptions } from '../../src/runtime/integration.ts';
 import { TestKit } from './test-kit.ts';
 
 export interface TestIntegration {

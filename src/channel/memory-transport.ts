@@ -12,7 +12,7 @@ import {
   type Message,
   type ObservableTransport,
   type Transport,
-} from '../../src/core/index.ts';
+} from '../core/index.ts';
 import { MemoryQueue, redelivered, type QueueConsumer } from './memory-queue.ts';
 import { UnsettledList, UnsettledNode } from './unsettled-list.ts';
 

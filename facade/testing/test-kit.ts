@@ -1,5 +1,5 @@
-import { createMessage, isObservableTransport, isTemplate, parseEndpoint, type Headers, type Message } from '../core/index.ts';
-import type { Integration } from '../runtime/integration.ts';
+import { createMessage, isObservableTransport, isTemplate, parseEndpoint, type Headers, type Message } from '../../src/core/index.ts';
+import type { Integration } from '../../src/runtime/integration.ts';
 import { MockEndpoint, type MockEndpointOptions } from './mock-endpoint.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { withHeaders, type Message } from '../../src/core/index.ts';
+import { withHeaders, type Message } from '../core/index.ts';
 
 /** A consumer attached to a queue: takes messages while it has room under its prefetch. */
 export interface QueueConsumer {

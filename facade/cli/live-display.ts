@@ -1,4 +1,4 @@
-import type { RouteMetrics } from '../runtime/route-metrics.ts';
+import type { RouteMetrics } from '../../src/runtime/route-metrics.ts';
 import { liveLine } from './live-line.ts';
 
 /** Where the display writes: `process.stdout` or a test double. */

@@ -1,4 +1,4 @@
-import { Settlement, type Message } from '../../src/core/index.ts';
+import { Settlement, type Message } from '../core/index.ts';
 
 /** A delivery's settlement that is also a node of its consumer's list of unsettled deliveries. */
 export abstract class UnsettledNode extends Settlement {

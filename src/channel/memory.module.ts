@@ -1,5 +1,5 @@
 import { ContainerModule } from 'inversify';
-import { Logger, Transport } from '../../src/core/index.ts';
+import { Logger, Transport } from '../core/index.ts';
 import { MemoryTransport, type MemoryTransportOptions } from './memory-transport.ts';
 
 /**

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Container, ContainerModule } from 'inversify';
-import { InterchangeError } from '../core/index.ts';
-import type { RouteSource } from '../dsl/route-definition.ts';
-import type { Integration } from '../runtime/integration.ts';
+import { InterchangeError } from '../../src/core/index.ts';
+import type { RouteSource } from '../../src/dsl/route-definition.ts';
+import type { Integration } from '../../src/runtime/integration.ts';
 import { UsageError } from './command-line.ts';
 
 /** The integration the CLI built from a route file, as `createIntegration` returns it. */

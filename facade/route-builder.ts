@@ -12,7 +12,7 @@ import {
   type StepDefinition,
   type StepFactory,
   type StepFailure,
-} from '../core/index.ts';
+} from '../src/core/index.ts';
 import {
   aggregate,
   choice,
@@ -33,11 +33,11 @@ import {
   type EnrichContext,
   type EnrichOptions,
   type ProcessContext,
-} from '../../patterns/index.ts';
-import { upcast } from '../../patterns/upcast.ts';
-import { validate } from '../../patterns/validate.ts';
-import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../schema/contract-types.ts';
-import type { RouteDefinition, RouteSource, SourceOptions } from './route-definition.ts';
+} from '../patterns/index.ts';
+import { upcast } from '../patterns/upcast.ts';
+import { validate } from '../patterns/validate.ts';
+import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../src/schema/contract-types.ts';
+import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/route-definition.ts';
 
 export interface StepOptions {
   /** A stable id for the step (default `<kind>-<n>`), used in metrics, errors and dead-letter headers. */

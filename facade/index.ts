@@ -1,0 +1,15 @@
+export * from '../src/core/index.ts';
+export * from './route-builder.ts';
+export * from '../src/dsl/route-definition.ts';
+export * from '../src/runtime/integration.ts';
+export * from '../src/runtime/route-runtime.ts';
+export * from '../src/runtime/route-metrics.ts';
+export * from '../src/runtime/transport-registry.ts';
+export * from '../src/di/tokens.ts';
+export * from '../src/di/core.module.ts';
+export { retry, deadLetterChannel, type RetryOptions, type RetryPolicy, type DeadLetterChannelOptions } from '../patterns/index.ts';
+export { MemoryTransport, memoryModule, type MemoryTransportOptions } from '../src/channel/index.ts';
+export { defineIntegration, type IntegrationModule, type RunningIntegration, type StopHook } from './cli/route-file.ts';
+export * from '../src/schema/index.ts';
+export { validate, type ValidateOptions } from '../patterns/validate.ts';
+export { upcast } from '../patterns/upcast.ts';
