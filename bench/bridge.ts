@@ -214,27 +214,34 @@ async function stopChild(proc: ChildProcess): Promise<void> {
 }
 
 /** The devices' messages: ~120-byte JSON telemetry, 50 devices, 1 % invalid (bad JSON, schema, device id mismatch in turn). */
-function payloads(topicPrefix: string, count: number): { topic: string; payload: Buffer }[] {
+function payloads(topicPrefix: string, count: number): { topic: string; payload: Buffer; key?: string }[] {
   return Array.from({ length: count }, (_, n) => {
     const deviceId = `dev-${String(n % 50).padStart(4, '0')}`;
     const topic = `${topicPrefix}/devices/${deviceId}/telemetry`;
-    const reading = { deviceId, ts: new Date(Date.UTC(2026, 0, 1) + n).toISOString(), temperature: (n % 700) / 10, humidity: 40 + (n % 30), battery: 95 };
-    if (n % 100 !== 99) return { topic, payload: Buffer.from(JSON.stringify(reading)) };
+    const timestamp = Date.UTC(2026, 0, 1) + n;
+    const reading = { deviceId, ts: new Date(timestamp).toISOString(), temperature: (n % 700) / 10, humidity: 40 + (n % 30), battery: 95 };
+    if (n % 100 !== 99) return { topic, payload: Buffer.from(JSON.stringify(reading)), key: `${deviceId}@${timestamp}` };
     const kind = ((n - 99) / 100) % 3;
     const bad = kind === 0 ? JSON.stringify(reading).slice(0, 40) : kind === 1 ? JSON.stringify({ ...reading, temperature: 'hot' }) : JSON.stringify({ ...reading, deviceId: 'dev-9999' });
     return { topic, payload: Buffer.from(bad) };
   });
 }
 
-/** Reads the output queues (readings, alerts, invalid) and reports each arrival by message id. */
-async function outputReader(names: FlowNames, onArrival: (id: string) => void): Promise<() => Promise<void>> {
+/**
+ * Reads the output queues (readings, alerts, invalid) and reports each arrival: a reading by its
+ * device and timestamp (the flagship gives readings ids of its own, not the device's), a dead letter
+ * without a key.
+ */
+async function outputReader(names: FlowNames, onArrival: (key: string | undefined) => void): Promise<() => Promise<void>> {
   const connection = await amqpConnect(AMQP_URL);
   const channel = await connection.createChannel();
   await channel.prefetch(5_000);
   for (const queue of [names.readingsQueue, names.alertsQueue, names.invalidQueue]) {
     await channel.consume(queue, (message) => {
       if (message === null) return;
-      onArrival(String(message.properties.messageId));
+      if (queue === names.invalidQueue) return onArrival(undefined);
+      const reading = JSON.parse(message.content.toString('utf8')) as { deviceId: string; timestamp: number };
+      onArrival(`${reading.deviceId}@${reading.timestamp}`);
     }, { noAck: true });
   }
   return async () => {
@@ -255,11 +262,11 @@ async function measure(kind: Bridge, prefix: string, publishers: readonly MqttCl
   let arrived = 0;
   let probed = false;
   let wake: (() => void) | undefined;
-  const stopReader = await outputReader(names, (id) => {
-    if (id.startsWith('probe')) probed = true;
+  const stopReader = await outputReader(names, (key) => {
+    if (key?.startsWith('probe@') === true) probed = true;
     else {
       arrived += 1;
-      const at = sentAt.get(id);
+      const at = key === undefined ? undefined : sentAt.get(key);
       if (at !== undefined) latencies.push(performance.now() - at);
     }
     wake?.();
@@ -271,7 +278,7 @@ async function measure(kind: Bridge, prefix: string, publishers: readonly MqttCl
       turn = (turn + 1) % publishers.length;
       return (publishers[turn] as MqttClient).publishAsync(topic, payload, { qos: 1, properties: { userProperties: { 'message-id': id } } });
     };
-    const probe = payloads(topicPrefix, 1)[0] as { topic: string; payload: Buffer };
+    const probe = { topic: `${topicPrefix}/devices/probe/telemetry`, payload: Buffer.from(JSON.stringify({ deviceId: 'probe', ts: '2026-01-01T00:00:00Z', temperature: 1 })) };
     for (let tries = 0; !probed; tries += 1) {
       if (tries > 400) throw new Error(`bench: ${kind} never bridged a probe`);
       void publish(probe.topic, probe.payload, `probe-${tries}`);
@@ -316,9 +323,9 @@ async function measure(kind: Bridge, prefix: string, publishers: readonly MqttCl
         const due = begin + (n * 1000) / rate;
         const ahead = due - performance.now();
         if (ahead > 1) await sleep(ahead);
-        const { topic, payload } = paced[n] as { topic: string; payload: Buffer };
+        const { topic, payload, key } = paced[n] as { topic: string; payload: Buffer; key?: string };
         const id = `l${rate}-${n}`;
-        sentAt.set(id, performance.now());
+        if (key !== undefined) sentAt.set(key, performance.now());
         void publish(topic, payload, id);
       }
       while (arrived < paced.length) await waitForArrival();
