@@ -1,10 +1,10 @@
 import type { ServiceIdentifier } from 'inversify';
 import {
   declaredAt as callerLocation,
-  isTemplate,
   RouteDefinitionError,
   rejectToSource,
-  type AnyStep,
+  stepSpec,
+  type DeclaredStep,
   type ErrorHandler,
   type FailurePolicy,
   type Headers,
@@ -12,30 +12,24 @@ import {
   type StepDefinition,
   type StepFactory,
   type StepFailure,
+  type StepSpec,
 } from '../src/core/index.ts';
-import {
-  aggregate,
-  choice,
-  deadLetterChannel,
-  enrich,
-  filter,
-  multicast,
-  process,
-  recipientList,
-  setHeaders,
-  split,
-  to,
-  transform,
-  wireTap,
-  type AggregateOptions,
-  type DeadLetterChannelOptions,
-  type Destination,
-  type EnrichContext,
-  type EnrichOptions,
-  type ProcessContext,
-} from '../patterns/index.ts';
-import { upcast } from '../patterns/upcast.ts';
-import { validate } from '../patterns/validate.ts';
+// Each pattern brings its own DSL entry (`…Step`: kind, destinations, branches, factory); a method here is sugar over it.
+import { aggregateStep, type AggregateOptions } from '../patterns/aggregate.ts';
+import { choiceStep } from '../patterns/choice.ts';
+import { deadLetterChannel, type DeadLetterChannelOptions } from '../patterns/dead-letter-channel.ts';
+import { enrichStep, type EnrichContext, type EnrichOptions } from '../patterns/enrich.ts';
+import { filterStep } from '../patterns/filter.ts';
+import { multicastStep } from '../patterns/multicast.ts';
+import { processStep, type ProcessContext } from '../patterns/process.ts';
+import { recipientListStep } from '../patterns/recipient-list.ts';
+import { setHeadersStep } from '../patterns/set-headers.ts';
+import { splitStep } from '../patterns/split.ts';
+import { toStep, type Destination } from '../patterns/to.ts';
+import { transformStep } from '../patterns/transform.ts';
+import { upcastStep } from '../patterns/upcast.ts';
+import { validateStep } from '../patterns/validate.ts';
+import { wireTapStep } from '../patterns/wire-tap.ts';
 import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../src/schema/contract-types.ts';
 import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/route-definition.ts';
 
@@ -67,22 +61,10 @@ export type ContractBody<N extends ContractName, Otherwise> = [N] extends [never
 /** A branch of a choice or multicast: a function from a fresh builder to the built branch. */
 export type Branch<T, O> = (branch: RouteBuilder<T>) => RouteBuilder<O>;
 
-interface PendingStep {
-  readonly kind: string;
-  readonly id: string | undefined;
-  readonly declaredAt: string;
-  readonly sendsTo: readonly string[];
-  readonly sends: boolean;
-  readonly branches: readonly (readonly PendingStep[])[];
-  readonly build: (branches: readonly AnyStep[], compile: StepDefinitionCompiler) => StepFactory<unknown, unknown>;
-}
-
-type StepDefinitionCompiler = (steps: readonly StepDefinition[]) => AnyStep;
-
 interface RouteState {
   readonly source: string | undefined;
   readonly options: FromOptions;
-  readonly steps: readonly PendingStep[];
+  readonly steps: readonly DeclaredStep[];
   readonly errorHandler: ErrorHandler;
   readonly declaredAt: string;
 }
@@ -98,17 +80,17 @@ export class RouteBuilder<T> implements RouteSource {
 
   /** Message filter: drops (acks, counts as filtered) messages for which `predicate` is false. */
   filter(predicate: (message: Message<T>) => boolean, options?: StepOptions): RouteBuilder<T> {
-    return this.add('filter', options, () => filter(predicate) as StepFactory<unknown, unknown>);
+    return this.add(filterStep(predicate), options);
   }
 
   /** Message translator: a new body from the message. */
   transform<O>(translate: (message: Message<T>) => O, options?: StepOptions): RouteBuilder<O> {
-    return this.add('transform', options, () => transform(translate) as StepFactory<unknown, unknown>);
+    return this.add(transformStep(translate), options);
   }
 
   /** Adds or replaces headers computed from the message. */
   setHeaders(compute: (message: Message<T>) => Headers, options?: StepOptions): RouteBuilder<T> {
-    return this.add('setHeaders', options, () => setHeaders(compute) as StepFactory<unknown, unknown>);
+    return this.add(setHeadersStep(compute), options);
   }
 
   /**
@@ -117,53 +99,42 @@ export class RouteBuilder<T> implements RouteSource {
    * @example .choice((c) => c.when((m) => m.body.hot, (b) => b.to('memory:alerts')).otherwise((b) => b.to('memory:readings')))
    */
   choice<O, Open extends boolean>(build: (choice: ChoiceBuilder<T, never, true>) => ChoiceBuilder<T, O, Open>, options?: StepOptions): RouteBuilder<Open extends true ? O | T : O> {
-    const built = build(new ChoiceBuilder<T, never, true>([], undefined));
-    const whens = built.whens.map((when) => ({ when: when.predicate, steps: branchSteps(when.branch as Branch<T, unknown>) }));
-    const otherwise = built.otherwiseBranch === undefined ? undefined : branchSteps(built.otherwiseBranch);
-    const branches = [...whens.map((when) => when.steps), ...(otherwise === undefined ? [] : [otherwise])];
-    return this.add('choice', options, ([...compiled]) => {
-      const otherwiseStep = otherwise === undefined ? undefined : compiled.pop();
-      return choice(
-        whens.map((when, index) => ({ when: when.when as (message: Message<unknown>) => boolean, step: compiled[index] as AnyStep })),
-        otherwiseStep,
-      );
-    }, { branches });
+    return this.add(build(new ChoiceBuilder<T, never, true>([], undefined)).spec(), options);
   }
 
   /** Multicast: every message goes through every branch; the source settles once all copies have. */
   multicast<O>(branches: readonly Branch<T, O>[], options?: StepOptions): RouteBuilder<O> {
-    return this.add('multicast', options, (compiled) => multicast(compiled), { branches: branches.map((branch) => branchSteps(branch as Branch<T, unknown>)) });
+    return this.add(multicastStep<T, O>(branches.map((branch) => branchSteps(branch))), options);
   }
 
   /** Recipient list: sends to every endpoint named for the message, waits for all confirms. */
   recipientList(recipients: (message: Message<T>) => readonly string[], options?: StepOptions): RouteBuilder<T> {
-    return this.add('recipientList', options, () => recipientList(recipients) as StepFactory<unknown, unknown>, { sends: true });
+    return this.add(recipientListStep(recipients), options);
   }
 
   /** Splitter: one message per item; the source settles once every part has. */
   split<P>(items: (message: Message<T>) => Iterable<P>, options?: StepOptions): RouteBuilder<P> {
-    return this.add('split', options, () => split(items) as StepFactory<unknown, unknown>);
+    return this.add(splitStep(items), options);
   }
 
   /** Aggregator: folds correlated messages into one, by size, inactivity timeout or predicate. */
   aggregate<A>(aggregation: AggregateOptions<T, A>, options?: StepOptions): RouteBuilder<A> {
-    const factory = aggregate(aggregation) as StepFactory<unknown, unknown>;
-    return this.add('aggregate', options, () => factory);
+    return this.add(aggregateStep(aggregation), options);
   }
 
   /** Wire tap: a copy to `uri`, not waited for; the message continues at once. */
   wireTap(uri: string, options?: StepOptions): RouteBuilder<T> {
-    return this.add('wireTap', options, () => wireTap(uri) as StepFactory<unknown, unknown>, { sendsTo: staticUris(uri) });
+    return this.add(wireTapStep<T>(uri), options);
   }
 
   /** Content enricher: asynchronous lookup (bounded concurrency) merged into the body. */
   enrich<E, O>(fetch: (message: Message<T>, context: EnrichContext) => Promise<E>, merge: (message: Message<T>, extra: E) => O, options?: StepOptions & EnrichOptions): RouteBuilder<O> {
-    return this.add('enrich', options, () => enrich(fetch, merge, options) as StepFactory<unknown, unknown>);
+    return this.add(enrichStep(fetch, merge, options), options);
   }
 
   /** Service activator: a side effect per message, passed on when it resolves. */
   process(handle: (message: Message<T>, context: ProcessContext) => Promise<void> | void, options?: StepOptions & { concurrency?: number }): RouteBuilder<T> {
-    return this.add('process', options, () => process(handle, options) as StepFactory<unknown, unknown>);
+    return this.add(processStep(handle, options), options);
   }
 
   /**
@@ -175,18 +146,7 @@ export class RouteBuilder<T> implements RouteSource {
    * @example .to('amqp:exchange/readings', { contract: 'backend.reading@1' })
    */
   to<N extends ContractName = never>(destination: Destination<T>, options?: ToOptions<N> & ContractCheck<T, N>): RouteBuilder<T> {
-    const contract = options?.contract;
-    const build = (): StepFactory<unknown, unknown> => {
-      const send = to(destination) as StepFactory<unknown, unknown>;
-      if (contract === undefined) return send;
-      const check = validate(contract, { direction: 'outbound' });
-      return (context) => {
-        const validated = check(context);
-        const sent = send(context);
-        return (source) => sent(validated(source));
-      };
-    };
-    return this.add('to', options, build, { sends: true, sendsTo: typeof destination === 'string' ? staticUris(destination) : [] });
+    return this.add(toStep(destination, options), options);
   }
 
   /**
@@ -197,7 +157,7 @@ export class RouteBuilder<T> implements RouteSource {
    * @example from('memory:telemetry').validate('device.telemetry@1').filter((m) => m.body.temperature > -50)
    */
   validate<N extends ContractName = never>(contract?: N, options?: StepOptions): RouteBuilder<ContractBody<N, unknown>> {
-    return this.add('validate', options, () => validate(contract));
+    return this.add(validateStep<ContractBody<N, unknown>>(contract), options);
   }
 
   /**
@@ -206,12 +166,12 @@ export class RouteBuilder<T> implements RouteSource {
    * @example from('memory:telemetry', { contract: 'device.telemetry@1' }).upcast('device.telemetry', 1, 2)
    */
   upcast<S extends string, F extends ContractVersion<S>, V extends ContractVersion<S>>(subject: S, from: F, to: V, options?: StepOptions): RouteBuilder<ContractType<`${S}@${V}` & ContractName>> {
-    return this.add('upcast', options, () => upcast(subject, from, to));
+    return this.add(upcastStep<ContractType<`${S}@${V}` & ContractName>>(subject, from, to), options);
   }
 
   /** Any step factory, for patterns outside the DSL's own methods. */
   step<O>(kind: string, factory: StepFactory<T, O>, options?: StepOptions & { sends?: boolean }): RouteBuilder<O> {
-    return this.add(kind, options, () => factory as unknown as StepFactory<unknown, unknown>, { sends: options?.sends ?? false });
+    return this.add(stepSpec(kind, factory, { sends: options?.sends ?? false }), options);
   }
 
   /**
@@ -243,11 +203,12 @@ export class RouteBuilder<T> implements RouteSource {
     if (source === undefined) throw new RouteDefinitionError('a branch is not a route: start routes with from()', undefined, undefined, declaredAt);
     const id = options.id ?? source;
     const counters = new Map<string, number>();
-    const define = (pending: readonly PendingStep[]): StepDefinition[] =>
-      pending.map((step) => {
+    const define = (declared: readonly DeclaredStep[]): StepDefinition[] =>
+      declared.map((step) => {
         const n = (counters.get(step.kind) ?? 0) + 1;
         counters.set(step.kind, n);
         const branches = step.branches.map(define);
+        const { factory } = step;
         return {
           id: step.id ?? `${step.kind}-${n}`,
           kind: step.kind,
@@ -255,24 +216,21 @@ export class RouteBuilder<T> implements RouteSource {
           sendsTo: step.sendsTo,
           sends: step.sends || branches.some((branch) => branch.some(sendsAnywhere)),
           branches,
-          build: (context) => step.build(branches.map((branch) => context.compile(branch)), (nested) => context.compile(nested))(context),
+          build: (context) => factory(context, branches.map((branch) => context.compile(branch))),
         };
       });
     return { id, source, sourceOptions: { prefetch: options.prefetch }, steps: define(steps), errorHandler, declaredAt };
   }
 
-  /** @internal the pending steps of a branch */
-  get pendingSteps(): readonly PendingStep[] {
+  /** @internal the declared steps of a branch */
+  get declaredSteps(): readonly DeclaredStep[] {
     return this.state.steps;
   }
 
-  private add<O>(
-    kind: string,
-    options: StepOptions | undefined,
-    build: PendingStep['build'],
-    extra: { sends?: boolean; sendsTo?: readonly string[]; branches?: readonly (readonly PendingStep[])[] } = {},
-  ): RouteBuilder<O> {
-    const step: PendingStep = { kind, id: options?.id, declaredAt: callerLocation(), sends: extra.sends ?? false, sendsTo: extra.sendsTo ?? [], branches: extra.branches ?? [], build };
+  /** Appends a pattern's step (its spec, from the pattern's file) with its id and where it was declared. */
+  private add<O>(spec: StepSpec<T, O>, options: StepOptions | undefined): RouteBuilder<O> {
+    // the builder's type parameter checked the step's input; the route holds steps with types erased
+    const step: DeclaredStep = { ...(spec as unknown as StepSpec), id: options?.id, declaredAt: callerLocation() };
     return new RouteBuilder<O>({ ...this.state, steps: [...this.state.steps, step] });
   }
 
@@ -300,6 +258,15 @@ export class ChoiceBuilder<T, O, Open extends boolean> {
   otherwise<B>(branch: Branch<T, B>): ChoiceBuilder<T, O | B, false> {
     return new ChoiceBuilder<T, O | B, false>(this.whens, branch as Branch<T, unknown>);
   }
+
+  /** @internal the choice step these branches make */
+  spec(): StepSpec<T, Open extends true ? O | T : O> {
+    const otherwise = this.otherwiseBranch === undefined ? undefined : branchSteps(this.otherwiseBranch);
+    return choiceStep(
+      this.whens.map(({ predicate, branch }) => ({ when: predicate, steps: branchSteps(branch) })),
+      otherwise,
+    );
+  }
 }
 
 /**
@@ -311,12 +278,8 @@ export function from<T = unknown, N extends ContractName = never>(uri: string, o
   return (options.contract === undefined ? route : route.validate(options.contract)) as RouteBuilder<ContractBody<N, T>>;
 }
 
-function branchSteps<T>(branch: Branch<T, unknown>): readonly PendingStep[] {
-  return branch(new RouteBuilder<T>({ source: undefined, options: {}, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() })).pendingSteps;
-}
-
-function staticUris(uri: string): readonly string[] {
-  return isTemplate(uri) ? [] : [uri];
+function branchSteps<T, O>(branch: Branch<T, O>): readonly DeclaredStep[] {
+  return branch(new RouteBuilder<T>({ source: undefined, options: {}, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() })).declaredSteps;
 }
 
 function sendsAnywhere(step: StepDefinition): boolean {

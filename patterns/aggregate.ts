@@ -1,5 +1,6 @@
-import { Observable, type Subscription } from 'rxjs';
-import { combineMessages, createDelivery, scheduleTracked, InterchangeError, joinDeliveries, RouteDefinitionError, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
+import type { Subscription } from 'rxjs';
+import { combineMessages, createDelivery, InterchangeError, joinDeliveries, RouteDefinitionError, stepSpec, type Delivery, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { stepLifecycle } from '../src/core/step-lifecycle.ts';
 import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from '../src/stores/aggregation-repository.ts';
 
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
@@ -66,16 +67,10 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
   }
   const correlate = options.correlate ?? (sequence ? splitOf : undefined);
   if (correlate === undefined) throw new RouteDefinitionError('aggregate needs correlate (only sequence: true has a default, the split message)');
-  return (context) => (source) =>
-    new Observable<Delivery<A>>((subscriber) => {
+  return (context) =>
+    stepLifecycle<I, A>(context, (step) => {
       const repository = options.repository ?? new InMemoryAggregationRepository<A>();
       const timers = new Map<string, Subscription>();
-      const retries = new Set<Subscription>();
-      let sourceDone = false;
-
-      const completeIfIdle = (): void => {
-        if (sourceDone && retries.size === 0 && repository.size === 0) subscriber.complete();
-      };
 
       const complete = (key: string, reason: CompletionReason): void => {
         const group = repository.get(key);
@@ -88,7 +83,7 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
           group.value,
           { aggregationKey: key, aggregationSize: group.inputs.length, aggregationCompletedBy: reason },
         );
-        subscriber.next(onArrival ? detached(message) : joinDeliveries(group.inputs, message));
+        step.emit(onArrival ? detached(message) : joinDeliveries(group.inputs, message));
       };
 
       /** An aggregate whose inputs were settled on arrival: nobody is left to reject to. */
@@ -137,15 +132,7 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
           if (onArrival) delivery.ack();
           if (completedBy !== undefined) return complete(key, completedBy);
         } catch (error) {
-          const delay = context.failed(delivery, error, attempt);
-          if (delay !== undefined) {
-            scheduleTracked(context.scheduler, retries, delay, () => {
-              add(delivery, attempt + 1);
-              // The source completed meanwhile: once no retry is left, groups opened since are stopped too.
-              if (sourceDone && retries.size === 0) stopOpenGroups();
-              completeIfIdle();
-            });
-          }
+          step.fail(delivery, error, attempt, add);
           return;
         }
         if (timeoutMs !== undefined) {
@@ -155,24 +142,19 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
             context.scheduler.schedule(() => {
               timers.delete(key);
               complete(key, 'timeout');
-              completeIfIdle();
             }, timeoutMs),
           );
         }
       };
 
-      const subscription = source.subscribe({
+      return {
         next: (delivery) => add(delivery, 1),
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => {
-          sourceDone = true;
-          stopOpenGroups();
-          completeIfIdle();
+        // Once the source has completed, open groups are emitted or rejected (`onStop`); groups a
+        // retry opens after that are, once no retry is left.
+        drain: stopOpenGroups,
+        teardown: () => {
+          for (const timer of timers.values()) timer.unsubscribe();
         },
-      });
-      return () => {
-        subscription.unsubscribe();
-        for (const timer of [...timers.values(), ...retries]) timer.unsubscribe();
       };
     });
 }
@@ -192,4 +174,9 @@ function splitSizeOf(message: Message): number {
 
 function notASplitPart(message: Message, why: string): InterchangeError {
   return new InterchangeError('NOT_A_SPLIT_PART', `aggregate (sequence): message '${message.id}' is not a part of a split (${why})`, { permanent: true });
+}
+
+/** `.aggregate(options)`: the aggregator's DSL entry (kind `aggregate`). Options are checked at once: a missing completion condition fails where the route is declared. */
+export function aggregateStep<I, A>(options: AggregateOptions<I, A>): StepSpec<I, A> {
+  return stepSpec('aggregate', aggregate(options));
 }

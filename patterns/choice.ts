@@ -1,4 +1,4 @@
-import { fanOut, type AnyStep, type Message, type Step, type StepFactory } from '../src/core/index.ts';
+import { fanOut, stepSpec, type AnyStep, type DeclaredStep, type Message, type Step, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 export interface ChoiceBranch<T> {
   readonly when: (message: Message<T>) => boolean;
@@ -22,4 +22,26 @@ export function choice<T>(branches: readonly ChoiceBranch<T>[], otherwise?: AnyS
       inputs[index]?.next(delivery);
     }) as Step<T, unknown>;
   };
+}
+
+/** A `when` of the DSL's choice: its predicate and the steps of its branch. */
+export interface ChoiceWhen<T> {
+  readonly when: (message: Message<T>) => boolean;
+  readonly steps: readonly DeclaredStep[];
+}
+
+/**
+ * `.choice(…)`: the content-based router's DSL entry (kind `choice`; its branches are the `when`s in
+ * order, then `otherwise`). `O` is what leaves the branches, as the DSL typed them.
+ */
+export function choiceStep<T, O = unknown>(whens: readonly ChoiceWhen<T>[], otherwise?: readonly DeclaredStep[]): StepSpec<T, O> {
+  return stepSpec<T, O>(
+    'choice',
+    (context, branches) =>
+      choice(
+        whens.map((when, index) => ({ when: when.when, step: branches[index] as AnyStep })),
+        otherwise === undefined ? undefined : branches[whens.length],
+      )(context) as Step<T, O>,
+    { branches: [...whens.map((when) => when.steps), ...(otherwise === undefined ? [] : [otherwise])] },
+  );
 }

@@ -1,5 +1,5 @@
 import type { ServiceIdentifier } from 'inversify';
-import { deliveryStep, withBody, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, withBody, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 export interface EnrichContext {
   /** A service bound in the integration's container. */
@@ -33,4 +33,9 @@ export function enrich<T, E, O>(
       { concurrency },
     );
   };
+}
+
+/** `.enrich(fetch, merge, options)`: the content enricher's DSL entry (kind `enrich`). */
+export function enrichStep<T, E, O>(fetch: (message: Message<T>, context: EnrichContext) => Promise<E>, merge: (message: Message<T>, extra: E) => O, options?: EnrichOptions): StepSpec<T, O> {
+  return stepSpec('enrich', enrich(fetch, merge, options));
 }

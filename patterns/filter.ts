@@ -1,4 +1,4 @@
-import { deliveryStep, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Message filter: passes messages for which `predicate` is true. Dropped messages are acked and
@@ -11,4 +11,9 @@ export function filter<T>(predicate: (message: Message<T>) => boolean): StepFact
       if (predicate(delivery.message)) emit(delivery);
       else context.filtered(delivery);
     });
+}
+
+/** `.filter(predicate)`: the filter's DSL entry (kind `filter`). */
+export function filterStep<T>(predicate: (message: Message<T>) => boolean): StepSpec<T, T> {
+  return stepSpec('filter', filter(predicate));
 }

@@ -1,4 +1,4 @@
-import { fanOut, type AnyStep, type Step, type StepFactory } from '../src/core/index.ts';
+import { fanOut, stepSpec, type AnyStep, type DeclaredStep, type Step, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Multicast: every message goes to every branch (the same message, so ids stay stable for
@@ -12,4 +12,9 @@ export function multicast<T>(branches: readonly AnyStep[]): StepFactory<T, unkno
       const copies = delivery.fork(inputs.map(() => delivery.message));
       copies.forEach((copy, index) => inputs[index]?.next(copy));
     }) as Step<T, unknown>;
+}
+
+/** `.multicast(branches)`: the multicast's DSL entry (kind `multicast`). `O` is what leaves the branches, as the DSL typed them. */
+export function multicastStep<T, O = unknown>(branches: readonly (readonly DeclaredStep[])[]): StepSpec<T, O> {
+  return stepSpec<T, O>('multicast', (context, compiled) => multicast<T>(compiled)(context) as Step<T, O>, { branches });
 }

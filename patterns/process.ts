@@ -1,5 +1,5 @@
 import type { ServiceIdentifier } from 'inversify';
-import { deliveryStep, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 export interface ProcessContext {
   service<S>(id: ServiceIdentifier<S>): S;
@@ -22,4 +22,9 @@ export function process<T>(handle: (message: Message<T>, context: ProcessContext
       { concurrency },
     );
   };
+}
+
+/** `.process(handle, options)`: the service activator's DSL entry (kind `process`). */
+export function processStep<T>(handle: (message: Message<T>, context: ProcessContext) => Promise<void> | void, options?: { concurrency?: number }): StepSpec<T, T> {
+  return stepSpec('process', process(handle, options));
 }

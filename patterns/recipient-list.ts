@@ -1,4 +1,4 @@
-import { deliveryStep, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Recipient list: sends each message to every endpoint `recipients` names for it, all at once, and
@@ -13,4 +13,9 @@ export function recipientList<T>(recipients: (message: Message<T>) => readonly s
       await Promise.all(uris.map((uri) => context.publish(uri, [delivery.message])));
       emit(delivery);
     });
+}
+
+/** `.recipientList(recipients)`: the recipient list's DSL entry (kind `recipientList`; sends, to endpoints known per message). */
+export function recipientListStep<T>(recipients: (message: Message<T>) => readonly string[]): StepSpec<T, T> {
+  return stepSpec('recipientList', recipientList(recipients), { sends: true });
 }

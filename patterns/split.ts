@@ -1,4 +1,4 @@
-import { deliveryStep, deriveMessage, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, deriveMessage, stepSpec, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Splitter: one message per item. Parts get deterministic ids (`<parent id>/<index>`), causation =
@@ -15,4 +15,9 @@ export function split<T, P>(items: (message: Message<T>) => Iterable<P>): StepFa
       const parts = bodies.map((body, index) => deriveMessage(delivery.message, body, { key: String(index), headers: { splitIndex: index, splitSize: size } }));
       for (const part of delivery.fork(parts)) emit(part);
     });
+}
+
+/** `.split(items)`: the splitter's DSL entry (kind `split`). */
+export function splitStep<T, P>(items: (message: Message<T>) => Iterable<P>): StepSpec<T, P> {
+  return stepSpec('split', split(items));
 }

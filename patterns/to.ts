@@ -1,5 +1,6 @@
-import { Observable, type Subscription } from 'rxjs';
-import { isTemplate, PartialPublishError, resolveEndpointTemplate, scheduleTracked, type Delivery, type Message, type StepContext, type StepFactory } from '../src/core/index.ts';
+import { isTemplate, PartialPublishError, resolveEndpointTemplate, stepSpec, type Delivery, type Message, type StepContext, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { stepLifecycle } from '../src/core/step-lifecycle.ts';
+import { validate } from './validate.ts';
 
 export type Destination<T> = string | ((message: Message<T>) => string);
 
@@ -16,15 +17,9 @@ export type Destination<T> = string | ((message: Message<T>) => string);
 export function to<T>(destination: Destination<T>): StepFactory<T, T> {
   const uriOf =
     typeof destination === 'function' ? destination : isTemplate(destination) ? (message: Message<T>) => resolveEndpointTemplate(destination, message) : () => destination;
-  return (context) => (source) =>
-    new Observable<Delivery<T>>((subscriber) => {
+  return (context) =>
+    stepLifecycle<T, T>(context, (step) => {
       let batch: Delivery<T>[] = [];
-      let pending = 0;
-      let sourceDone = false;
-      const retries = new Set<Subscription>();
-      const completeIfIdle = (): void => {
-        if (sourceDone && pending === 0 && batch.length === 0) subscriber.complete();
-      };
       const send = (deliveries: readonly Delivery<T>[], attempt: number): void => {
         const byUri = new Map<string, Delivery<T>[]>();
         for (const delivery of deliveries) {
@@ -32,7 +27,7 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
           try {
             uri = uriOf(delivery.message);
           } catch (error) {
-            fail(delivery, error, attempt);
+            step.fail(delivery, error, attempt, resend);
             continue;
           }
           const group = byUri.get(uri);
@@ -40,61 +35,70 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
           else group.push(delivery);
         }
         for (const [uri, group] of byUri) {
-          pending += 1;
+          step.begin();
           publish(context, uri, group).then(
             () => {
-              pending -= 1;
-              for (const delivery of group) subscriber.next(delivery);
-              completeIfIdle();
+              for (const delivery of group) step.emit(delivery);
+              step.end();
             },
             (error: unknown) => {
               // some messages failed alone (e.g. unencodable): the others were confirmed and go on
               if (error instanceof PartialPublishError) group.forEach((delivery, index) => {
                 const own = error.failures.get(index);
-                if (own === undefined) subscriber.next(delivery);
-                else fail(delivery, own, attempt);
+                if (own === undefined) step.emit(delivery);
+                else step.fail(delivery, own, attempt, resend);
               });
-              else for (const delivery of group) fail(delivery, error, attempt);
-              pending -= 1;
-              completeIfIdle();
+              else for (const delivery of group) step.fail(delivery, error, attempt, resend);
+              step.end();
             },
           );
         }
       };
-      const fail = (delivery: Delivery<T>, error: unknown, attempt: number): void => {
-        const delay = context.failed(delivery, error, attempt);
-        if (delay === undefined) return;
-        pending += 1;
-        scheduleTracked(context.scheduler, retries, delay, () => {
-          pending -= 1;
-          send([delivery], attempt + 1);
-          completeIfIdle();
-        });
-      };
+      const resend = (delivery: Delivery<T>, attempt: number): void => send([delivery], attempt);
+      // A batch waiting for its flush is pending work: the step does not complete before it went out.
       const flush = (): void => {
         // Unsubscribed before the batch went out: its deliveries stay unsettled, for the source to redeliver.
-        if (subscriber.closed) return;
+        if (step.closed) return;
         const deliveries = batch;
         batch = [];
         send(deliveries, 1);
-        completeIfIdle();
+        step.end();
       };
-      const subscription = source.subscribe({
+      return {
         next: (delivery) => {
-          if (batch.push(delivery) === 1) queueMicrotask(flush);
+          if (batch.push(delivery) === 1) {
+            step.begin();
+            queueMicrotask(flush);
+          }
         },
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => {
-          sourceDone = true;
-          completeIfIdle();
-        },
-      });
-      return () => {
-        subscription.unsubscribe();
-        for (const retryTimer of retries) retryTimer.unsubscribe();
-        retries.clear();
       };
     });
+}
+
+/** `.to(destination, { contract })`: the sender's options in the DSL. */
+export interface ToStepOptions {
+  /** Validate each body against this contract first: an invalid one fails (never retried) and is never sent. */
+  readonly contract?: string;
+}
+
+/**
+ * `.to(destination, { contract })`: the sender's DSL entry (kind `to`; sends, to `destination` when it
+ * is a static URI). With `contract`, an outbound `validate` runs first, in the same step.
+ */
+export function toStep<T>(destination: Destination<T>, { contract }: ToStepOptions = {}): StepSpec<T, T> {
+  const send = to(destination);
+  const sendsTo = typeof destination === 'string' && !isTemplate(destination) ? [destination] : [];
+  if (contract === undefined) return stepSpec('to', send, { sends: true, sendsTo });
+  const check = validate<T>(contract, { direction: 'outbound' });
+  return stepSpec<T, T>(
+    'to',
+    (context) => {
+      const validated = check(context);
+      const sent = send(context);
+      return (source) => sent(validated(source));
+    },
+    { sends: true, sendsTo },
+  );
 }
 
 function publish<T>(context: StepContext, uri: string, deliveries: readonly Delivery<T>[]): Promise<void> {

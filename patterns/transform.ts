@@ -1,4 +1,4 @@
-import { deliveryStep, withBody, type Message, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, withBody, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Message translator: a new body from the message; id and headers kept (the `schema` header is
@@ -10,4 +10,9 @@ export function transform<I, O>(translate: (message: Message<I>) => O): StepFact
     deliveryStep<I, O>(context, (delivery, emit) => {
       emit(delivery.with(withBody(delivery.message, translate(delivery.message))));
     });
+}
+
+/** `.transform(translate)`: the translator's DSL entry (kind `transform`). */
+export function transformStep<I, O>(translate: (message: Message<I>) => O): StepSpec<I, O> {
+  return stepSpec('transform', transform(translate));
 }

@@ -1,6 +1,5 @@
-import { Observable } from 'rxjs';
-import { withBody, withHeaders, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
-import { contractRef, ContractMismatchError, failPermanently, parseContractRef, registryFor, SchemaValidationError, UnknownContractError, ValidationErrorsHeader, validationErrorsHeaderValue } from '../src/schema/index.ts';
+import { deliveryStep, stepSpec, withBody, withHeaders, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { contractRef, ContractMismatchError, failWithEvidence, parseContractRef, registryFor, UnknownContractError } from '../src/schema/index.ts';
 
 /**
  * Message translator between versions of one subject: a body of `subject@from` (or of any version
@@ -28,23 +27,20 @@ export function upcast<O = unknown>(subject: string, from: number, to: number): 
       const translated = version === to ? body : registry.upcast(subject, version, to, body);
       return withHeaders(withBody(message, translated as O), { schema: target });
     };
-    return (source) =>
-      new Observable<Delivery<O>>((subscriber) =>
-        source.subscribe({
-          next: (delivery) => {
-            let translated: Message<O>;
-            try {
-              translated = translate(delivery.message);
-            } catch (error) {
-              const failing = error instanceof SchemaValidationError ? delivery.with(withHeaders(delivery.message, { [ValidationErrorsHeader]: validationErrorsHeaderValue(error.issues) })) : delivery;
-              failPermanently(context, failing, error as Error);
-              return;
-            }
-            subscriber.next(delivery.with(translated));
-          },
-          error: (error: unknown) => subscriber.error(error),
-          complete: () => subscriber.complete(),
-        }),
-      );
+    return deliveryStep<unknown, O>(context, (delivery, emit) => {
+      let translated: Message<O>;
+      try {
+        translated = translate(delivery.message);
+      } catch (error) {
+        failWithEvidence(context, delivery, error);
+        return;
+      }
+      emit(delivery.with(translated));
+    });
   };
+}
+
+/** `.upcast(subject, from, to)`: the translator's DSL entry (kind `upcast`); `O` is the `to` version's body type. */
+export function upcastStep<O = unknown>(subject: string, from: number, to: number): StepSpec<unknown, O> {
+  return stepSpec('upcast', upcast<O>(subject, from, to));
 }

@@ -1,15 +1,5 @@
-import { Observable } from 'rxjs';
-import { withBody, withHeaders, type Delivery, type Message, type StepFactory } from '../src/core/index.ts';
-import {
-  ContractMismatchError,
-  failPermanently,
-  MissingContractError,
-  registryFor,
-  SchemaValidationError,
-  UnknownContractError,
-  ValidationErrorsHeader,
-  validationErrorsHeaderValue,
-} from '../src/schema/index.ts';
+import { deliveryStep, stepSpec, withBody, withHeaders, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { ContractMismatchError, failWithEvidence, MissingContractError, registryFor, UnknownContractError } from '../src/schema/index.ts';
 
 export interface ValidateOptions {
   /**
@@ -48,23 +38,23 @@ export function validate<O = unknown>(contract?: string, { direction = 'inbound'
       if (body === message.body && declared === ref) return message as Message<O>;
       return withHeaders(body === message.body ? (message as Message<O>) : withBody(message, body), { schema: ref });
     };
-    return (source) =>
-      new Observable<Delivery<O>>((subscriber) =>
-        source.subscribe({
-          next: (delivery) => {
-            let checked: Message<O>;
-            try {
-              checked = check(delivery.message);
-            } catch (error) {
-              const failing = error instanceof SchemaValidationError ? delivery.with(withHeaders(delivery.message, { [ValidationErrorsHeader]: validationErrorsHeaderValue(error.issues) })) : delivery;
-              failPermanently(context, failing, error as Error);
-              return;
-            }
-            subscriber.next(delivery.with(checked));
-          },
-          error: (error: unknown) => subscriber.error(error),
-          complete: () => subscriber.complete(),
-        }),
-      );
+    return deliveryStep<unknown, O>(context, (delivery, emit) => {
+      let checked: Message<O>;
+      try {
+        checked = check(delivery.message);
+      } catch (error) {
+        failWithEvidence(context, delivery, error);
+        return;
+      }
+      emit(delivery.with(checked));
+    });
   };
+}
+
+/**
+ * `.validate(contract)`: the validator's DSL entry (kind `validate`). `O` is the body type from here
+ * on, as the DSL typed it from the contract.
+ */
+export function validateStep<O = unknown>(contract?: string, options?: ValidateOptions): StepSpec<unknown, O> {
+  return stepSpec('validate', validate<O>(contract, options));
 }

@@ -1,4 +1,4 @@
-import { deliveryStep, type StepFactory } from '../src/core/index.ts';
+import { deliveryStep, isTemplate, stepSpec, type StepFactory, type StepSpec } from '../src/core/index.ts';
 
 /**
  * Wire tap: sends a copy of each message to `uri` without waiting, and passes the message on at
@@ -20,4 +20,9 @@ export function wireTap<T>(uri: string): StepFactory<T, T> {
       }
       emit(delivery);
     });
+}
+
+/** `.wireTap(uri)`: the wire tap's DSL entry (kind `wireTap`; sends to `uri`, outside the message's guarantee). */
+export function wireTapStep<T>(uri: string): StepSpec<T, T> {
+  return stepSpec('wireTap', wireTap<T>(uri), { sendsTo: isTemplate(uri) ? [] : [uri] });
 }

@@ -3,20 +3,8 @@
  * the backend's contract, routing, and summarising per device. Pure functions and one step, so unit
  * tests, the route and the benchmark's raw bridges all share the very same code.
  */
-import {
-  deliveryStep,
-  failPermanently,
-  InterchangeError,
-  registryFor,
-  SchemaValidationError,
-  ValidationErrorsHeader,
-  validationErrorsHeaderValue,
-  withBody,
-  withHeaders,
-  type HeaderValue,
-  type Message,
-  type StepFactory,
-} from '../../facade/index.ts';
+import { InterchangeError, withBody, withHeaders, type Message } from 'interchange-eip';
+import { deliveryStep, failWithEvidence, registryFor, ValidationErrorsHeader, type HeaderValue, type StepFactory } from 'interchange-eip/spi';
 import type { BackendReadingV1, DeviceTelemetryV1 } from '../../schemas/types.generated.ts';
 
 export const TELEMETRY_CONTRACT = 'device.telemetry@1';
@@ -80,9 +68,7 @@ export function checkTelemetry(): StepFactory<unknown, DeviceTelemetryV1> {
       try {
         body = checkedTelemetry(registry.validate(TELEMETRY_CONTRACT, message.body) as DeviceTelemetryV1, deviceIdOf(message));
       } catch (error) {
-        const evidence: Record<string, string> = { [MQTT_TOPIC_HEADER]: String(message.headers.mqttTopic ?? '') };
-        if (error instanceof SchemaValidationError) evidence[ValidationErrorsHeader] = validationErrorsHeaderValue(error.issues);
-        failPermanently(context, delivery.with(withHeaders(message, evidence)), error as Error);
+        failWithEvidence(context, delivery, error, { [MQTT_TOPIC_HEADER]: String(message.headers.mqttTopic ?? '') });
         return;
       }
       emit(delivery.with(withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT })));

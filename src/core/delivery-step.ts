@@ -1,7 +1,6 @@
-import { Observable, type Subscription } from 'rxjs';
 import type { Delivery } from './delivery.ts';
-import { scheduleTracked } from './timers.ts';
 import type { Step, StepContext } from './step.ts';
+import { stepLifecycle } from './step-lifecycle.ts';
 
 export type Emit<O> = (delivery: Delivery<O>) => void;
 
@@ -16,91 +15,59 @@ export interface DeliveryStepOptions {
   readonly concurrency?: number;
 }
 
+interface Waiting<I> {
+  readonly delivery: Delivery<I>;
+  readonly attempt: number;
+}
+
 /**
  * Builds a step from a per-delivery handler: the one place where the rule "a failure on one message
  * never ends the route" is implemented. A throw or rejection goes to `context.failed`, which settles
  * the delivery or asks for a retry, run on the context's scheduler.
  * The step completes when its source has completed and no handler, retry or queued delivery is pending.
  * Unsubscribing cancels pending retries; their deliveries stay unsettled for the transport to redeliver.
+ * (Its life — completion, retries, teardown — is `stepLifecycle`'s.)
+ * @example deliveryStep<T, T>(context, (delivery, emit) => (keep(delivery.message) ? emit(delivery) : context.filtered(delivery)))
  */
 export function deliveryStep<I, O>(context: StepContext, handler: DeliveryHandler<I, O>, options: DeliveryStepOptions = {}): Step<I, O> {
   const concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
-  return (source) =>
-    new Observable<Delivery<O>>((subscriber) => {
-      let pending = 0;
-      let active = 0;
-      let sourceDone = false;
-      const waiting: { readonly delivery: Delivery<I>; readonly attempt: number }[] = [];
-      const timers = new Set<Subscription>();
-      const emit: Emit<O> = (delivery) => subscriber.next(delivery);
+  return stepLifecycle<I, O>(context, (step) => {
+    let active = 0;
+    const waiting: Waiting<I>[] = [];
+    const emit = step.emit;
 
-      const completeIfIdle = (): void => {
-        if (sourceDone && pending === 0 && waiting.length === 0) subscriber.complete();
-      };
+    // A delivery (a retry too) waits its turn while `concurrency` handler promises are pending.
+    const admit = (delivery: Delivery<I>, attempt: number): void => {
+      if (active >= concurrency) waiting.push({ delivery, attempt });
+      else run(delivery, attempt);
+    };
 
-      const failed = (delivery: Delivery<I>, error: unknown, attempt: number): void => {
-        const delay = context.failed(delivery, error, attempt);
-        if (delay === undefined) return;
-        pending += 1;
-        scheduleTracked(context.scheduler, timers, delay, () => {
-          pending -= 1;
-          // A retry waits its turn like any arrival, so it never exceeds the concurrency bound.
-          if (active >= concurrency) waiting.push({ delivery, attempt: attempt + 1 });
-          else run(delivery, attempt + 1);
-          completeIfIdle();
-        });
-      };
+    const done = (): void => {
+      active -= 1;
+      while (active < concurrency && waiting.length > 0) {
+        const { delivery, attempt } = waiting.shift() as Waiting<I>;
+        run(delivery, attempt);
+      }
+      step.end();
+    };
 
-      const next = (): void => {
-        while (active < concurrency && waiting.length > 0) {
-          const { delivery, attempt } = waiting.shift() as { readonly delivery: Delivery<I>; readonly attempt: number };
-          run(delivery, attempt);
-        }
-      };
-
-      const run = (delivery: Delivery<I>, attempt: number): void => {
-        let result: void | PromiseLike<void>;
-        try {
-          result = handler(delivery, emit, attempt);
-        } catch (error) {
-          failed(delivery, error, attempt);
-          return;
-        }
-        if (result === undefined || typeof result.then !== 'function') return;
-        pending += 1;
-        active += 1;
-        result.then(
-          () => {
-            pending -= 1;
-            active -= 1;
-            next();
-            completeIfIdle();
-          },
-          (error: unknown) => {
-            failed(delivery, error, attempt);
-            pending -= 1;
-            active -= 1;
-            next();
-            completeIfIdle();
-          },
-        );
-      };
-
-      const subscription = source.subscribe({
-        next: (delivery) => {
-          if (active >= concurrency) waiting.push({ delivery, attempt: 1 });
-          else run(delivery, 1);
-        },
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => {
-          sourceDone = true;
-          completeIfIdle();
-        },
+    const run = (delivery: Delivery<I>, attempt: number): void => {
+      let result: void | PromiseLike<void>;
+      try {
+        result = handler(delivery, emit, attempt);
+      } catch (error) {
+        step.fail(delivery, error, attempt, admit);
+        return;
+      }
+      if (result === undefined || typeof result.then !== 'function') return;
+      step.begin();
+      active += 1;
+      result.then(done, (error: unknown) => {
+        step.fail(delivery, error, attempt, admit);
+        done();
       });
-      return () => {
-        subscription.unsubscribe();
-        for (const timer of timers) timer.unsubscribe();
-        timers.clear();
-      };
-    });
+    };
+
+    return { next: (delivery) => admit(delivery, 1) };
+  });
 }

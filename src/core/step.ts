@@ -41,6 +41,48 @@ export interface StepContext {
 /** Builds a step once the route is compiled: what every pattern factory returns. */
 export type StepFactory<I = unknown, O = I> = (context: StepContext) => Step<I, O>;
 
+/**
+ * Builds a step from the route's context and its compiled branches, in the order of
+ * `StepSpec.branches`. A plain `StepFactory` is one (it ignores the branches).
+ */
+export type BranchingStepFactory<I = unknown, O = I> = (context: StepContext, branches: readonly AnyStep[]) => Step<I, O>;
+
+/**
+ * A pattern's DSL entry: what one use of the pattern is — its kind, the endpoints it sends to, its
+ * branches — beside how to build it. Each pattern file exports a function returning one
+ * (`filterStep`, `toStep`, …); the DSL only adds the step's id and place, so a route definition is
+ * this data, which a graph, a linter or a YAML loader read as the runtime does.
+ */
+export interface StepSpec<I = unknown, O = I> {
+  readonly kind: string;
+  /** Static endpoint URIs the step sends to (not templates), validated when the integration is built. */
+  readonly sendsTo: readonly string[];
+  /** Whether the step itself delivers messages out of the route (`to`, recipient list); branches that send count on their own. */
+  readonly sends: boolean;
+  /** Nested step lists (choice, multicast branches), compiled with the route and handed to `factory` in this order. */
+  readonly branches: readonly (readonly DeclaredStep[])[];
+  readonly factory: BranchingStepFactory<I, O>;
+}
+
+/** A step as the DSL declared it, before the route numbers it: its spec, its explicit id if any, where. */
+export interface DeclaredStep extends StepSpec {
+  readonly id: string | undefined;
+  readonly declaredAt: string;
+}
+
+/**
+ * A `StepSpec`, with no destinations and no branches unless given.
+ * @example stepSpec('filter', filter(predicate))
+ * @example stepSpec('to', to(uri), { sends: true, sendsTo: [uri] })
+ */
+export function stepSpec<I, O>(
+  kind: string,
+  factory: BranchingStepFactory<I, O>,
+  { sends = false, sendsTo = [], branches = [] }: { readonly sends?: boolean; readonly sendsTo?: readonly string[]; readonly branches?: readonly (readonly DeclaredStep[])[] } = {},
+): StepSpec<I, O> {
+  return { kind, sendsTo, sends, branches, factory };
+}
+
 /** A step as a route definition holds it: data about the step plus how to build it. */
 export interface StepDefinition {
   /** Unique within the route; explicit (`{ id }`) or `<kind>-<n>`. */

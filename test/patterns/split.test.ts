@@ -3,7 +3,8 @@ import { map } from 'rxjs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MemoryTransport } from '../../src/channel/index.ts';
 import { split } from '../../patterns/split.ts';
-import { createIntegration, DeadLetterHeaders, from, silentLogger, type Delivery, type Integration } from '../../facade/index.ts';
+import { createIntegration, DeadLetterHeaders, from, silentLogger, type Integration } from '../../facade/index.ts';
+import type { Delivery } from '../../src/spi.ts';
 import { TestKit } from '../../facade/testing/index.ts';
 import { deferred, drive, Harness, settle, source, sources } from './harness.ts';
 
