@@ -1,4 +1,4 @@
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { defineOptions, positiveIntegerOption } from '../../src/core/index.ts';
 import { BROKER_HEADERS_PATTERN } from './amqp-broker-headers.ts';
 import { AmqpConfigurationError } from './amqp-errors.ts';
 import type { Topology } from './amqp-topology.ts';
@@ -154,7 +154,7 @@ export const amqpEndpointOptionsSchema = {
     type: { enum: ['direct', 'topic', 'fanout', 'headers'], description: 'exchange endpoints: declare the exchange (durable) with this type on first use' },
     mandatory: { enum: ['true', 'false'], description: 'publish mandatory: unroutable → UnroutableError (default true)' },
     persistent: { enum: ['true', 'false'], description: 'delivery mode 2 (default true)' },
-    maxDeliveries: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'deliveries of a nacked message before it is rejected to the dead-letter exchange' },
+    maxDeliveries: positiveIntegerOption('deliveries of a nacked message before it is rejected to the dead-letter exchange', 6),
     brokerHeaders: {
       type: 'string',
       pattern: BROKER_HEADERS_PATTERN,
@@ -163,29 +163,16 @@ export const amqpEndpointOptionsSchema = {
   },
 } as const;
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, useDefaults: false });
-const validateOptions = ajv.compile(amqpOptionsSchema);
-const validateEndpointOptions = ajv.compile(amqpEndpointOptionsSchema);
+const configurationError = (message: string): Error => new AmqpConfigurationError(message);
+const transportOptions = defineOptions<AmqpTransportOptions>(amqpOptionsSchema, { secrets: ['passphrase', 'key', 'cert', 'ca'], error: configurationError });
+const endpointOptions = defineOptions(amqpEndpointOptionsSchema, { error: configurationError });
 
-function describe(errors: readonly ErrorObject[] | null | undefined): string {
-  return (errors ?? [])
-    .map((error) => {
-      const where = error.instancePath === '' ? '(root)' : error.instancePath;
-      const extra = error.keyword === 'additionalProperties' ? ` '${String((error.params as { additionalProperty?: string }).additionalProperty)}'` : error.keyword === 'enum' ? ` (${String((error.params as { allowedValues?: unknown[] }).allowedValues?.join(', '))})` : '';
-      return `${where} ${error.message ?? 'is invalid'}${extra}`;
-    })
-    .join('; ');
-}
-
-/** Checks adapter options against `amqpOptionsSchema`; throws `AmqpConfigurationError` listing every problem. */
+/** Checks adapter options against `amqpOptionsSchema`; throws `AmqpConfigurationError` listing every problem (TLS material and URL passwords never in it). */
 export function validateAmqpOptions(options: AmqpTransportOptions): void {
-  // TLS buffers are not JSON: validate a copy without them.
-  const { tls, ...rest } = options;
-  const candidate = tls === undefined ? rest : { ...rest, tls: { ...tls, ca: undefined, cert: undefined, key: undefined } };
-  if (!validateOptions(JSON.parse(JSON.stringify(candidate)))) throw new AmqpConfigurationError(`invalid AMQP transport options: ${describe(validateOptions.errors)}`);
+  transportOptions.validate(options, 'AMQP transport options');
 }
 
 /** Checks an endpoint's query options; throws `AmqpConfigurationError` naming the URI and every problem. */
 export function validateAmqpEndpointOptions(uri: string, options: Readonly<Record<string, string>>): void {
-  if (!validateEndpointOptions(options)) throw new AmqpConfigurationError(`invalid options in '${uri}': ${describe(validateEndpointOptions.errors)}`);
+  endpointOptions.validate(options, { uri });
 }

@@ -1,5 +1,4 @@
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { EndpointError, InterchangeError, type Endpoint } from '../../src/core/index.ts';
+import { defineOptions, EndpointError, InterchangeError, positiveIntegerOption, type Endpoint } from '../../src/core/index.ts';
 import { isReservedHeaderName } from './message-codec.ts';
 
 /** MQTT's largest packet (the Remaining Length's maximum): `maxPacketBytes`' default. */
@@ -203,28 +202,19 @@ export const mqttEndpointOptionsSchema = {
     payload: { enum: ['decoded', 'raw'], description: 'consume: `raw` makes the body the payload bytes as sent, unparsed (default decoded)' },
     group: { type: 'string', pattern: '^[^/+#]+$', description: 'consume: shared subscription group ($share/<group>/<filter>)' },
     clientId: { type: 'string', minLength: 1, description: 'consume: pins the consumer\'s session client id' },
-    maxDeliveries: { type: 'string', pattern: '^[1-9][0-9]{0,5}$', description: 'consume: deliveries of a nacked message before it is dead-lettered (default: the transport\'s, else 5)' },
-    maxMessageBytes: { type: 'string', pattern: '^[1-9][0-9]{0,8}$', description: 'consume: largest payload taken whole, in bytes (default: the transport\'s, else 1,048,576); a larger message is delivered truncated and dead-lettered' },
+    maxDeliveries: positiveIntegerOption("consume: transiently failed deliveries redelivered at once before redeliveries back off (default: the transport's, else 5)", 6),
+    maxMessageBytes: positiveIntegerOption("consume: largest payload taken whole, in bytes (default: the transport's, else 1,048,576); a larger message is delivered truncated and dead-lettered", 9),
   },
 } as const;
 
-let endpointValidator: ReturnType<Ajv2020['compile']> | undefined;
+const endpointOptions = defineOptions<Readonly<Record<string, string>>>(mqttEndpointOptionsSchema);
 /** Endpoints already checked: a route publishes through the same endpoint object every time. */
 const checkedEndpoints = new WeakSet<Endpoint>();
 
 /** Checks an endpoint's query options against `mqttEndpointOptionsSchema`; throws `EndpointError` naming the URI and every problem. */
 export function validateMqttEndpointOptions(endpoint: Endpoint): void {
   if (checkedEndpoints.has(endpoint)) return;
-  endpointValidator ??= new Ajv2020({ strict: true, allErrors: true }).compile(mqttEndpointOptionsSchema);
-  if (!endpointValidator(endpoint.options)) {
-    const problems = (endpointValidator.errors ?? []).map((error) => {
-      const where = error.instancePath === '' ? '' : `${error.instancePath.slice(1)} `;
-      if (error.keyword === 'additionalProperties') return `unknown option '${String((error.params as { additionalProperty?: string }).additionalProperty)}'`;
-      if (error.keyword === 'enum') return `${where}must be one of ${String((error.params as { allowedValues?: unknown[] }).allowedValues?.join(', '))}`;
-      return `${where}${error.message ?? 'is invalid'}`;
-    });
-    throw new EndpointError(`invalid options in '${endpoint.uri}': ${problems.join('; ')}`);
-  }
+  endpointOptions.validate(endpoint.options, endpoint);
   const allowed = endpoint.options.userProperties;
   if (allowed !== undefined) {
     const headers = endpoint.options.headers;
@@ -237,23 +227,16 @@ export function validateMqttEndpointOptions(endpoint: Endpoint): void {
   checkedEndpoints.add(endpoint);
 }
 
-let validator: ReturnType<Ajv2020['compile']> | undefined;
+const transportOptions = defineOptions<MqttTransportOptions>(mqttOptionsSchema, { secrets: ['password', 'key', 'cert', 'ca'], error: (message) => new MqttConfigError(message) });
 
 /**
  * Validates options against `mqttOptionsSchema` and refuses a configuration that cannot keep a
  * session: a persistent session needs a stable `clientId`, and on MQTT 5 a session expiry > 0.
- * Throws `MqttConfigError` naming every problem; the message never contains the password.
+ * Throws `MqttConfigError` naming every problem; the message never contains the password, TLS
+ * material or a URL's password.
  */
 export function validateMqttOptions(options: MqttTransportOptions): void {
-  validator ??= new Ajv2020({ strict: true, allErrors: true, strictTuples: false }).compile(mqttOptionsSchema);
-  const { password: _secret, tls, ...shown } = options;
-  // TLS material is validated by shape with its values masked, so no message can echo a key
-  const maskedTls = tls === undefined || typeof tls !== 'object' ? tls : Object.fromEntries(Object.entries(tls).map(([name, value]) => [name, name === 'rejectUnauthorized' ? value : '<redacted>']));
-  if (!validator({ ...shown, ...(tls === undefined ? {} : { tls: maskedTls }) })) {
-    const problems = (validator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message ?? 'is invalid'}`).join('; ');
-    throw new MqttConfigError(`invalid MQTT options: ${problems}`);
-  }
-  if (options.password !== undefined && typeof options.password !== 'string') throw new MqttConfigError('invalid MQTT options: /password must be a string');
+  transportOptions.validate(options, 'MQTT options');
   if (options.persistentSession !== false) {
     if (options.clientId === undefined) {
       throw new MqttConfigError('a persistent MQTT session needs a stable clientId: a random one starts a new session on every connect, so messages queued for the old one are never received (set clientId, or persistentSession: false)');

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt';
 import type { Subscriber } from 'rxjs';
-import { backoffDelay, createDelivery, InterchangeError, isPermanentFailure, withHeaders, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
+import { createDelivery, InterchangeError, redeliveryDecision, withHeaders, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
 import { AckPipeline, InboundDelivery, Redelivery, RefusedAtIntake, type AckTarget } from './ack-pipeline.ts';
 import { IncomingStore } from './incoming-store.ts';
 import { decodeMessage, type InboundPolicy } from './message-codec.ts';
@@ -134,16 +134,18 @@ export class MqttSubscription implements AckTarget {
   nacked(slot: InboundDelivery, reason: Error): void {
     if (this.closed || slot.generation !== this.connection.generation) return;
     if (!this.intakeOpen) return; // stays unacknowledged: the broker redelivers it to the session
-    if (isPermanentFailure(reason)) {
+    // Permanent: dead-lettered at once. Transient: never acknowledged until delivered — at once up to
+    // maxDeliveries, then later, with backoff; the slot keeps its place in the acknowledgement order
+    // and its share of the receive window, so a long outage stops intake (the broker keeps the rest)
+    // instead of losing anything.
+    const { maxDeliveries, redeliveryDelayMs } = this.settings;
+    const decision = redeliveryDecision({ attempt: slot.emitted, maxDeliveries, reason, backoff: redeliveryDelayMs, permanentAtOnce: true });
+    if (decision.action === 'deadLetter') {
       this.park(slot, reason);
       return;
     }
-    // Transient: never acknowledged until delivered. At once up to maxDeliveries, then later, with
-    // backoff — the slot keeps its place in the acknowledgement order and its share of the receive
-    // window, so a long outage stops intake (the broker keeps the rest) instead of losing anything.
-    const later = slot.emitted >= this.settings.maxDeliveries;
-    const delayMs = later ? backoffDelay(slot.emitted - this.settings.maxDeliveries, { initialMs: this.settings.redeliveryDelayMs.initialMs, maxMs: this.settings.redeliveryDelayMs.maxMs }) : 0;
-    if (later && slot.emitted === this.settings.maxDeliveries) {
+    const { delayMs } = decision;
+    if (slot.emitted === maxDeliveries) {
       this.settings.log.warn('mqtt message failed transiently maxDeliveries times; kept unacknowledged and redelivered with backoff until it succeeds', {
         topic: truncate(slot.packet.topic),
         messageId: slot.message.id,

@@ -1,4 +1,4 @@
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { defineOptions } from '../../src/core/index.ts';
 import type { OutboxRelayOptions } from './outbox-relay.ts';
 import { PostgresConfigurationError } from './postgres-errors.ts';
 
@@ -60,13 +60,6 @@ export const postgresOptionsSchema = {
   },
 } as const;
 
-const ajv = new Ajv2020({ allErrors: true, strict: false });
-const validateOptions = ajv.compile(postgresOptionsSchema);
-
-function describe(errors: readonly ErrorObject[] | null | undefined): string {
-  return (errors ?? []).map((error) => `${error.instancePath === '' ? '(root)' : error.instancePath} ${error.message ?? 'is invalid'}`).join('; ');
-}
-
 /** The JSON part of the options (no logger, database or registry). */
 export interface PostgresJsonOptions {
   readonly schema?: string;
@@ -75,7 +68,10 @@ export interface PostgresJsonOptions {
   readonly relay?: false | Omit<OutboxRelayOptions, 'log' | 'schema' | 'outboxTable' | 'inboxTable'>;
 }
 
+const postgresOptions = defineOptions<PostgresJsonOptions>(postgresOptionsSchema, { error: (message) => new PostgresConfigurationError(message) });
+
 /** Checks options against `postgresOptionsSchema`; throws `PostgresConfigurationError` listing every problem. */
 export function validatePostgresOptions(options: PostgresJsonOptions): void {
-  if (!validateOptions(JSON.parse(JSON.stringify(options)))) throw new PostgresConfigurationError(`invalid PostgreSQL options: ${describe(validateOptions.errors)}`);
+  postgresOptions.validate(options, 'PostgreSQL options');
 }
+

@@ -1,7 +1,8 @@
-import type { Container, ContainerModule } from 'inversify';
-import { amqpModule, AmqpTransport } from '../../adapters/amqp/index.ts';
-import { mqttModule, MqttTransport } from '../../adapters/mqtt/index.ts';
-import { checkUrlCredentials, parseEndpoint, redactUrl, type StepDefinition } from '../../src/core/index.ts';
+import { createRequire } from 'node:module';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Container, ContainerModule, ServiceIdentifier } from 'inversify';
+import { checkUrlCredentials, InterchangeError, isAdapterEnvironment, parseEndpoint, type AdapterEnvironment, type StepDefinition } from '../../src/core/index.ts';
 import type { RouteSource } from '../../src/dsl/route-definition.ts';
 
 export interface EnvironmentModule {
@@ -10,37 +11,79 @@ export interface EnvironmentModule {
   readonly announcement: string;
 }
 
-/** The environment's broker and database URLs (adapters read them as defaults); checked by `environmentModules`. */
-export const CREDENTIAL_URLS = ['AMQP_URL', 'MQTT_URL', 'DATABASE_URL', 'REDIS_URL'] as const;
+/** Interchange's own adapters, loaded only when `interchange run` asks (so `--help` loads none of them). */
+const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown }>)[] = [
+  () => import('../../adapters/amqp/index.ts'),
+  () => import('../../adapters/mqtt/index.ts'),
+  () => import('../../adapters/postgres/index.ts'),
+  () => import('../../adapters/redis/index.ts'),
+];
+
+/** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */
+export const ADAPTERS_VARIABLE = 'INTERCHANGE_ADAPTERS';
 
 /**
- * Transports configured by the environment, for `interchange run`. A route file's own binding of a
- * transport always wins.
+ * Transports configured by the environment, for `interchange run`, from what each adapter declares
+ * (`AdapterEnvironment`, exported as `environment` from its entry point): Interchange's own adapters
+ * and every package or file named in `INTERCHANGE_ADAPTERS` (comma-separated; resolved from `cwd`,
+ * so a project's own dependencies are found). What the built-in adapters declare:
  * - `AMQP_URL`: binds RabbitMQ.
  * - `MQTT_URL`, or any route using `mqtt:`: binds MQTT — to `MQTT_URL`, else to an embedded broker on
  *   loopback, so a first run needs nothing installed.
- * Throws `EndpointError` (the password never in it) when one of `CREDENTIAL_URLS` has a character its
- * user info must percent-encode (`checkUrlCredentials`), whether or not this binds a transport for it.
+ * - `DATABASE_URL`, `REDIS_URL`: checked only (route files open their database and Redis client).
+ * A route file's own binding of a transport always wins.
+ *
+ * Throws `EndpointError` (the password never in it) when a variable an adapter declares has a character
+ * its user info must percent-encode (`checkUrlCredentials`), whether or not this binds a transport for
+ * it; `InterchangeError` (`ADAPTER_ENVIRONMENT`) when an `INTERCHANGE_ADAPTERS` entry cannot be loaded or
+ * exports no `environment`.
  */
-export function environmentModules(container: Container, routes: readonly RouteSource[] = [], env: NodeJS.ProcessEnv = process.env): EnvironmentModule[] {
+export async function environmentModules(container: Container, routes: readonly RouteSource[] = [], env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Promise<EnvironmentModule[]> {
+  const adapters = await adapterEnvironments(env[ADAPTERS_VARIABLE], cwd);
+  for (const adapter of adapters) {
+    for (const name of adapter.variables) {
+      const url = env[name];
+      if (url !== undefined) checkUrlCredentials(url, name);
+    }
+  }
+  const context = { env, schemes: schemesOf(routes), isBound: (id: ServiceIdentifier) => container.isBound(id) };
   const modules: EnvironmentModule[] = [];
-  const amqpUrl = env.AMQP_URL;
-  for (const name of CREDENTIAL_URLS) {
-    const url = env[name];
-    if (url !== undefined) checkUrlCredentials(url, name);
-  }
-  if (amqpUrl !== undefined && amqpUrl !== '' && !container.isBound(AmqpTransport)) {
-    modules.push({ module: amqpModule({ url: amqpUrl }), announcement: `AMQP_URL is set: amqp: endpoints use RabbitMQ at ${redactUrl(amqpUrl)}` });
-  }
-  const mqttUrl = env.MQTT_URL === '' ? undefined : env.MQTT_URL;
-  if ((mqttUrl !== undefined || schemesOf(routes).has('mqtt')) && !container.isBound(MqttTransport)) {
-    modules.push(
-      mqttUrl === undefined
-        ? { module: mqttModule(), announcement: 'no MQTT_URL: mqtt: endpoints use an embedded MQTT broker on loopback (set MQTT_URL to use a real one)' }
-        : { module: mqttModule({ url: mqttUrl }), announcement: `MQTT_URL is set: mqtt: endpoints use the broker at ${redactUrl(mqttUrl)}` },
-    );
+  for (const adapter of adapters) {
+    const binding = adapter.bind?.(context);
+    if (binding !== undefined) modules.push(binding);
   }
   return modules;
+}
+
+/** The built-in adapters' declarations, then those of `INTERCHANGE_ADAPTERS`, each once. */
+async function adapterEnvironments(named: string | undefined, cwd: string): Promise<AdapterEnvironment[]> {
+  const builtIn = await Promise.all(BUILT_IN_ADAPTERS.map(async (load) => (await load()).environment));
+  const specifiers = (named ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  const extra = await Promise.all(specifiers.map((specifier) => loadEnvironment(specifier, cwd)));
+  return [...new Set([...builtIn, ...extra])].filter(isAdapterEnvironment);
+}
+
+async function loadEnvironment(specifier: string, cwd: string): Promise<AdapterEnvironment> {
+  let loaded: { readonly environment?: unknown };
+  try {
+    loaded = (await import(locate(specifier, cwd))) as { readonly environment?: unknown };
+  } catch (cause) {
+    throw new InterchangeError('ADAPTER_ENVIRONMENT', `${ADAPTERS_VARIABLE}: cannot load '${specifier}': ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  if (!isAdapterEnvironment(loaded.environment)) {
+    throw new InterchangeError('ADAPTER_ENVIRONMENT', `${ADAPTERS_VARIABLE}: '${specifier}' exports no adapter environment (expected \`export const environment: AdapterEnvironment = { name, variables, bind }\`, AdapterEnvironment from 'interchange-eip/spi')`);
+  }
+  return loaded.environment;
+}
+
+/** A file path (`./my-adapter.js`) from `cwd`; a package as the project in `cwd` resolves it, else as the CLI does. */
+function locate(specifier: string, cwd: string): string {
+  if (specifier.startsWith('.') || isAbsolute(specifier)) return pathToFileURL(resolve(cwd, specifier)).href;
+  try {
+    return pathToFileURL(createRequire(join(cwd, 'package.json')).resolve(specifier)).href;
+  } catch {
+    return specifier; // an import-only package, or one installed next to the CLI
+  }
 }
 
 /** The schemes routes consume from or send to (statically known destinations). */

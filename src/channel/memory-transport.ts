@@ -4,6 +4,7 @@ import {
   EndpointError,
   integerOption,
   NotConnectedError,
+  redeliveryDecision,
   withHeaders,
   type ConsumeOptions,
   type Delivery,
@@ -13,6 +14,7 @@ import {
   type ObservableTransport,
   type Transport,
 } from '../core/index.ts';
+import { validateMemoryEndpointOptions } from './memory-options.ts';
 import { MemoryQueue, redelivered, type QueueConsumer } from './memory-queue.ts';
 import { UnsettledList, UnsettledNode } from './unsettled-list.ts';
 
@@ -66,11 +68,13 @@ interface Channel {
  * In-process channels: `memory:<name>` is point-to-point (competing consumers, one queue);
  * `memory:<name>?type=pubsub` is publish-subscribe (each subscriber gets every message published
  * while it is subscribed; with no subscriber a message goes nowhere, like a fanout exchange).
- * Options: `capacity` (per queue), `maxDeliveries`.
+ * Options (`memoryEndpointOptionsSchema`; any other is refused with `EndpointError`): `type`,
+ * `capacity` (per queue), `maxDeliveries`.
  *
  * Contract (the transport SPI): bounded everywhere — `publish` waits while a queue is full; at most
  * `prefetch` unsettled deliveries per consumer; a nacked delivery is redelivered with `attempt + 1`
- * until `maxDeliveries`, then moved to the point-to-point channel `<name>.dead` with the reason in
+ * until `maxDeliveries` (`redeliveryDecision`, whatever the reason: permanent ones are counted too,
+ * as an AMQP queue does), then moved to the point-to-point channel `<name>.dead` with the reason in
  * `x-interchange-error`; deliveries unsettled when a consumer unsubscribes are redelivered (a late
  * ack of such a delivery is ignored, never applied twice); aborting `signal` only stops the intake.
  * Order: a redelivered message goes back to its original place among the queued messages, so
@@ -128,8 +132,10 @@ export class MemoryTransport implements Transport, ObservableTransport {
   /**
    * Every message accepted for the channel from now on (its `publish` resolved), without consuming
    * it: a tap for tests. Redeliveries are not published again, so they are not seen twice.
+   * Throws `EndpointError` for options the channel does not know.
    */
   observe(endpoint: Endpoint): Observable<Message> {
+    validateMemoryEndpointOptions(endpoint);
     return new Observable<Message>((subscriber) => {
       let observers = this.observers.get(endpoint.path);
       if (observers === undefined) {
@@ -172,7 +178,7 @@ export class MemoryTransport implements Transport, ObservableTransport {
       const settlement: SettlementTarget = {
         settle: (node) => unsettled.remove(node),
         redeliver: (message, seq, reason) => {
-          if ((message.headers.attempt ?? 1) >= maxDeliveries) {
+          if (redeliveryDecision({ attempt: message.headers.attempt ?? 1, maxDeliveries, reason }).action === 'deadLetter') {
             const dead = withHeaders(message, { 'x-interchange-error': reason.message, 'x-interchange-error-code': (reason as { code?: string }).code ?? 'REJECTED' });
             this.logger.warn(`message rejected on delivery ${message.headers.attempt ?? 1} of ${maxDeliveries}: moved to the dead-letter queue memory:${endpoint.path}.dead`, { queue: `memory:${endpoint.path}.dead`, messageId: message.id, code: dead.headers['x-interchange-error-code'], reason: reason.message });
             this.publish(this.deadChannel(endpoint), [dead]).catch(() => queue.requeue([{ message, seq }]));
@@ -216,14 +222,13 @@ export class MemoryTransport implements Transport, ObservableTransport {
     return { uri: `memory:${endpoint.path}.dead`, scheme: 'memory', path: `${endpoint.path}.dead`, options: {} };
   }
 
+  /** The endpoint's channel, created on first use; `EndpointError` for options `memoryEndpointOptionsSchema` refuses. */
   private channel(endpoint: Endpoint): Channel {
-    const type: ChannelType = endpoint.options.type === 'pubsub' ? 'pubsub' : 'queue';
-    if (endpoint.options.type !== undefined && endpoint.options.type !== 'pubsub' && endpoint.options.type !== 'queue') {
-      throw new EndpointError(`'${endpoint.uri}': type must be 'queue' or 'pubsub', got '${endpoint.options.type}'`);
-    }
+    const options = validateMemoryEndpointOptions(endpoint);
+    const type: ChannelType = options.type ?? 'queue';
     const existing = this.channels.get(endpoint.path);
     if (existing !== undefined) {
-      if (existing.type !== type && endpoint.options.type !== undefined) {
+      if (existing.type !== type && options.type !== undefined) {
         throw new EndpointError(`memory channel '${endpoint.path}' is a ${existing.type} channel, not ${type} ('${endpoint.uri}')`);
       }
       return existing;

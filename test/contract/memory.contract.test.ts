@@ -1,6 +1,6 @@
 import { MemoryTransport } from '../../src/channel/index.ts';
 import { parseEndpoint } from '../../src/core/index.ts';
-import { describeTransportContract } from './transport-contract.ts';
+import { describeTransportContract } from '../../facade/testing/index.ts';
 
 describeTransportContract('memory', {
   create: async () => {

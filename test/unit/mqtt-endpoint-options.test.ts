@@ -9,8 +9,8 @@ const transport = (): MqttTransport => new MqttTransport({ url: 'mqtt://127.0.0.
 
 describe('mqtt: endpoint options', () => {
   it.each([
-    ['mqtt:t?qso=1', "unknown option 'qso'"],
-    ['mqtt:t?qos=3', 'qos must be one of 0, 1, 2'],
+    ['mqtt:t?qso=1', "unknown option 'qso' (did you mean 'qos'?)"],
+    ['mqtt:t?qos=3', "qos must be one of 0, 1, 2, got '3'"],
     ['mqtt:t?headers=some', 'headers must be one of all, none, standard'],
     ['mqtt:t?retain=yes', 'retain must be one of true, false'],
   ])('publish to %s is refused: %s', async (uri, problem) => {
@@ -22,7 +22,7 @@ describe('mqtt: endpoint options', () => {
   it.each([
     ['mqtt:t/+id?payload=bytes', 'payload must be one of decoded, raw'],
     ['mqtt:t/+id?group=a/b', 'group must match pattern'],
-    ['mqtt:t/+id?maxDeliveries=0', 'maxDeliveries must match pattern'],
+    ['mqtt:t/+id?maxDeliveries=0', "maxDeliveries must be a positive integer of at most 6 digits, got '0'"],
   ])('consuming %s fails the stream: %s', async (uri, problem) => {
     const consumed = firstValueFrom(transport().consume(parseEndpoint(uri)));
     await expect(consumed).rejects.toBeInstanceOf(EndpointError);

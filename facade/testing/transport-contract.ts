@@ -1,6 +1,12 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type * as Vitest from 'vitest';
 import { createMessage, type ConsumeOptions, type Delivery, type Endpoint, type Message, type Transport } from '../../src/core/index.ts';
-import { eventually, numbered, Probe, QUIET_MS, required, sleep, track } from './probe.ts';
+import { eventually, numbered, Probe, QUIET_MS, required, sleep, track } from './contract-probe.ts';
+
+/**
+ * vitest, when it is installed (an optional peer dependency): only this suite needs it, so the rest of
+ * `interchange-eip/testing` (the test kit) loads under any test runner, or none.
+ */
+const vitest: typeof Vitest | undefined = await import('vitest').catch(() => undefined);
 
 /** What an adapter can promise; a case runs only where its flag is true (Watermill's `Features`). */
 export interface TransportFeatures {
@@ -35,13 +41,26 @@ export interface ContractSetup {
 }
 
 /**
- * The transport contract every adapter passes (Watermill's universal pub/sub tests): publish and
- * consume, settlement, redelivery, prefetch, competing consumers, publish-subscribe, bounded
- * publish, intake stop and close. Cases skip only where `setup.features` says the adapter does not
- * offer the behaviour.
- * @example describeTransportContract('memory', { create: async () => new MemoryTransport(), endpoint: (name) => parseEndpoint(`memory:${name}`), features })
+ * The transport contract every adapter passes, Interchange's own and third-party ones alike
+ * (Watermill's universal pub/sub tests): publish and consume, settlement, redelivery, prefetch,
+ * competing consumers, publish-subscribe, bounded publish, intake stop and close. Cases skip only
+ * where `setup.features` says the adapter does not offer the behaviour.
+ *
+ * Call it at the top level of a vitest test file (vitest ≥ 3 must be installed: it is an optional
+ * peer dependency); it declares one `describe` block. Each case gets a fresh transport from
+ * `setup.create()` and closes it afterwards. Throws `Error` when vitest cannot be loaded.
+ * @example
+ * import { describeTransportContract } from 'interchange-eip/testing';
+ * import { parseEndpoint } from 'interchange-eip/spi';
+ * describeTransportContract('file', {
+ *   create: async () => { const transport = new FileTransport(); await transport.connect(); return transport; },
+ *   endpoint: (name) => parseEndpoint(`file:${name}`),
+ *   features: { guaranteedOrder: true, redeliversOnNack: true, redeliversUnsettledOnUnsubscribe: true, competingConsumers: true, publishSubscribe: false, boundedPublish: false },
+ * });
  */
 export function describeTransportContract(name: string, setup: ContractSetup): void {
+  if (vitest === undefined) throw new Error('describeTransportContract runs under vitest: install it (npm install --save-dev vitest) and call it from a test file');
+  const { afterEach, beforeEach, describe, expect, it } = vitest;
   const { features } = setup;
 
   describe(`transport contract: ${name}`, { timeout: 20_000 }, () => {

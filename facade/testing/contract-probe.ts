@@ -1,15 +1,14 @@
 import type { Observable, Subscription } from 'rxjs';
 import { createMessage, type Delivery, type Message } from '../../src/core/index.ts';
-import { sleep } from '../support/wait.ts';
 
-/** Helpers of the transport contract suite: a recording subscriber and polling waits. */
+/** Helpers of the transport contract suite (`describeTransportContract`): a recording subscriber and polling waits. */
 
 /** Longest a case waits for something that must happen. */
 export const EVENTUALLY_MS = 5_000;
 /** How long a case watches to show that nothing (more) happens. */
 export const QUIET_MS = 150;
 
-export { sleep };
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A subscription that records what it receives and settles each delivery as told. */
 export class Probe {

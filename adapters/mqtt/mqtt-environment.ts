@@ -1,0 +1,20 @@
+import { redactUrl, type AdapterEnvironment } from '../../src/core/index.ts';
+import { MqttTransport } from './mqtt-transport.ts';
+import { mqttModule } from './mqtt.module.ts';
+
+/**
+ * The MQTT adapter's declaration for `interchange run`: `MQTT_URL`, or any route using `mqtt:`, binds
+ * MQTT (unless the route file binds an `MqttTransport` itself) — to `MQTT_URL`, else to an embedded
+ * broker on loopback, so a first run needs nothing installed.
+ */
+export const environment: AdapterEnvironment = {
+  name: 'mqtt',
+  variables: ['MQTT_URL'],
+  bind: ({ env, schemes, isBound }) => {
+    const url = env.MQTT_URL === '' ? undefined : env.MQTT_URL;
+    if ((url === undefined && !schemes.has('mqtt')) || isBound(MqttTransport)) return undefined;
+    return url === undefined
+      ? { module: mqttModule(), announcement: 'no MQTT_URL: mqtt: endpoints use an embedded MQTT broker on loopback (set MQTT_URL to use a real one)' }
+      : { module: mqttModule({ url }), announcement: `MQTT_URL is set: mqtt: endpoints use the broker at ${redactUrl(url)}` };
+  },
+};
