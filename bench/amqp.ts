@@ -4,7 +4,8 @@
 // `tsx bench/amqp.ts` (or as the last section of `npm run bench`); BENCH_AMQP_MESSAGES (default 20000).
 import { randomUUID } from 'node:crypto';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { createIntegration, createMessage, from, parseEndpoint, redactUrl, silentLogger, type Message } from '../facade/index.ts';
+import { createIntegration, createMessage, from, redactUrl, silentLogger, type Message } from '../facade/index.ts';
+import { parseEndpoint } from '../src/spi.ts';
 import { AmqpTransport, amqpModule } from '../adapters/amqp/index.ts';
 import { median } from './stats.ts';
 

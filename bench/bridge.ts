@@ -33,7 +33,8 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { connect as amqpConnect, type ConfirmChannel, type Options } from 'amqplib';
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import { createIntegration, JsonSchemaRegistry, silentLogger } from '../facade/index.ts';
+import { createIntegration, silentLogger } from '../facade/index.ts';
+import { JsonSchemaRegistry } from '../src/spi.ts';
 import { flowModules, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY, type FlowNames } from '../examples/mqtt-to-amqp/flow.ts';
 import { routingKeyOf, toBackendReading } from '../examples/mqtt-to-amqp/telemetry.ts';
 import type { DeviceTelemetryV1 } from '../schemas/types.generated.ts';
@@ -191,7 +192,7 @@ async function startMosquitto(): Promise<{ stop(): Promise<void> }> {
 function startChild(kind: Bridge, prefix: string): Promise<ChildProcess> {
   const profile = process.env.BENCH_BRIDGE_PROFILE; // a directory: each child writes a .cpuprofile there
   const flags = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
-  const proc = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, prefix], {
+  const proc = spawn(process.execPath, [...flags, '--conditions=interchange-source', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, prefix], {
     cwd: fileURLToPath(new URL('..', import.meta.url)), // where tsx resolves
     stdio: ['ignore', 'pipe', 'inherit'],
   });

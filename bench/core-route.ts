@@ -1,5 +1,6 @@
 import { Subject, filter as rxFilter, map as rxMap } from 'rxjs';
-import { createIntegration, createMessage, from, parseEndpoint, schemaModule, silentLogger, type Message } from '../facade/index.ts';
+import { createIntegration, createMessage, from, schemaModule, silentLogger, type Message } from '../facade/index.ts';
+import { parseEndpoint } from '../src/spi.ts';
 import { validate as validatePattern } from '../patterns/validate.ts';
 import { benchRegistry } from './schema-validation.ts';
 

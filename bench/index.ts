@@ -21,7 +21,7 @@ const count = process.env.BENCH_MESSAGES ?? '1000000';
 const rounds = Number(process.env.BENCH_ROUNDS ?? '5');
 
 function run(variant: string): Result {
-  const output = execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/run-one.ts', variant, count, '1'], { encoding: 'utf8' });
+  const output = execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/run-one.ts', variant, count, '1'], { encoding: 'utf8' });
   return JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as Result;
 }
 
@@ -65,16 +65,16 @@ console.log(`route with .validate / route without, per round: ${fixed(validation
 
 // AMQP adapter (issue #4): raw amqplib baselines vs Interchange against the local RabbitMQ, in a child process of its own.
 console.log('\n');
-execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/amqp.ts'], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/amqp.ts'], { stdio: 'inherit' });
 
 // MQTT adapter (issue #5): raw mqtt.js QoS 0 / QoS 1 publish → subscribe vs the same through Interchange, against the local Mosquitto, in a child process of its own.
 console.log('\n');
-execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/mqtt.ts'], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/mqtt.ts'], { stdio: 'inherit' });
 
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');
-execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
 
 // Transactional outbox (issue #7): the OutboxRelay vs a raw SKIP LOCKED + amqplib + DELETE loop, in a child process of its own.
 console.log('\n');
-execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/outbox.ts'], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/outbox.ts'], { stdio: 'inherit' });

@@ -17,7 +17,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createMessage, parseEndpoint } from '../facade/index.ts';
+import { createMessage } from '../facade/index.ts';
+import { parseEndpoint } from '../src/spi.ts';
 import { MqttTransport } from '../adapters/mqtt/index.ts';
 import { median } from './stats.ts';
 

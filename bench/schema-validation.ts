@@ -1,4 +1,4 @@
-import { JsonSchemaRegistry } from '../facade/index.ts';
+import { JsonSchemaRegistry } from '../src/spi.ts';
 
 /** A 10-field contract: 5 bounded numbers, 5 patterned strings (the patterns are linear, so V8 runs them). */
 const tenFields = Object.fromEntries(

@@ -8,3 +8,7 @@ export { AmqpConnectionManager, type AmqpConnectionState, type AmqpConnectionSta
 export { CodecError, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, encodeMessage, MAX_HEADER_TABLE_BYTES, type EncodeSettings } from './amqp-codec.ts';
 export { BROKER_HEADER_PREFIXES, BROKER_HEADERS } from './amqp-broker-headers.ts';
 export { DIRECT_REPLY_TO } from './amqp-request-reply.ts';
+export { AmqpMemoryBroker, type AmqpMemoryBrokerOptions, type QueueDepth } from './memory-broker.ts';
+export { amqpMemoryModule, type AmqpMemoryModule } from './memory-broker.module.ts';
+export { bindingMatches, headersMatch, topicMatches } from './memory-broker-routing.ts';
+export { environment } from './amqp-environment.ts';

@@ -9,3 +9,4 @@ export * from './mqtt-subscription.ts';
 export * from './forward-store.ts';
 export { MqttMessageTooLargeError } from './oversize-publish.ts';
 export { DeadLetterTopic } from './dead-letter-topic.ts';
+export { environment } from './mqtt-environment.ts';

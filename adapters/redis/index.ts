@@ -1,1 +1,2 @@
 export * from './redis-idempotency-store.ts';
+export { environment } from './redis-environment.ts';

@@ -9,7 +9,7 @@
  * channel `memory:dead-letters` with the error in its headers. The other routes consume those
  * channels so that none of them fills up. Ctrl-C drains what is in flight and prints the counts.
  */
-import { createMessage, from, type Integration } from '../../facade/index.ts';
+import { createMessage, from, type Integration } from 'interchange-eip';
 
 interface Order {
   readonly orderId: number;

@@ -7,7 +7,7 @@
  * is `--url`, else `MQTT_URL`, else `mqtt://127.0.0.1:1883`. Prints what it sent.
  */
 import { parseArgs } from 'node:util';
-import { redactUrl } from '../../facade/index.ts';
+import { redactUrl } from 'interchange-eip';
 import { describeReport, simulate } from './simulator.ts';
 
 const usage = 'usage: npm run simulate -- [--devices 50] [--rate 1000] [--count 10000] [--invalid 0.02] [--url mqtt://127.0.0.1:1883] [--prefix <topic prefix>] [--seed 1] [--mqtt-version 4|5]';

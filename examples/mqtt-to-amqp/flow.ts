@@ -5,11 +5,11 @@
 import { fileURLToPath } from 'node:url';
 import { hostname } from 'node:os';
 import { ContainerModule } from 'inversify';
-import { backoffDelay, checkUrlCredentials, deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, Transport, type FailurePolicy, type RouteBuilder, type StepFailure } from '../../facade/index.ts';
-import { amqpModule, type AmqpTransportOptions, type Topology } from '../../adapters/amqp/index.ts';
-import { MqttTransport, type MqttTransportOptions } from '../../adapters/mqtt/index.ts';
+import { deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, type FailurePolicy, type RouteBuilder, type StepFailure } from 'interchange-eip';
+import { backoffDelay, checkUrlCredentials, Transport } from 'interchange-eip/spi';
+import { amqpMemoryModule, amqpModule, type AmqpMemoryBroker, type AmqpTransportOptions, type Topology } from 'interchange-eip/adapters/amqp';
+import { MqttTransport, type MqttTransportOptions } from 'interchange-eip/adapters/mqtt';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
-import { AmqpStandIn } from './amqp-stand-in.ts';
 import { asReceived, checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, toBackendReading, toSummary, type DeviceSummary } from './telemetry.ts';
 
 /** Every name the flow uses on the brokers. The defaults are the issue's; tests give each run its own. */
@@ -170,8 +170,8 @@ export function environmentOf(env: NodeJS.ProcessEnv = process.env): FlowEnviron
 
 export interface FlowModules {
   readonly modules: ContainerModule[];
-  /** The in-memory RabbitMQ stand-in, when `AMQP_URL` is not set. */
-  readonly standIn: AmqpStandIn | undefined;
+  /** The in-memory RabbitMQ stand-in (`amqpMemoryModule`'s broker), when `AMQP_URL` is not set. */
+  readonly standIn: AmqpMemoryBroker | undefined;
   /** Lines for the console at start, saying loudly what stands in for what. */
   announce(mqtt: MqttTransport): string[];
 }
@@ -187,12 +187,12 @@ export interface FlowTransportOptions {
 
 /**
  * The DI modules of the flow: the schema registry; MQTT at `MQTT_URL`, else an embedded
- * broker; RabbitMQ at `AMQP_URL` with the flow's topology, else the in-memory stand-in.
+ * broker; RabbitMQ at `AMQP_URL` with the flow's topology, else the in-memory broker
+ * (`amqpMemoryModule`) with the same topology.
  */
 export function flowModules(names: FlowNames, environment: FlowEnvironment = environmentOf(), { mqtt: mqttOptions = {}, amqp: amqpOptions = {} }: FlowTransportOptions = {}): FlowModules {
   const { mqttUrl, amqpUrl } = environment;
   const topology = flowTopology(names);
-  const standIn = amqpUrl === undefined ? new AmqpStandIn(topology) : undefined;
   const clientId = environment.mqttClientId ?? `interchange-mqtt-to-amqp-${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 48);
   const mqtt = new ContainerModule(({ bind }) => {
     bind(MqttTransport)
@@ -203,15 +203,11 @@ export function flowModules(names: FlowNames, environment: FlowEnvironment = env
       .inSingletonScope();
     bind<Transport>(Transport).toService(MqttTransport);
   });
-  const amqp =
-    standIn === undefined
-      ? amqpModule({ ...amqpOptions, url: amqpUrl, topology })
-      : new ContainerModule(({ bind }) => {
-          bind<Transport>(Transport).toConstantValue(standIn);
-        });
+  const memory = amqpUrl === undefined ? amqpMemoryModule({ topology }) : undefined;
+  const amqp = memory ?? amqpModule({ ...amqpOptions, url: amqpUrl, topology });
   return {
     modules: [schemaModule({ directory: SCHEMAS_DIRECTORY }), mqtt, amqp],
-    standIn,
+    standIn: memory?.broker,
     announce: (transport) => [
       mqttUrl === undefined
         ? `no MQTT_URL: devices publish to an EMBEDDED MQTT broker at ${transport.url} (loopback only, in memory); set MQTT_URL=mqtt://host:1883 for a real broker`

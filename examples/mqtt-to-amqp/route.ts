@@ -10,10 +10,10 @@
  * `MQTT_URL`) also runs a fleet of simulated devices in this process; `SIMULATE=0` does not.
  * `MQTT_CONSUMERS=<n>` consumes over n connections on one shared subscription.
  */
-import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from '../../facade/index.ts';
+import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from 'interchange-eip';
 import { describeReport, simulate } from '../device-simulator/simulator.ts';
 import { environmentOf, flowModules, flowNames, flowRoutes } from './flow.ts';
-import type { MqttTransport } from '../../adapters/mqtt/index.ts';
+import type { MqttTransport } from 'interchange-eip/adapters/mqtt';
 
 const names = flowNames();
 const environment = environmentOf();

@@ -3,10 +3,9 @@
  * `order.placed@1` event in one transaction (transactional outbox); the relay publishes the event;
  * a route consumes it through the inbox and updates the `customer_totals` read model (effectively once).
  */
-import { createMessage, from, type Integration, type RouteSource } from '../../facade/index.ts';
-import { schemaModule } from '../../src/schema/index.ts';
+import { createMessage, from, schemaModule, type Integration, type RouteSource } from 'interchange-eip';
 import type { OrderPlacedV1 } from '../../schemas/types.generated.ts';
-import { inbox, migrate, Outbox, OutboxRelay, postgresModule, type Database, type SqlExecutor } from '../../adapters/postgres/index.ts';
+import { inbox, migrate, Outbox, OutboxRelay, postgresModule, type Database, type SqlExecutor } from 'interchange-eip/adapters/postgres';
 import type { ContainerModule } from 'inversify';
 
 export const SCHEMA = 'order_service';

@@ -9,8 +9,8 @@
  *
  * Run from the repository root (the contracts are read from ./schemas). See README.md here.
  */
-import { defineIntegration, redactUrl } from '../../facade/index.ts';
-import { openDatabase } from '../../adapters/postgres/index.ts';
+import { defineIntegration, redactUrl } from 'interchange-eip';
+import { openDatabase } from 'interchange-eip/adapters/postgres';
 import { createTables, orderService, startService } from './order-service.ts';
 
 const databaseUrl = process.env.DATABASE_URL || undefined;

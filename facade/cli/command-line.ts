@@ -1,6 +1,7 @@
 /** What the command line asked for. */
 export type Command =
   | { readonly name: 'help' }
+  | { readonly name: 'version' }
   | { readonly name: 'run'; readonly file: string; readonly drainTimeoutMs: number; readonly quiet: boolean }
   | SchemasCommand;
 
@@ -28,6 +29,7 @@ export const usage = `Usage:
   interchange schemas check [dir]
   interchange schemas docs [dir] [--out <file.md>]
   interchange schemas types [dir] [--out <file.ts>] [--check]
+  interchange --version
   interchange --help
 
 Commands:
@@ -35,7 +37,9 @@ Commands:
                         until SIGINT/SIGTERM; then stop intake, drain in-flight messages and exit.
                         A route file exports \`routes\` (an array of from(...) builders), optionally
                         \`modules\` and \`onStart(integration)\`, or a default export of that shape
-                        (see defineIntegration).
+                        (see defineIntegration). It is an ES module (.mjs/.mts, or .js/.ts in a
+                        "type": "module" package); .ts/.mts files run through tsx (npm i -D tsx)
+                        or Node's own type stripping where Node has it.
   schemas check [dir]   Check the contracts in dir (default schemas/): each version against its
                         predecessor under the subject's compatibility mode, and that every property
                         has a description (and numeric ones a unit). Exit 1 with the reasons if not.
@@ -46,6 +50,7 @@ Commands:
 Options:
   --drain-timeout <ms>  How long in-flight messages may take to settle on stop (default ${DEFAULT_DRAIN_TIMEOUT_MS}).
   --quiet               No live counters; only the final counts.
+  -v, --version         Print Interchange's version.
   -h, --help            Show this help.
 
 Exit codes: 0 stopped cleanly (or the schemas are fine), 1 the routes failed to load or start, a
@@ -61,6 +66,7 @@ export function parseCommandLine(args: readonly string[]): Command {
   const [name, ...rest] = args;
   if (name === undefined) throw new UsageError('no command given');
   if (name === '--help' || name === '-h' || name === 'help') return { name: 'help' };
+  if (name === '--version' || name === '-v' || name === 'version') return { name: 'version' };
   if (name === 'schemas') return parseSchemasCommand(rest);
   if (name !== 'run') throw new UsageError(`unknown command '${name}'`);
 

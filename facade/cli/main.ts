@@ -1,12 +1,15 @@
-import { InterchangeError } from '../../src/core/index.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InterchangeError } from '../../src/core/errors.ts';
 import { parseCommandLine, usage, UsageError, type Command } from './command-line.ts';
-import { runCommand, type RunIo } from './run-command.ts';
-import { schemasCommand } from './schemas-command.ts';
+import type { RunIo } from './run-command.ts';
 
 /**
  * The `interchange` command. `args` are the arguments after the script (`process.argv.slice(2)`).
  * Resolves with the exit code: 0 done; 1 the routes failed to load or start, a route failed while
- * running, or the drain left messages unsettled; 2 bad command line.
+ * running, or the drain left messages unsettled; 2 bad command line. `--help` and `--version` load
+ * nothing else: the run and schemas commands (and through them the adapters) are imported when used.
  * @example process.exit(await main(process.argv.slice(2)));
  */
 export async function main(args: readonly string[], io: RunIo = { stdout: process.stdout, stderr: process.stderr, exit: (code) => process.exit(code) }): Promise<number> {
@@ -17,10 +20,27 @@ export async function main(args: readonly string[], io: RunIo = { stdout: proces
       io.stdout.write(`${usage}\n`);
       return 0;
     }
-    if (command.name === 'schemas') return schemasCommand(command, io);
+    if (command.name === 'version') {
+      io.stdout.write(`${packageVersion()}\n`);
+      return 0;
+    }
+    if (command.name === 'schemas') {
+      const { schemasCommand } = await import('./schemas-command.ts');
+      return schemasCommand(command, io);
+    }
+    const { runCommand } = await import('./run-command.ts');
     return await runCommand(command, io);
   } catch (error) {
     return reportFailure(error, io);
+  }
+}
+
+/** The version in Interchange's package.json: the nearest one above this file (sources or dist/). */
+function packageVersion(): string {
+  for (let directory = dirname(fileURLToPath(import.meta.url)); ; directory = dirname(directory)) {
+    const file = join(directory, 'package.json');
+    if (existsSync(file)) return String((JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version);
+    if (dirname(directory) === directory) return 'unknown';
   }
 }
 

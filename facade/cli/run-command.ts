@@ -1,7 +1,6 @@
 import { relative } from 'node:path';
 import { Container } from 'inversify';
 import { createIntegration, type RouteFailure } from '../../src/runtime/integration.ts';
-import { environmentModules } from './environment-modules.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';
 import { liveLine } from './live-line.ts';
@@ -29,7 +28,9 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   const loaded = await loadRouteFile(command.file);
   const container = new Container();
   container.load(...(loaded.modules ?? []));
-  for (const { module, announcement } of environmentModules(container, loaded.routes)) {
+  // Imported here, not at the top: the adapters it may load stay out of `interchange --help`.
+  const { environmentModules } = await import('./environment-modules.ts');
+  for (const { module, announcement } of await environmentModules(container, loaded.routes)) {
     container.load(module);
     io.stdout.write(`interchange: ${announcement}\n`);
   }

@@ -26,11 +26,12 @@ export function userInfoBounds(url: string): UserInfoBounds | undefined {
 
 /**
  * Query (or `key=value` connection-string) parameters whose value is a secret: any name containing
- * pass, pwd, secret, token, key, auth or credential (`password`, `sslpassword`, `api_key`,
- * `access_token`…). A value runs to the next `&name=`, so an unencoded `&` in it hides too much,
- * never too little.
+ * pass, pwd, secret, token, auth or credential (`password`, `sslpassword`, `access_token`…), or a
+ * key that is one (`key`, `api_key`, `apikey`, `sslkey`, `private-key` — not `routingKey` or
+ * `partitionKey`, which say where a message went). A value runs to the next `&name=`, so an
+ * unencoded `&` in it hides too much, never too little.
  */
-const SECRET_PARAMETER = /((?:^|[?&;\s])[^=&?#;\s]*(?:pass|pwd|secret|token|key|auth|credential)[^=&?#;\s]*=)(?:[^&]|&(?![^&=]*=))*/gi;
+const SECRET_PARAMETER = /((?:^|[?&;\s])[^=&?#;\s]*(?:pass|pwd|secret|token|auth|credential|(?<![a-z](?<!api|ssl|private|access|secret|client))key)[^=&?#;\s]*=)(?:[^&]|&(?![^&=]*=))*/gi;
 
 /**
  * The one redaction policy for what Interchange logs and puts in error messages: a URL's password

@@ -1,13 +1,13 @@
-import type { GeneratedContracts } from '../../schemas/types.generated.ts';
-
 /**
- * The TypeScript type of every contract, by `subject@version`: generated from `schemas/` by
- * `interchange schemas types` (checked in as `schemas/types.generated.ts`, verified up to date by a
- * test). Projects with contracts of their own add them by declaration merging:
+ * The TypeScript type of every contract the compiler knows, by `subject@version`. Empty here: the
+ * library ships no contracts. A project adds its own by module augmentation, which the file
+ * `interchange schemas types` writes already contains — import that file once and the DSL types the
+ * bodies of its contracts:
  * `declare module 'interchange-eip' { interface ContractTypes { 'order.placed@1': OrderPlacedV1 } }`.
+ * Without it, `ContractName` is `never`: naming a contract in the DSL does not compile.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- open for declaration merging
-export interface ContractTypes extends GeneratedContracts {}
+export interface ContractTypes {}
 
 /** A contract the compiler knows: `'device.telemetry@1' | …`. */
 export type ContractName = keyof ContractTypes & string;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, expect, it } from 'vitest';
-import { createMessage, parseEndpoint } from '../../facade/index.ts';
+import { createMessage } from '../../facade/index.ts';
+import { parseEndpoint } from '../../src/spi.ts';
 import { BrokerAdmin, connectedTransport, sleep, uniqueName, until } from '../integration/amqp-support.ts';
 
 // Raises RabbitMQ's memory alarm (watermark near 0) so it blocks publishers, then restores the watermark.

@@ -1,5 +1,6 @@
 import { afterAll, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger, TimeoutError } from '../../facade/index.ts';
+import { createIntegration, createMessage, from, silentLogger, TimeoutError } from '../../facade/index.ts';
+import { parseEndpoint } from '../../src/spi.ts';
 import { AmqpTransport, amqpModule } from '../../adapters/amqp/index.ts';
 import { LinkProxy } from '../support/link-proxy.ts';
 import { BrokerAdmin, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';

@@ -1,6 +1,7 @@
 import { afterAll, expect, it } from 'vitest';
 import { ensureRabbitRunning, rabbitmqctl } from './rabbitmq-control.ts';
-import { createIntegration, createMessage, from, parseEndpoint, silentLogger } from '../../facade/index.ts';
+import { createIntegration, createMessage, from, silentLogger } from '../../facade/index.ts';
+import { parseEndpoint } from '../../src/spi.ts';
 import { amqpModule, type AmqpTransport } from '../../adapters/amqp/index.ts';
 import { AMQP_URL, BrokerAdmin, connectedTransport, readUntilQuiet, sleep, uniqueName, until } from '../integration/amqp-support.ts';
 

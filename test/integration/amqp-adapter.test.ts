@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, retry, silentLogger, type Delivery, type Message } from '../../facade/index.ts';
+import { createIntegration, createMessage, from, retry, silentLogger, type Message } from '../../facade/index.ts';
+import { parseEndpoint, type Delivery } from '../../src/spi.ts';
 import { AmqpConfigurationError, amqpModule, AmqpTransport, UnroutableError } from '../../adapters/amqp/index.ts';
 import { AMQP_URL, BrokerAdmin, connectedTransport, sleep, uniqueName, until } from './amqp-support.ts';
 

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createIntegration, createMessage, from, parseEndpoint, PartialPublishError, retry, silentLogger, type Headers, type Message } from '../../facade/index.ts';
+import { createIntegration, createMessage, from, retry, silentLogger, type Headers, type Message } from '../../facade/index.ts';
+import { parseEndpoint, PartialPublishError } from '../../src/spi.ts';
 import { AmqpConnectionManager } from '../../adapters/amqp/amqp-connection.ts';
 import { AmqpPublisher, Outbound } from '../../adapters/amqp/amqp-publisher.ts';
 import { AmqpAccessRefusedError, amqpModule, AmqpTransport, AmqpUnencodableError } from '../../adapters/amqp/index.ts';

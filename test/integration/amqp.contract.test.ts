@@ -1,5 +1,5 @@
 import { parseEndpoint } from '../../src/core/index.ts';
-import { describeTransportContract } from '../contract/transport-contract.ts';
+import { describeTransportContract } from '../../facade/testing/index.ts';
 import { BrokerAdmin, connectedTransport } from './amqp-support.ts';
 
 // The transport contract against the real RabbitMQ on 127.0.0.1:5672 (fails, never skips, if it is down).

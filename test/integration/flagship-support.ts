@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { expect } from 'vitest';
-import { createIntegration, parseEndpoint, silentLogger, type Integration, type Message } from '../../facade/index.ts';
+import { createIntegration, silentLogger, type Integration, type Message } from '../../facade/index.ts';
+import { parseEndpoint } from '../../src/spi.ts';
 import type { Container } from 'inversify';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
 import { flowModules, flowNames, flowRoutes, type FlowEnvironment, type FlowModules, type FlowNames, type FlowOptions, type FlowTransportOptions } from '../../examples/mqtt-to-amqp/flow.ts';

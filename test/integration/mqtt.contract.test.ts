@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../adapters/mqtt/index.ts';
 import { parseEndpoint } from '../../src/core/index.ts';
-import { describeTransportContract } from '../contract/transport-contract.ts';
+import { describeTransportContract } from '../../facade/testing/index.ts';
 import { MOSQUITTO_URL, ProvisionedEndpoints, requireBroker, runClientId, testTransport } from './mqtt-helpers.ts';
 
 // Against the machine's Mosquitto (MQTT 5): point-to-point = a shared subscription (`?group=`) whose

@@ -13,7 +13,7 @@ export class ChildScript {
   readonly exited: Promise<number | null>;
 
   constructor(file: string, args: readonly string[], { stdin = false, onLine }: { stdin?: boolean; onLine?: (line: string) => void } = {}) {
-    this.process = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', file, ...args], { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
+    this.process = spawn(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', file, ...args], { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
     this.exited = new Promise((resolve) => this.process.once('exit', (code) => resolve(code)));
     createInterface({ input: this.process.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       this.lines.push(line);

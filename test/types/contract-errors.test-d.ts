@@ -1,5 +1,7 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { from, type ContractCheck, type ContractProblems } from '../../facade/index.ts';
+import { from } from '../../facade/index.ts';
+import type { ContractCheck } from '../../src/spi.ts';
+import type { ContractProblems } from '../../src/schema/contract-types.ts';
 import type { OrderPlacedV1 } from '../../schemas/types.generated.ts';
 
 const line = { sku: 'A-1', quantity: 2, unitPrice: 9.5 };

@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { assertNever, from, type FailurePolicy, type Message } from '../../facade/index.ts';
+import { assertNever } from '../../src/spi.ts';
+import { from, type FailurePolicy, type Message } from '../../facade/index.ts';
 
 interface Reading {
   deviceId: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../facade/index.ts';
+import { backoffDelay } from '../../src/spi.ts';
 
 describe('backoffDelay', () => {
   it('grows exponentially up to the ceiling, spread by the jitter', () => {

@@ -23,7 +23,7 @@ afterEach(() => {
 /** The real `interchange` binary, without the broker URLs of the environment running the tests. */
 function cli(...args: string[]): Run {
   const { AMQP_URL: _amqp, MQTT_URL: _mqtt, ...env } = process.env;
-  const child = spawn(process.execPath, ['--conditions=source', 'bin/interchange.js', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=interchange-source', 'bin/interchange.js', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -61,7 +61,7 @@ describe('interchange run, when things fail', () => {
   it('exits 1 naming the route and why when a route fails to start, never saying it runs', async () => {
     const run = cli('run', 'test/unit/fixtures/failing-start-route.ts');
     expect(await run.exited).toBe(1);
-    expect(run.stderr()).toContain("interchange: route 'broken' failed to start: EndpointError: option 'capacity' of 'memory:broken-in?capacity=zero' must be a positive integer, got 'zero'\n");
+    expect(run.stderr()).toContain("interchange: route 'broken' failed to start: EndpointError: invalid options in 'memory:broken-in?capacity=zero': capacity must be a positive integer, got 'zero'\n");
     expect(run.stdout()).not.toContain('running');
   }, 20_000);
 

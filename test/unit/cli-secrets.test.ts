@@ -11,7 +11,7 @@ const PIECES = ['se/cret', 'cret?pw', '?pw#', 'pw#x', '#x@y'];
 async function run(file: string, env: Readonly<Record<string, string>>): Promise<{ code: number | null; output: string; stderr: string }> {
   const inherited = { ...process.env };
   for (const name of ['AMQP_URL', 'MQTT_URL', 'DATABASE_URL', 'REDIS_URL']) delete inherited[name];
-  const child = spawn(process.execPath, ['--conditions=source', 'bin/interchange.js', 'run', file, '--quiet'], { cwd: root, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=interchange-source', 'bin/interchange.js', 'run', file, '--quiet'], { cwd: root, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

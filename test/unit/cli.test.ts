@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 function cli(...args: string[]): Run {
-  const child = spawn(process.execPath, ['--conditions=source', 'bin/interchange.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=interchange-source', 'bin/interchange.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createDelivery, createMessage, joinDeliveries, type Delivery } from '../../facade/index.ts';
+import { createDelivery, joinDeliveries, type Delivery } from '../../src/spi.ts';
+import { createMessage } from '../../facade/index.ts';
 
 function recorded<T>(body: T): { delivery: Delivery<T>; acks: number; nacks: Error[] } {
   const record = { acks: 0, nacks: [] as Error[] };

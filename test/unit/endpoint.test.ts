@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createMessage, EndpointError, integerOption, parseEndpoint, resolveEndpointTemplate, resolveTemplate } from '../../facade/index.ts';
+import { createMessage, EndpointError } from '../../facade/index.ts';
+import { integerOption, parseEndpoint, resolveEndpointTemplate, resolveTemplate } from '../../src/spi.ts';
 
 describe('endpoint URIs', () => {
   it('parses scheme, path and options', () => {

@@ -1,6 +1,7 @@
 import { ContainerModule } from 'inversify';
 import { describe, expect, it } from 'vitest';
-import { createIntegration, from, Lifecycle, Logger, silentLogger, Transport } from '../../facade/index.ts';
+import { createIntegration, from, Logger, silentLogger } from '../../facade/index.ts';
+import { Lifecycle, Transport } from '../../src/spi.ts';
 import { MemoryTransport } from '../../src/channel/index.ts';
 
 describe('createIntegration wiring', () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryTransport } from '../../src/channel/index.ts';
-import { createMessage, from, parseEndpoint, type Delivery, type Logger, type Message } from '../../facade/index.ts';
+import { createMessage, from, type Logger, type Message } from '../../facade/index.ts';
+import { parseEndpoint, type Delivery } from '../../src/spi.ts';
 import { startTestIntegration, type TestIntegration } from '../../facade/testing/index.ts';
 import { sleep } from '../support/wait.ts';
 

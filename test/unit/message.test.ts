@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { combineMessages, createMessage, deriveMessage, isExpired, withBody, withHeaders } from '../../facade/index.ts';
+import { combineMessages, createMessage, deriveMessage, withBody, withHeaders } from '../../facade/index.ts';
+import { isExpired } from '../../src/spi.ts';
 
 describe('message model', () => {
   it('creates a message with a fresh id and a timestamp, keeping given headers', () => {

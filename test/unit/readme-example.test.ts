@@ -13,7 +13,7 @@ describe('README example', () => {
   });
 
   it('runs as written and routes the hot reading to the alerts channel', () => {
-    const output = execFileSync(process.execPath, ['--conditions=source', '--import', 'tsx', example], { encoding: 'utf8', timeout: 30_000 });
+    const output = execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', example], { encoding: 'utf8', timeout: 30_000 });
     expect(output).toContain("alert: { deviceId: 'd1', temperature: 71, fahrenheit: 159.8 }");
-  });
+  }, 30_000); // a child process compiling TypeScript through tsx: seconds on a loaded machine
 });

@@ -93,3 +93,10 @@ describe('checkUrlCredentials', () => {
     );
   });
 });
+
+describe('redactUrl and keys', () => {
+  it('hides keys that are secrets, keeps routing and partition keys', () => {
+    expect(redactUrl('x?api_key=1&apikey=2&sslkey=3&private-key=4&accessKey=5&key=6')).toBe('x?api_key=***&apikey=***&sslkey=***&private-key=***&accessKey=***&key=***');
+    expect(redactUrl('amqp:exchange/telemetry?routingKey=reading.d1&partitionKey=p')).toBe('amqp:exchange/telemetry?routingKey=reading.d1&partitionKey=p');
+  });
+});

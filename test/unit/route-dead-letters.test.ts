@@ -1,21 +1,8 @@
 import { ContainerModule } from 'inversify';
 import { Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createMessage,
-  DeadLetterHeaders,
-  InterchangeError,
-  PartialPublishError,
-  Settlement,
-  Transport,
-  UnencodableMessageError,
-  from,
-  withHeaders,
-  type Delivery,
-  type Endpoint,
-  type Message,
-  type RouteSource,
-} from '../../facade/index.ts';
+import { createMessage, DeadLetterHeaders, InterchangeError, from, withHeaders, type Message, type RouteSource } from '../../facade/index.ts';
+import { PartialPublishError, Settlement, Transport, UnencodableMessageError, type Delivery, type Endpoint } from '../../src/spi.ts';
 import { startTestIntegration, type TestIntegration, type TestKit } from '../../facade/testing/index.ts';
 import { until } from '../support/wait.ts';
 

@@ -1,6 +1,7 @@
 import { ContainerModule } from 'inversify';
 import { describe, expect, it } from 'vitest';
-import { createIntegration, from, MemoryTransport, RouteDefinitionError, Transport } from '../../facade/index.ts';
+import { createIntegration, from, MemoryTransport, RouteDefinitionError } from '../../facade/index.ts';
+import { Transport } from '../../src/spi.ts';
 
 function errorOf(build: () => unknown): RouteDefinitionError {
   try {

@@ -1,23 +1,9 @@
 import { ContainerModule } from 'inversify';
 import { Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type {
-  MemoryTransport} from '../../facade/index.ts';
-import {
-  createDelivery,
-  createMessage,
-  DeadLetterHeaders,
-  InterchangeError,
-  deadLetter,
-  discard,
-  from,
-  retryAfter,
-  Transport,
-  type Delivery,
-  type Endpoint,
-  type Message,
-  type RouteSource,
-} from '../../facade/index.ts';
+import type { MemoryTransport } from '../../facade/index.ts';
+import { createDelivery, Transport, type Delivery, type Endpoint } from '../../src/spi.ts';
+import { createMessage, DeadLetterHeaders, InterchangeError, deadLetter, discard, from, retryAfter, type Message, type RouteSource } from '../../facade/index.ts';
 import { startTestIntegration, type TestIntegration, type TestKit } from '../../facade/testing/index.ts';
 
 const running: TestIntegration[] = [];

@@ -1,20 +1,8 @@
 import { ContainerModule } from 'inversify';
 import { NEVER, Observable, throwError } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createIntegration,
-  createMessage,
-  EndpointError,
-  from,
-  NotStartedError,
-  RouteDefinitionError,
-  silentLogger,
-  Transport,
-  type Delivery,
-  type Integration,
-  type RouteFailure,
-  type RouteSource,
-} from '../../facade/index.ts';
+import { createIntegration, createMessage, EndpointError, from, NotStartedError, RouteDefinitionError, silentLogger, type Integration, type RouteSource } from '../../facade/index.ts';
+import { Transport, type Delivery, type RouteFailure } from '../../src/spi.ts';
 
 /** A `broken:` source: its consume fails when subscribed to, or `failLater()` fails it while running. */
 class BrokenTransport implements Transport {
@@ -62,7 +50,7 @@ describe('a route that fails to start fails start()', () => {
     const app = create([from('memory:healthy', { id: 'healthy' }).to('memory:out'), from('memory:in?capacity=zero', { id: 'bad' }).to('memory:out')]);
     const failure = await app.start().then(() => undefined, (error: unknown) => error);
     expect(failure).toBeInstanceOf(EndpointError);
-    expect((failure as Error).message).toBe("option 'capacity' of 'memory:in?capacity=zero' must be a positive integer, got 'zero'");
+    expect((failure as Error).message).toBe("invalid options in 'memory:in?capacity=zero': capacity must be a positive integer, got 'zero'");
     expect(app.route('bad').failure).toBe(failure);
     expect(app.routes.map((route) => route.status)).toEqual(['stopped', 'stopped']);
     await expect(app.transports.publish('memory:healthy', [createMessage(1)])).rejects.toThrow(NotStartedError);

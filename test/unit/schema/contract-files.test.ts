@@ -24,7 +24,7 @@ describe('a contract file that is not JSON', () => {
     const project = mkdtempSync(join(tmpdir(), 'interchange-project-'));
     mkdirSync(join(project, 'schemas', 'order.priced'), { recursive: true });
     writeFileSync(join(project, 'schemas', 'order.priced', '1.json'), missingComma);
-    const result = spawnSync(process.execPath, ['--conditions=source', join(root, 'bin/interchange.js'), 'schemas', 'check'], { cwd: project, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['--conditions=interchange-source', join(root, 'bin/interchange.js'), 'schemas', 'check'], { cwd: project, encoding: 'utf8' });
     expect(result.stderr).toBe(`interchange: SchemaDefinitionError: schemas/order.priced/1.json:4:3: expected ',' or '}' after a property value, found '"' (a comma missing?)\n`);
     expect(result.stdout).toBe('');
     expect(result.status).toBe(1);

@@ -24,6 +24,7 @@ import {
 } from './route-test-api.ts';
 import { TestKit } from '../../../facade/testing/index.ts';
 import { shippedRegistry, validTelemetry } from './fixtures.ts';
+import '../../../schemas/types.generated.ts'; // the shipped contracts, typed in the DSL (its module augmentation)
 
 type App = ReturnType<typeof createIntegration>;
 const running: { app: App; kit: TestKit }[] = [];
