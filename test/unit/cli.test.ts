@@ -1,63 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { cli, killCliProcesses, type CliRun } from '../support/cli-process.ts';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Run {
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exited: Promise<number | null>;
-  readonly signal: (signal: NodeJS.Signals) => void;
-  readonly waitForStdout: (pattern: RegExp) => Promise<RegExpMatchArray>;
-}
+const interchange = (...args: string[]): CliRun => cli(args);
 
-const children = new Set<ChildProcess>();
-
-// A failed assertion must not leave a CLI running forever.
-afterEach(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  children.clear();
-});
-
-function cli(...args: string[]): Run {
-  const child = spawn(process.execPath, ['--conditions=interchange-source', 'bin/interchange.js', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  const waiters: (() => void)[] = [];
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    for (const wake of waiters.splice(0)) wake();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      resolve(code);
-      for (const wake of waiters.splice(0)) wake();
-    }),
-  );
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    signal: (signal) => child.kill(signal),
-    waitForStdout: async (pattern) => {
-      for (;;) {
-        const match = pattern.exec(stdout);
-        if (match !== null) return match;
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`exited (${child.exitCode ?? child.signalCode}) before ${pattern}; stdout:\n${stdout}\nstderr:\n${stderr}`);
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
-    },
-  };
-}
+afterEach(killCliProcesses);
 
 describe('interchange run', () => {
   it('shows the live line, drains on SIGINT, prints the final counts and exits 0', async () => {
-    const run = cli('run', 'test/unit/fixtures/counting-route.ts', '--drain-timeout', '2000');
+    const run = interchange('run', 'test/unit/fixtures/counting-route.ts', '--drain-timeout', '2000');
     await run.waitForStdout(/^interchange: 1 route running from test\/unit\/fixtures\/counting-route\.ts \(fixture\)/m);
     // Not a TTY: a line is printed once a counter changed; wait for the one with every message settled.
     const live = await run.waitForStdout(/^fixture {2}in 5 {2}out 4 {2}filtered 1 {2}failed 0 {2}dead-lettered 0 {2}in-flight 0 {2}(\d+\.\d) msg\/s$/m);
@@ -72,7 +23,7 @@ describe('interchange run', () => {
   }, 20_000);
 
   it('calls the route file\'s onStopped after the drain, before the final counts', async () => {
-    const run = cli('run', 'test/unit/fixtures/reporting-route.ts', '--quiet');
+    const run = interchange('run', 'test/unit/fixtures/reporting-route.ts', '--quiet');
     await run.waitForStdout(/^interchange: 1 route running/m);
     run.signal('SIGINT'); // the message is still being processed
     expect(await run.exited).toBe(0);
@@ -83,7 +34,7 @@ describe('interchange run', () => {
   }, 20_000);
 
   it('exits 1 at once on a second signal while draining', async () => {
-    const run = cli('run', 'test/unit/fixtures/slow-route.ts', '--drain-timeout', '60000');
+    const run = interchange('run', 'test/unit/fixtures/slow-route.ts', '--drain-timeout', '60000');
     await run.waitForStdout(/^slow {2}in 1 {2}out 0 {2}filtered 0 {2}failed 0 {2}dead-lettered 0 {2}in-flight 1 /m);
     run.signal('SIGINT');
     await run.waitForStdout(/^stopping: draining in-flight messages…$/m);
@@ -94,7 +45,7 @@ describe('interchange run', () => {
   }, 20_000);
 
   it('exits 1 naming the route, the problem and the line when a route is invalid', async () => {
-    const run = cli('run', 'test/unit/fixtures/bad-route.ts');
+    const run = interchange('run', 'test/unit/fixtures/bad-route.ts');
     expect(await run.exited).toBe(1);
     expect(run.stderr()).toContain("unknown scheme 'nope' in 'nope:x'");
     expect(run.stderr()).toContain("route 'bad'");
@@ -103,15 +54,15 @@ describe('interchange run', () => {
   }, 20_000);
 
   it('exits 2 with the usage when there is no command', async () => {
-    const run = cli();
+    const run = interchange();
     expect(await run.exited).toBe(2);
     expect(run.stderr()).toContain('interchange: no command given');
     expect(run.stderr()).toContain('Usage:\n  interchange run <routes.ts>');
   }, 20_000);
 
   it('exits 2 with the usage for an unknown command or a missing route file', async () => {
-    const unknown = cli('serve');
-    const missing = cli('run', 'test/unit/fixtures/no-such-file.ts');
+    const unknown = interchange('serve');
+    const missing = interchange('run', 'test/unit/fixtures/no-such-file.ts');
     expect(await unknown.exited).toBe(2);
     expect(unknown.stderr()).toContain("unknown command 'serve'");
     expect(await missing.exited).toBe(2);
@@ -120,7 +71,7 @@ describe('interchange run', () => {
   }, 20_000);
 
   it('prints the usage on stdout and exits 0 for --help', async () => {
-    const run = cli('--help');
+    const run = interchange('--help');
     expect(await run.exited).toBe(0);
     expect(run.stdout()).toContain('--drain-timeout <ms>');
     expect(run.stderr()).toBe('');
