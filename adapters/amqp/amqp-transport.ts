@@ -2,9 +2,8 @@ import { Observable } from 'rxjs';
 import {
   consoleLogger,
   NotConnectedError,
-  PartialPublishError,
+  publishEach,
   parseEndpoint,
-  toError,
   type ConsumeOptions,
   type Delivery,
   type Endpoint,
@@ -12,7 +11,7 @@ import {
   type Message,
   type Transport,
 } from '../../src/core/index.ts';
-import { encodeMessage, type Encoded, type EncodeSettings } from './amqp-codec.ts';
+import { encodeMessage, type EncodeSettings } from './amqp-codec.ts';
 import { AmqpConnectionManager, withHeartbeat, type AmqpConnectionStatus } from './amqp-connection.ts';
 import { AmqpConsumer } from './amqp-consumer.ts';
 import { AmqpDeclarer } from './amqp-declarer.ts';
@@ -109,34 +108,14 @@ export class AmqpTransport implements Transport {
     const target = resolveTarget(endpoint);
     if (!this.ensuredFast(target)) await this.ensure(target);
     const settings: EncodeSettings = { persistent: target.persistent, mandatory: target.mandatory, maxMessageBytes: this.options.maxMessageBytes, brokerHeaders: target.brokerHeaders };
-    const items: Outbound[] = [];
-    let failures: Map<number, Error> | undefined;
-    // once a message failed: the index in `messages` of each item
-    let origins: number[] | undefined;
-    for (let index = 0; index < messages.length; index += 1) {
-      let encoded: Encoded;
-      try {
-        encoded = encodeMessage(messages[index] as Message, settings);
-      } catch (error) {
-        failures ??= new Map();
-        failures.set(index, toError(error));
-        origins ??= items.map((_, item) => item);
-        continue;
-      }
-      origins?.push(index);
-      items.push(new Outbound(target.exchange, target.routingKey, encoded.content, encoded.properties));
-    }
-    if (failures === undefined || origins === undefined) return this.send(items);
-    if (items.length > 0) {
-      try {
-        await this.send(items);
-      } catch (error) {
-        // the others failed too: each with its own error, or the call's
-        if (error instanceof PartialPublishError) for (const [item, own] of error.failures) failures.set(origins[item] as number, own);
-        else for (const index of origins) failures.set(index, toError(error));
-      }
-    }
-    throw new PartialPublishError(new Map([...failures].sort(([a], [b]) => a - b)), messages.length);
+    return publishEach(
+      messages,
+      (message) => {
+        const { content, properties } = encodeMessage(message, settings);
+        return new Outbound(target.exchange, target.routingKey, content, properties);
+      },
+      (items) => this.send(items),
+    );
   }
 
   /** Publishes encoded messages, tracked for `close`. */

@@ -5,7 +5,7 @@ import {
   checkUrlCredentials,
   integerOption,
   NotConnectedError,
-  PartialPublishError,
+  publishEach,
   resolveEndpointTemplate,
   UnencodableMessageError,
   silentLogger,
@@ -163,21 +163,19 @@ export class MqttTransport implements Transport {
     const templated = isTemplate(endpoint.path);
     const fixedTopic = templated ? undefined : this.topicOf(endpoint.path);
     const limits: PublishLimits = { protocolVersion: this.protocolVersion, qos, maxPacketBytes: this.maxPacketBytes() };
-    const outgoing: HeldPublish[] = [];
-    let failures: Map<number, Error> | undefined;
-    messages.forEach((message, index) => {
-      try {
+    // encoding is pure: whatever it throws is that message's fault alone
+    return publishEach(
+      messages,
+      (message) => {
         const topic = fixedTopic ?? publishTopic(parseEndpoint(resolveEndpointTemplate(endpoint.uri, message)).path);
         const encoded = encodeMessage(message, this.protocolVersion, mapping);
         assertPublishable(topic, encoded, limits);
-        outgoing.push(new HeldPublish(topic, encoded.payload, qos, retain, encoded.properties));
-      } catch (error) {
-        // encoding is pure: whatever it throws is this message's fault alone
-        (failures ??= new Map()).set(index, error instanceof UnencodableMessageError ? error : new MqttUnencodableError(`message ${message.id} cannot be published to '${endpoint.uri}': ${(error as Error).message}`, { cause: error }));
-      }
-    });
-    await publisher.publish(outgoing);
-    if (failures !== undefined) throw new PartialPublishError(failures, messages.length);
+        return new HeldPublish(topic, encoded.payload, qos, retain, encoded.properties);
+      },
+      (outgoing) => publisher.publish(outgoing),
+      (error, message) =>
+        error instanceof UnencodableMessageError ? error : new MqttUnencodableError(`message ${message.id} cannot be published to '${endpoint.uri}': ${(error as Error).message}`, { cause: error }),
+    );
   }
 
   /** The largest PUBLISH to send: option `maxPacketBytes`, lowered by the broker's Maximum Packet Size (last CONNACK). */
