@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { withHeaders, type Logger, type Message } from '../../src/core/index.ts';
+import { clipErrorText, withHeaders, type Logger, type Message } from '../../src/core/index.ts';
 
 /** The transport's side of the dead-letter topic: publishing one message, and creating the session that keeps them. */
 export interface DeadLetterPort {
@@ -50,9 +50,7 @@ export class DeadLetterTopic {
     const topic = this.topicFor(source);
     const code = (reason as { code?: unknown }).code;
     const dead = withHeaders(message, {
-      // control characters as spaces: a broker may drop the connection over one in a property (Mosquitto does)
-      // eslint-disable-next-line no-control-regex
-      'x-interchange-error': reason.message.slice(0, 1_000).replace(/[\u0000-\u001f\u007f]/g, ' '),
+      'x-interchange-error': clipErrorText(reason.message),
       'x-interchange-error-code': typeof code === 'string' ? code : 'REJECTED',
       'x-interchange-dead-letter-topic': topic,
       attempt: undefined,

@@ -28,7 +28,7 @@ const MAX_REDUCED_BODY_BYTES = 64 * 1024;
 export function deadLetterMessage<T>(message: Message<T>, error: StepError, attempts: number, reason?: string): Message<T> {
   return withHeaders(message, {
     [DeadLetterHeaders.code]: error.code,
-    [DeadLetterHeaders.error]: clip(error.original.message),
+    [DeadLetterHeaders.error]: clipErrorText(error.original.message),
     [DeadLetterHeaders.route]: error.routeId,
     [DeadLetterHeaders.step]: error.stepId,
     [DeadLetterHeaders.declaredAt]: error.declaredAt,
@@ -50,11 +50,11 @@ export function reducedDeadLetter(deadLetter: Message, sendError: Error): Messag
   for (const name in deadLetter.headers) {
     const value = deadLetter.headers[name];
     if (value === undefined || !name.startsWith('x-interchange-')) continue;
-    headers[name] = typeof value === 'string' ? clip(value) : value;
+    headers[name] = typeof value === 'string' ? clipErrorText(value) : value;
   }
   const contentType = deadLetter.headers.contentType;
   if (contentType !== undefined && Buffer.byteLength(contentType) <= 200) headers.contentType = contentType;
-  headers[DeadLetterHeaders.deadLetterError] = clip(sendError.message);
+  headers[DeadLetterHeaders.deadLetterError] = clipErrorText(sendError.message);
   let body = deadLetter.body;
   const bytes = Buffer.isBuffer(body) ? body : typeof body === 'string' ? Buffer.from(body) : undefined;
   if (bytes !== undefined && bytes.length > MAX_REDUCED_BODY_BYTES) {
@@ -67,8 +67,11 @@ export function reducedDeadLetter(deadLetter: Message, sendError: Error): Messag
   return { id: Buffer.byteLength(deadLetter.id) <= 200 ? deadLetter.id : createHash('sha256').update(deadLetter.id).digest('hex'), headers, body };
 }
 
-/** Cut to `max` characters, control characters as spaces: some destinations refuse them in headers (MQTT via Mosquitto). */
-function clip(text: string, max: number = MAX_ERROR_CHARS): string {
+/**
+ * An error text as a dead-letter header carries it: cut to `max` characters (1,000 by default), control
+ * characters as spaces — some destinations refuse them in headers (MQTT via Mosquitto).
+ */
+export function clipErrorText(text: string, max: number = MAX_ERROR_CHARS): string {
   // eslint-disable-next-line no-control-regex
   const plain = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
   return plain.length <= max ? plain : `${plain.slice(0, max)}… (${plain.length} chars)`;
