@@ -9,6 +9,7 @@
 export * from './core/index.ts';
 export * from './stores/idempotency-store.ts';
 export * from './stores/aggregation-repository.ts';
+export * from './stores/persistent-aggregation-repository.ts';
 export * from './channel/index.ts';
 
 // DI: the tokens (`Transport`, `Logger` come with the core above) and the core bindings
