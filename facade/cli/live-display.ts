@@ -27,10 +27,18 @@ export class LiveDisplay {
   private readonly printed = new Map<string, Readonly<RouteMetrics>>();
   private timer: NodeJS.Timeout | undefined;
 
+  /** Not a TTY: the extra lines last printed. */
+  private printedExtra: readonly string[] = [];
+
+  /**
+   * @param extra lines drawn under the routes' lines each tick (a durable buffer's depth); on a pipe
+   *   they are printed when they changed.
+   */
   constructor(
     private readonly sample: () => MetricsSnapshot,
     private readonly output: LiveOutput,
     private readonly clock: () => number = () => performance.now(),
+    private readonly extra: () => readonly string[] = () => [],
   ) {}
 
   start(intervalMs = 1000): void {
@@ -51,11 +59,15 @@ export class LiveDisplay {
       const width = this.output.columns;
       const fit = (text: string): string => (width !== undefined && width > 0 ? text.slice(0, width - 1) : text);
       const up = this.drawnLines > 0 ? CURSOR_UP(this.drawnLines) : '';
-      this.output.write(up + ids.map((id) => `${CLEAR_LINE}${fit(line(id))}\n`).join(''));
-      this.drawnLines = ids.length;
+      const lines = [...ids.map(line), ...this.extra()];
+      this.output.write(up + lines.map((text) => `${CLEAR_LINE}${fit(text)}\n`).join(''));
+      this.drawnLines = lines.length;
     } else {
       const changed = ids.filter((id) => !sameCounters(this.printed.get(id), current[id] as RouteMetrics));
-      if (changed.length > 0) this.output.write(changed.map((id) => `${line(id)}\n`).join(''));
+      const extra = this.extra();
+      const extraChanged = extra.filter((text, index) => this.printedExtra[index] !== text);
+      this.printedExtra = extra;
+      if (changed.length + extraChanged.length > 0) this.output.write([...changed.map(line), ...extraChanged].map((text) => `${text}\n`).join(''));
       for (const id of changed) this.printed.set(id, current[id] as RouteMetrics);
     }
     this.previous = current;

@@ -1,6 +1,7 @@
 import { relative } from 'node:path';
 import { Container } from 'inversify';
 import { createIntegration, type RouteFailure } from '../../src/runtime/integration.ts';
+import { depthLine, isDepthReportingTransport, type Transport } from '../../src/core/index.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';
 import { liveLine } from './live-line.ts';
@@ -40,7 +41,7 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
     io.exit(1);
   });
   const startedAt = performance.now();
-  const display = command.quiet ? undefined : new LiveDisplay(() => integration.metrics(), io.stdout);
+  const display = command.quiet ? undefined : new LiveDisplay(() => integration.metrics(), io.stdout, undefined, () => depthLines(integration.transports.all));
   // Transports need not hold the event loop open (memory channels do not): this does, until stopped.
   const keepAlive = setInterval(() => {}, 1 << 30);
   let stopHook: void | StopHook;
@@ -102,4 +103,9 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** One line per endpoint of every transport that reports its depth (a durable buffer's fill). */
+function depthLines(transports: readonly Transport[]): string[] {
+  return transports.filter(isDepthReportingTransport).flatMap((transport) => transport.depths().map(depthLine));
 }

@@ -7,6 +7,7 @@ export * from './transport.ts';
 export * from './observable-transport.ts';
 export * from './provisionable-transport.ts';
 export * from './status-reporting-transport.ts';
+export * from './depth-reporting-transport.ts';
 export * from './adapter-environment.ts';
 export * from './step.ts';
 export * from './step-lifecycle.ts';
