@@ -2,6 +2,8 @@ import type { Subscription } from 'rxjs';
 import { combineMessages, createDelivery, InterchangeError, joinDeliveries, RouteDefinitionError, stepSpec, type Delivery, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 import { stepLifecycle } from '../src/core/step-lifecycle.ts';
 import { InMemoryAggregationRepository, type AggregationGroup, type AggregationRepository } from '../src/stores/aggregation-repository.ts';
+import { isPersistentAggregationRepository, type PersistentAggregationRepository } from '../src/stores/persistent-aggregation-repository.ts';
+import { persistentAggregate } from './aggregate-persistent.ts';
 
 /** Camel's AggregationStrategy: folds the next message into the aggregate so far. */
 export type AggregationStrategy<I, A> = (previous: A | undefined, next: Message<I>) => A;
@@ -29,9 +31,40 @@ export interface AggregateOptions<I, A> {
   readonly timeoutMs?: number;
   /** Complete when this holds for the aggregate after adding a message. */
   readonly predicate?: (aggregate: A, size: number) => boolean;
-  readonly repository?: AggregationRepository<A>;
-  /** When the route stops: emit open groups (default) or reject their inputs for redelivery. */
+  /**
+   * Where open groups live. Default: an `InMemoryAggregationRepository` per subscription. A
+   * `PersistentAggregationRepository` (PostgreSQL, Redis) makes the aggregator durable and shared:
+   * open groups survive a crash and several instances of the route aggregate the same keys. Then:
+   * - each input is acked once it is folded into its stored group (`settleInputs` is always
+   *   on arrival; `'on-completion'` is a `RouteDefinitionError`); a redelivered input already folded
+   *   in is acked without change; a store error or a write lost `MAX_CONFLICT_RETRIES` times to other
+   *   instances fails the input as transient (never acked; the route's policy retries or rejects it);
+   * - inputs of one key are folded one at a time in arrival order, different keys concurrently;
+   * - an aggregate is kept in the store until it is settled downstream: acked, it is confirmed;
+   *   rejected, it is released and emitted again by recovery (`recoveryIntervalMs`), which also
+   *   emits those whose instance died (after `leaseMs`), fails those claimed more than
+   *   `maxRedeliveries` times permanently (`AGGREGATE_UNDELIVERABLE`, for the dead-letter channel)
+   *   and, with `timeoutMs`, completes groups left idle that long by any instance;
+   * - the values must survive JSON (the store keeps them as JSON).
+   */
+  readonly repository?: AggregationRepository<A> | PersistentAggregationRepository<A>;
+  /**
+   * When the route stops: emit open groups (default) or reject their inputs for redelivery.
+   * With a `PersistentAggregationRepository`: by default open groups stay in the store (they are
+   * picked up after the restart, or by another instance); `'complete'` completes those this instance
+   * wrote to; `'reject'` is a `RouteDefinitionError` (their inputs are already acked).
+   */
   readonly onStop?: 'complete' | 'reject';
+  /** Persistent repository only: how long an instance holds an aggregate it completed before others may emit it again (default 30 s). */
+  readonly leaseMs?: number;
+  /** Persistent repository only: recovery runs when the step starts and then this often, on the step's scheduler (default 5 s). */
+  readonly recoveryIntervalMs?: number;
+  /**
+   * Persistent repository only: how many times an aggregate is emitted in all, its first emission
+   * included (the store's `attempts`); recovery fails one claimed beyond that permanently
+   * (`AGGREGATE_UNDELIVERABLE`), for the dead-letter channel, and confirms it once that settles it (default 5).
+   */
+  readonly maxRedeliveries?: number;
   /**
    * When the inputs are settled (Camel completes an input exchange once it is in the repository):
    * - `'on-completion'` (default): together with the aggregate, once it is settled downstream —
@@ -56,7 +89,10 @@ export interface AggregateOptions<I, A> {
  * settled, then are settled with it — so the route's prefetch must exceed the messages held open at
  * once (groups × size). With `'on-arrival'` each input is acked once added to its group.
  * A throwing `correlate` or `strategy` fails that input only; its group is left as it was.
+ * With a `PersistentAggregationRepository` the aggregator is durable and shared by the route's
+ * instances (see `repository`; the durable mode lives in `aggregate-persistent.ts`).
  * @example aggregate({ correlate: (m) => m.body.deviceId, strategy: (s = [], m) => [...s, m.body], size: 10, timeoutMs: 5000 })
+ * @example aggregate({ correlate: (m) => m.body.orderId, strategy: (s = [], m) => [...s, m.body], size: 3, timeoutMs: 60_000, repository: await PostgresAggregationRepository.open(database, { name: 'order-batches' }) })
  * @example from('memory:orders').split((m) => m.body.lines).enrich(price, merge).aggregate({ sequence: true, strategy: (s = [], m) => [...s, m.body] })
  */
 export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I, A> {
@@ -67,9 +103,16 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
   }
   const correlate = options.correlate ?? (sequence ? splitOf : undefined);
   if (correlate === undefined) throw new RouteDefinitionError('aggregate needs correlate (only sequence: true has a default, the split message)');
+  /** Why a group of `count` messages, `message` the last, completes; decided before the group is stored, so a throw leaves it as it was. */
+  const completedByOf = (value: A, count: number, message: Message<I>): CompletionReason | undefined =>
+    size !== undefined && count >= size ? 'size' : sequence && count >= splitSizeOf(message) ? 'sequence' : predicate?.(value, count) === true ? 'predicate' : undefined;
+  const { repository: given } = options;
+  if (isPersistentAggregationRepository(given)) {
+    return persistentAggregate<I, A>({ ...persistentOptions(options), repository: given as PersistentAggregationRepository<A>, correlate, strategy, completes: completedByOf, timeoutMs });
+  }
   return (context) =>
     stepLifecycle<I, A>(context, (step) => {
-      const repository = options.repository ?? new InMemoryAggregationRepository<A>();
+      const repository = given ?? new InMemoryAggregationRepository<A>();
       const timers = new Map<string, Subscription>();
 
       const complete = (key: string, reason: CompletionReason): void => {
@@ -124,10 +167,8 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
             inputs: [...(previous?.inputs ?? []), delivery],
             firstAt: previous?.firstAt ?? context.scheduler.now(),
           };
-          const count = group.inputs.length;
           // Decided before the group is stored, so a throwing predicate leaves the group as it was.
-          const completedBy =
-            size !== undefined && count >= size ? 'size' : sequence && count >= splitSizeOf(delivery.message) ? 'sequence' : predicate?.(group.value, count) === true ? 'predicate' : undefined;
+          const completedBy = completedByOf(group.value, group.inputs.length, delivery.message);
           repository.put(group);
           if (onArrival) delivery.ack();
           if (completedBy !== undefined) return complete(key, completedBy);
@@ -157,6 +198,22 @@ export function aggregate<I, A>(options: AggregateOptions<I, A>): StepFactory<I,
         },
       };
     });
+}
+
+/** The durable mode's own options, checked: what a persistent repository rules out fails where the route is declared. */
+function persistentOptions<I, A>(options: AggregateOptions<I, A>): { completeOnStop: boolean; leaseMs: number; recoveryIntervalMs: number; maxRedeliveries: number } {
+  const { settleInputs, onStop, leaseMs = 30_000, recoveryIntervalMs = 5_000, maxRedeliveries = 5 } = options;
+  if (settleInputs === 'on-completion') {
+    throw new RouteDefinitionError("aggregate with a persistent repository settles its inputs on arrival (the store owns them): settleInputs 'on-completion' is not possible");
+  }
+  if (onStop === 'reject') {
+    throw new RouteDefinitionError("aggregate with a persistent repository keeps open groups in the store when the route stops, or completes them: onStop 'reject' is not possible (their inputs are acked)");
+  }
+  for (const [name, value] of [['leaseMs', leaseMs], ['recoveryIntervalMs', recoveryIntervalMs]] as const) {
+    if (!(value > 0)) throw new RouteDefinitionError(`aggregate: ${name} must be a positive number of milliseconds, got ${String(value)}`);
+  }
+  if (!Number.isInteger(maxRedeliveries) || maxRedeliveries < 1) throw new RouteDefinitionError(`aggregate: maxRedeliveries must be a positive integer, got ${String(maxRedeliveries)}`);
+  return { completeOnStop: onStop === 'complete', leaseMs, recoveryIntervalMs, maxRedeliveries };
 }
 
 /** The default correlation of `sequence`: the split message, which every part names as its cause. */

@@ -90,17 +90,27 @@ export function deriveMessage<T>(parent: Message<unknown>, body: T, options: { k
 }
 
 /**
- * A message combining several (aggregator): its id is derived from the constituents' ids, so the
- * same group always yields the same id; correlation taken from the first.
+ * The id of a message derived from several (an aggregate): a UUID-shaped sha256 over the ids, in
+ * order, so the same ids always give the same id and another order another one. What
+ * `combineMessages` uses, and what a durable aggregator names a completed group by before it has
+ * the input messages at hand.
+ * @example derivedMessageId(['m1', 'm2'])
+ */
+export function derivedMessageId(ids: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const id of ids) hash.update(id).update('\0');
+  const digest = hash.digest('hex');
+  return `${digest.slice(0, 8)}-${digest.slice(8, 12)}-${digest.slice(12, 16)}-${digest.slice(16, 20)}-${digest.slice(20, 32)}`;
+}
+
+/**
+ * A message combining several (aggregator): its id is derived from the constituents' ids
+ * (`derivedMessageId`), so the same group always yields the same id; correlation taken from the first.
  */
 export function combineMessages<T>(parts: readonly Message<unknown>[], body: T, headers?: Headers): Message<T> {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part.id).update('\0');
-  const digest = hash.digest('hex');
   const first = parts[0];
-  const id = `${digest.slice(0, 8)}-${digest.slice(8, 12)}-${digest.slice(12, 16)}-${digest.slice(16, 20)}-${digest.slice(20, 32)}`;
   return {
-    id,
+    id: derivedMessageId(parts.map((part) => part.id)),
     headers: {
       timestamp: Date.now(),
       ...(first === undefined ? {} : { correlationId: first.headers.correlationId ?? first.id, causationId: first.id }),

@@ -89,7 +89,10 @@ export type AddOutcome<A> =
 
 /**
  * The store SPI of a durable, shared aggregator. Every method is atomic on its own; none holds a lock
- * between calls. Errors are the store's own (connection lost…): the aggregator treats them as
+ * between calls. Among equal times (`lastAt`, `completedAt`) the order is the order of the writes.
+ * Leases compare the callers' clocks: instances need synchronised clocks (NTP), and a publish must
+ * settle well within `leaseMs`, or another instance publishes the aggregate too (a duplicate, never a
+ * loss). Errors are the store's own (connection lost…): the aggregator treats them as
  * transient and rejects the input for redelivery.
  */
 export interface PersistentAggregationRepository<A> {
@@ -158,7 +161,9 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
   }
 
   get(key: string): Promise<StoredGroup<A> | undefined> {
-    return Promise.resolve(this.groups.get(key));
+    const group = this.groups.get(key);
+    // a copy, as a real store reads one: a strategy that changes `previous` in place must not change the store
+    return Promise.resolve(group === undefined ? undefined : copied(group));
   }
 
   add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
@@ -198,7 +203,7 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
 
   expired(before: number, limit: number): Promise<StoredGroup<A>[]> {
     const groups = [...this.groups.values()].filter((group) => group.lastAt <= before).sort((a, b) => a.lastAt - b.lastAt);
-    return Promise.resolve(groups.slice(0, limit));
+    return Promise.resolve(groups.slice(0, limit).map(copied));
   }
 
   claimUnconfirmed(leaseMs: number, limit: number): Promise<CompletedAggregate<A>[]> {
@@ -208,7 +213,7 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
     for (const entry of claimable.slice(0, limit)) {
       entry.aggregate = { ...entry.aggregate, attempts: entry.aggregate.attempts + 1 };
       entry.claimedUntil = now + leaseMs;
-      claimed.push(entry.aggregate);
+      claimed.push(copied(entry.aggregate));
     }
     return Promise.resolve(claimed);
   }
