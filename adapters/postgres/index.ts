@@ -3,6 +3,7 @@ export * from './migrations.ts';
 export * from './outbox.ts';
 export * from './outbox-relay.ts';
 export * from './inbox.ts';
+export * from './aggregation-repository.ts';
 export * from './postgres-options.ts';
 export * from './postgres.module.ts';
 export * from './postgres-errors.ts';

@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/core/index.ts';
+import {
+  aggregationTables,
+  DatabaseError,
+  openDatabase,
+  openEmbeddedDatabase,
+  PostgresAggregationRepository,
+  PostgresConfigurationError,
+  type Database,
+} from '../../adapters/postgres/index.ts';
+import { describeAggregationRepository, type Probe } from '../support/aggregation-repository-suite.ts';
+import { dropSchema, POSTGRES_URL, uniqueSchema } from '../unit/postgres/support.ts';
+
+// The shared repository suite on a PostgreSQL server (127.0.0.1:5432: fails when it is down) and on
+// PGlite in a data directory, each in a schema of its own; every case uses its own `name`.
+
+describeAggregationRepository(
+  'PostgreSQL',
+  async () => {
+    const schema = uniqueSchema('agg');
+    const db = await openDatabase({ url: POSTGRES_URL, log: silentLogger });
+    return {
+      open: ({ namespace, now, seenRetentionMs }) => PostgresAggregationRepository.open<Probe>(db, { name: namespace, schema, now, seenRetentionMs }),
+      child: { kind: 'pg', target: POSTGRES_URL, schema },
+      cleanup: async () => {
+        await dropSchema(db, schema);
+        await db.close();
+      },
+    };
+  },
+  { crash: true, seenRetention: true },
+);
+
+describeAggregationRepository(
+  'PGlite',
+  async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'interchange-agg-'));
+    const schema = 'aggregation';
+    let db: Database | undefined = await openEmbeddedDatabase({ dataDir });
+    const current = (): Database => {
+      if (db === undefined) throw new Error('the PGlite database is closed (the crash child holds it)');
+      return db;
+    };
+    return {
+      open: ({ namespace, now, seenRetentionMs }) => PostgresAggregationRepository.open<Probe>(current(), { name: namespace, schema, now, seenRetentionMs }),
+      // PGlite is one process: the parent closes its database while the child writes, and reopens it after.
+      child: {
+        kind: 'pglite',
+        target: dataDir,
+        schema,
+        beforeSpawn: async () => {
+          await current().close();
+          db = undefined;
+        },
+        afterExit: async () => {
+          db = await openEmbeddedDatabase({ dataDir });
+        },
+      },
+      cleanup: async () => {
+        await db?.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  },
+  { crash: true, seenRetention: true },
+);
+
+describe('PostgresAggregationRepository', () => {
+  it('opens on fresh tables from several callers at once, and on tables that exist; close leaves the database open', async () => {
+    const schema = uniqueSchema('aggopen');
+    const server = await openDatabase({ url: POSTGRES_URL, log: silentLogger });
+    try {
+      const repositories = await Promise.all(Array.from({ length: 4 }, (_, n) => PostgresAggregationRepository.open<Probe>(server, { name: `n${n}`, schema })));
+      expect(await Promise.all(repositories.map((repository) => repository.counts()))).toEqual(repositories.map(() => ({ open: 0, completed: 0 })));
+      const { rows } = await server.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [schema]);
+      expect(rows.map((row) => row.table_name)).toEqual(['interchange_aggregation_completed', 'interchange_aggregation_groups', 'interchange_aggregation_seen']);
+      await PostgresAggregationRepository.open<Probe>(server, { name: 'again', schema });
+      await repositories[0]?.close();
+      expect((await server.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await dropSchema(server, schema);
+      await server.close();
+    }
+  });
+
+  describe('on PGlite', () => {
+    let db: Database;
+    beforeAll(async () => {
+      db = await openEmbeddedDatabase();
+    }, 30_000);
+    afterAll(async () => {
+      await db?.close();
+    });
+
+    it('deletes seen input ids older than the retention (when adding, and when listing expired groups)', async () => {
+      let t = 1_000_000;
+      const repository = await PostgresAggregationRepository.open<Probe>(db, { name: 'prune', schema: 'prune', seenRetentionMs: 1_000, now: () => t });
+      const seen = async (): Promise<number> => Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM prune.interchange_aggregation_seen')).rows[0]?.n);
+      const add = (n: number) =>
+        repository.add({ key: 'k', inputId: `i${n}`, expectedVersion: 0, next: { key: 'k', value: { inputs: [`i${n}`] }, inputIds: [`i${n}`], correlationId: 'c', firstAt: t, lastAt: t }, completion: { id: `a${n}`, completedBy: 'size', leaseMs: 0 } });
+      await add(1);
+      await add(2);
+      expect(await seen()).toBe(2);
+      t += 1_000;
+      await add(3); // forgets i1 and i2, then remembers i3
+      expect(await seen()).toBe(1);
+      expect((await add(3)).kind).toBe('duplicate');
+      t += 1_000;
+      expect(await repository.expired(t, 10)).toEqual([]);
+      expect(await seen()).toBe(0);
+    });
+
+    it('refuses a missing name, an invalid schema or retention with PostgresConfigurationError; a failed statement is a DatabaseError', async () => {
+      expect(() => new PostgresAggregationRepository(db, { name: '' })).toThrow(PostgresConfigurationError);
+      expect(() => new PostgresAggregationRepository(db, { name: 'x', schema: 'Robert"); DROP TABLE x;--' })).toThrow(PostgresConfigurationError);
+      expect(() => new PostgresAggregationRepository(db, { name: 'x', seenRetentionMs: -1 })).toThrow(PostgresConfigurationError);
+      expect(aggregationTables('orders').groups).toBe('"orders"."interchange_aggregation_groups"');
+      const unmigrated = new PostgresAggregationRepository<Probe>(db, { name: 'x', schema: 'nowhere' });
+      await expect(unmigrated.get('k')).rejects.toThrow(DatabaseError);
+      await expect(unmigrated.get('k')).rejects.toThrow(/aggregation repository 'x': get failed/);
+    });
+  });
+});

@@ -1,0 +1,264 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidOptionsError } from '../../src/core/index.ts';
+import {
+  InMemoryPersistentAggregationRepository,
+  type GroupWrite,
+  type PersistentAggregationRepository,
+  type StoredGroup,
+} from '../../src/stores/persistent-aggregation-repository.ts';
+import { RedisAggregationRepository } from '../../adapters/redis/index.ts';
+import { describeAggregationRepository, type Probe } from '../support/aggregation-repository-suite.ts';
+
+// The Redis aggregation repository against the real Redis (127.0.0.1:6379): fails when Redis is down.
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const run = `it-agg-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+const connections: Redis[] = [];
+const used: RedisAggregationRepository<unknown>[] = [];
+let redis: Redis;
+
+async function connect(): Promise<Redis> {
+  const connection = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  await connection.connect().catch((error: unknown) => {
+    throw new Error(`Redis is not reachable at ${REDIS_URL}: start it (redis-server --daemonize yes)`, { cause: error });
+  });
+  connections.push(connection);
+  return connection;
+}
+
+let names = 0;
+function uniqueName(): string {
+  return `${run}-${(names += 1)}`;
+}
+
+/** A repository on its own connection (or `connection`), registered for cleanup. */
+function repository<A>(name: string, options: { now?: () => number; seenRetentionMs?: number; connection?: Redis } = {}): RedisAggregationRepository<A> {
+  const created = new RedisAggregationRepository<A>(options.connection ?? redis, { name, now: options.now, seenRetentionMs: options.seenRetentionMs });
+  used.push(created as RedisAggregationRepository<unknown>);
+  return created;
+}
+
+beforeAll(async () => {
+  redis = await connect();
+});
+afterAll(async () => {
+  const keys = [...new Set(used.flatMap((created) => created.redisKeys))];
+  if (keys.length > 0) await redis.del(...keys);
+  for (const connection of connections) connection.disconnect();
+});
+
+// The shared contract: every `open` is a new instance on its own connection, so two instances of one
+// namespace race through Redis as two processes would; the crash child opens the same namespace.
+describeAggregationRepository(
+  'Redis',
+  () =>
+    Promise.resolve({
+      open: async ({ namespace, now, seenRetentionMs }) => repository<Probe>(namespace, { connection: await connect(), now, seenRetentionMs }),
+      child: { kind: 'redis', target: REDIS_URL },
+      cleanup: () => Promise.resolve(), // the keys of every repository opened go in the afterAll above
+    }),
+  { crash: true, seenRetention: true },
+);
+
+function write(key: string, inputId: string, expectedVersion: number, at: number, extra: Partial<GroupWrite<number[]>> = {}): GroupWrite<number[]> {
+  return { key, inputId, expectedVersion, next: { key, value: [expectedVersion], inputIds: [inputId], correlationId: key, firstAt: at, lastAt: at }, ...extra };
+}
+
+describe('RedisAggregationRepository', () => {
+  it('keeps its keys under one hash tag and rejects bad options with InvalidOptionsError', () => {
+    const repo = repository('orders');
+    for (const key of repo.redisKeys) expect(key.startsWith('interchange:aggregation:{orders}:')).toBe(true);
+    expect(() => new RedisAggregationRepository(redis, { name: '' })).toThrow(InvalidOptionsError);
+    expect(() => new RedisAggregationRepository(redis, { name: 'x', seenRetentionMs: -1 })).toThrow(InvalidOptionsError);
+  });
+
+  it('checks duplicates before versions, folds, completes, claims, releases and confirms', async () => {
+    let now = 1_000;
+    const repo = repository<number[]>(uniqueName(), { now: () => now });
+    expect(await repo.add(write('k', 'a', 0, now))).toEqual({ kind: 'added', group: { ...write('k', 'a', 0, now).next, version: 1 } });
+    expect(await repo.add(write('k', 'a', 5, now))).toEqual({ kind: 'duplicate' });
+    expect(await repo.add(write('k', 'b', 0, now))).toEqual({ kind: 'conflict' });
+    now = 2_000;
+    const completing = await repo.add(write('k', 'b', 1, now, { completion: { id: 'agg-1', completedBy: 'size', leaseMs: 500 } }));
+    expect(completing).toEqual({
+      kind: 'completed',
+      aggregate: { id: 'agg-1', key: 'k', value: [1], inputIds: ['b'], correlationId: 'k', firstAt: 2_000, lastAt: 2_000, completedBy: 'size', completedAt: 2_000, attempts: 1 },
+    });
+    expect(await repo.get('k')).toBeUndefined();
+    expect(await repo.counts()).toEqual({ open: 0, completed: 1 });
+    expect(await repo.claimUnconfirmed(1_000, 10)).toEqual([]); // still leased
+    now = 2_500;
+    const [claimed] = await repo.claimUnconfirmed(1_000, 10);
+    expect(claimed?.attempts).toBe(2);
+    expect(await repo.claimUnconfirmed(1_000, 10)).toEqual([]);
+    await repo.release('agg-1');
+    expect((await repo.claimUnconfirmed(1_000, 10)).map((aggregate) => aggregate.attempts)).toEqual([3]);
+    await repo.confirm('agg-1');
+    await repo.confirm('agg-1');
+    await repo.release('agg-1');
+    expect(await repo.counts()).toEqual({ open: 0, completed: 0 });
+    now = 10_000;
+    expect(await repo.claimUnconfirmed(1_000, 10)).toEqual([]);
+  });
+
+  it('hands values back byte for byte (Lua never decodes them: empty arrays stay arrays)', async () => {
+    const repo = repository<unknown>(uniqueName());
+    const value = { empty: [], object: {}, nested: [[], [{}]], text: 'ünïcødé \u0000 "quoted"', big: 2 ** 53 - 1, float: 0.1 };
+    const next = { key: 'v', value, inputIds: ['i'], correlationId: 'c', firstAt: 1, lastAt: 1 };
+    await repo.add({ key: 'v', inputId: 'i', expectedVersion: 0, next });
+    expect((await repo.get('v'))?.value).toEqual(value);
+    const aggregate = await repo.complete('v', 1, { id: 'v-agg', completedBy: 'stop', leaseMs: 0 });
+    expect(aggregate?.value).toEqual(value);
+    const [again] = await repo.claimUnconfirmed(0, 1);
+    expect(again?.value).toEqual(value);
+  });
+
+  it('remembers input ids for seenRetentionMs by the injected clock, not by Redis time', async () => {
+    let now = 0;
+    const repo = repository<number[]>(uniqueName(), { now: () => now, seenRetentionMs: 60_000 });
+    await repo.add(write('k', 'a', 0, now, { completion: { id: 'first', completedBy: 'size', leaseMs: 0 } }));
+    now = 59_999;
+    expect(await repo.add(write('k', 'a', 0, now))).toEqual({ kind: 'duplicate' });
+    now = 60_000; // remembered while seenAt > now - retention, as in memory
+    expect((await repo.add(write('k', 'a', 0, now))).kind).toBe('added');
+  });
+
+  it('lists expired groups and claims aggregates oldest first, ties in creation order', async () => {
+    const repo = repository<number[]>(uniqueName(), { now: () => 0 });
+    for (const key of ['c', 'a', 'd', 'b']) await repo.add(write(key, `${key}1`, 0, key === 'd' ? -5 : 0));
+    expect((await repo.expired(0, 3)).map((group) => group.key)).toEqual(['d', 'c', 'a']);
+    expect((await repo.expired(0, 10)).map((group) => group.key)).toEqual(['d', 'c', 'a', 'b']);
+    expect((await repo.expired(-1, 10)).map((group) => group.key)).toEqual(['d']);
+    expect(await repo.expired(0, 0)).toEqual([]);
+    for (const key of ['b', 'd', 'a', 'c']) await repo.complete(key, 1, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 0 });
+    expect((await repo.claimUnconfirmed(10, 3)).map((aggregate) => aggregate.id)).toEqual(['agg-b', 'agg-d', 'agg-a']);
+    expect((await repo.claimUnconfirmed(10, Number.POSITIVE_INFINITY)).map((aggregate) => aggregate.id)).toEqual(['agg-c']);
+  });
+
+  it('completes a group exactly once when two instances race complete() on it, round after round', async () => {
+    const name = uniqueName();
+    const [one, two] = [repository<number[]>(name, { connection: await connect() }), repository<number[]>(name, { connection: await connect() })];
+    for (let round = 0; round < 60; round += 1) {
+      const key = `g${round}`;
+      await one.add(write(key, `${key}-in`, 0, round));
+      const results = await Promise.all([
+        one.complete(key, 1, { id: `${key}-one`, completedBy: 'timeout', leaseMs: 60_000 }),
+        two.complete(key, 1, { id: `${key}-two`, completedBy: 'timeout', leaseMs: 60_000 }),
+      ]);
+      expect(results.filter((result) => result !== undefined)).toHaveLength(1);
+    }
+    expect(await two.counts()).toEqual({ open: 0, completed: 60 });
+  });
+
+  it('lets exactly one of two racing writes on the same version through', async () => {
+    const name = uniqueName();
+    const [one, two] = [repository<number[]>(name, { connection: await connect() }), repository<number[]>(name, { connection: await connect() })];
+    for (let round = 0; round < 40; round += 1) {
+      const key = `w${round}`;
+      const kinds = (await Promise.all([one.add(write(key, 'x', 0, 0)), two.add(write(key, 'y', 0, 0))])).map((outcome) => outcome.kind).sort();
+      expect(kinds).toEqual(['added', 'conflict']);
+    }
+  });
+
+  it('never hands the same aggregate to two concurrent claimUnconfirmed callers', async () => {
+    const name = uniqueName();
+    let now = 0;
+    const claimers = await Promise.all([0, 1, 2, 3].map(async () => repository<number[]>(name, { connection: await connect(), now: () => now })));
+    const seed = claimers[0] as RedisAggregationRepository<number[]>;
+    for (let index = 0; index < 40; index += 1) {
+      await seed.add(write(`c${index}`, `c${index}-in`, 0, 0, { completion: { id: `agg-${index}`, completedBy: 'size', leaseMs: 0 } }));
+    }
+    now = 1;
+    const batches = await Promise.all(claimers.flatMap((claimer) => [claimer.claimUnconfirmed(60_000, 7), claimer.claimUnconfirmed(60_000, 7)]));
+    const ids = batches.flat().map((aggregate) => aggregate.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(40);
+    expect(batches.flat().every((aggregate) => aggregate.attempts === 2)).toBe(true);
+    expect(await seed.claimUnconfirmed(60_000, 100)).toEqual([]);
+  });
+
+  it('loads its scripts again when the server has forgotten them (NOSCRIPT)', async () => {
+    let forgotten = 0;
+    const forgetful = new Proxy(redis, {
+      get(target, property, receiver) {
+        if (property === 'evalsha') {
+          return () => {
+            forgotten += 1;
+            return Promise.reject(new Error('NOSCRIPT No matching script. Please use EVAL.'));
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const repo = repository<number[]>(uniqueName(), { connection: forgetful });
+    expect((await repo.add(write('k', 'a', 0, 0))).kind).toBe('added');
+    expect(await repo.counts()).toEqual({ open: 1, completed: 0 });
+    expect(forgotten).toBe(2);
+  });
+
+  it('does not quit the caller’s connection on close()', async () => {
+    const connection = await connect();
+    const repo = repository(uniqueName(), { connection });
+    await repo.close();
+    await repo.close();
+    expect(await connection.ping()).toBe('PONG');
+  });
+
+  it('answers like the in-memory reference over a long random sequence of operations', async () => {
+    let now = 0;
+    const clock = { now: () => now, seenRetentionMs: 500 };
+    const reference = new InMemoryPersistentAggregationRepository<number[]>(clock);
+    const redisRepo = repository<number[]>(uniqueName(), clock);
+    const both: PersistentAggregationRepository<number[]>[] = [reference, redisRepo];
+    let state = 42;
+    const random = (n: number): number => {
+      // mulberry32: a seeded, reproducible sequence
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4_294_967_296) * n);
+    };
+    const same = async <T>(call: (repo: PersistentAggregationRepository<number[]>) => Promise<T>): Promise<T> => {
+      const [expected, actual] = await Promise.all(both.map(call));
+      expect(actual).toEqual(expected);
+      return expected as T;
+    };
+    let aggregates = 0;
+    const seen = new Set<string>(); // which outcomes the sequence reached, so it provably covers them all
+    for (let step = 0; step < 400; step += 1) {
+      now += random(3) * 50;
+      const key = `k${random(4)}`;
+      const operation = random(8);
+      if (operation <= 3) {
+        const group: StoredGroup<number[]> | undefined = await same((repo) => repo.get(key));
+        const inputId = `i${random(30)}`;
+        const expectedVersion = random(5) === 0 ? random(3) : (group?.version ?? 0);
+        const next = { key, value: [...(group?.value ?? []), step], inputIds: [...(group?.inputIds ?? []), inputId], correlationId: group?.correlationId ?? inputId, firstAt: group?.firstAt ?? now, lastAt: now };
+        const completion = random(3) === 0 ? { id: `agg${(aggregates += 1)}`, completedBy: 'size', leaseMs: random(4) * 100 } : undefined;
+        seen.add((await same((repo) => repo.add({ key, inputId, expectedVersion, next, completion }))).kind);
+      } else if (operation === 4) {
+        const completion = { id: `agg${(aggregates += 1)}`, completedBy: 'timeout', leaseMs: random(4) * 100 };
+        const version = random(4);
+        seen.add((await same((repo) => repo.complete(key, version, completion))) === undefined ? 'not completed' : 'completed later');
+      } else if (operation === 5) {
+        const leaseMs = random(4) * 100;
+        const limit = random(4);
+        const claimed = await same((repo) => repo.claimUnconfirmed(leaseMs, limit));
+        if (claimed.length > 1) seen.add('claimed several');
+        const settled = claimed[random(Math.max(1, claimed.length))];
+        const confirm = random(2) === 0;
+        if (settled !== undefined) await Promise.all(both.map((repo) => (confirm ? repo.confirm(settled.id) : repo.release(settled.id))));
+      } else if (operation === 6) {
+        const before = now - random(4) * 100;
+        const limit = random(5);
+        if ((await same((repo) => repo.expired(before, limit))).length > 1) seen.add('expired several');
+      } else {
+        await same((repo) => repo.counts());
+      }
+    }
+    await same((repo) => repo.counts());
+    expect([...seen].sort()).toEqual(['added', 'claimed several', 'completed', 'completed later', 'conflict', 'duplicate', 'expired several', 'not completed']);
+  });
+});

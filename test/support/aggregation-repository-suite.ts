@@ -1,0 +1,417 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CompletedAggregate, PersistentAggregationRepository, StoredGroup } from '../../src/stores/persistent-aggregation-repository.ts';
+import { foldInput, type Probe } from './aggregation-repository-child.ts';
+import { ChildScript } from './child-script.ts';
+import { until } from './wait.ts';
+
+/**
+ * The `PersistentAggregationRepository` contract: one suite every repository passes (like the
+ * transport contract and MQTT.js's abstract store suite). The reference semantics are
+ * `InMemoryPersistentAggregationRepository`'s (src/stores/persistent-aggregation-repository.ts).
+ *
+ * Runs on: memory (test/unit/aggregation-repository-memory.test.ts), PostgreSQL and PGlite
+ * (test/integration/postgres-aggregation-repository.test.ts), Redis
+ * (test/integration/redis-aggregation-repository.test.ts).
+ *
+ * How to call it:
+ * ```ts
+ * describeAggregationRepository('Redis', async () => ({
+ *   open: ({ namespace, now, seenRetentionMs }) => Promise.resolve(new RedisAggregationRepository(redis, { name: namespace, now, seenRetentionMs })),
+ *   child: { kind: 'redis', target: REDIS_URL },
+ *   cleanup: async () => { … delete the keys … },
+ * }), { crash: true, seenRetention: true });
+ * ```
+ * - `setup` runs once for the `describe` (`beforeAll`), `cleanup` after it (`afterAll`).
+ * - Every case opens its repositories with a `namespace` of its own (unique per case and run): two
+ *   `open`s with the same namespace are two instances on the SAME store — what two processes of one
+ *   aggregator see — so their state must be shared. Give the namespace to the repository as its name.
+ * - `now` is the case's clock (epoch ms) when it controls time; open with `Date.now` when absent.
+ * - Features, known when the suite is declared: `crash` (needs `fixture.child`) kills a writer
+ *   process mid-stream (test/support/aggregation-repository-child.ts, which opens `child.kind` at
+ *   `child.target` with the namespace as name); `seenRetention` checks that an input id is forgotten
+ *   `seenRetentionMs` after it was folded by the repository's `now` clock.
+ */
+export interface RepositoryFixture {
+  /** A new instance on the same store as every other instance of `namespace`. */
+  open(options: OpenOptions): Promise<PersistentAggregationRepository<Probe>>;
+  /** What the crash child needs to reach the same store (required by the `crash` feature). */
+  readonly child?: CrashChild;
+  cleanup(): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** The repository's name: unique per case. */
+  readonly namespace: string;
+  readonly now?: () => number;
+  readonly seenRetentionMs?: number;
+}
+
+export interface CrashChild {
+  readonly kind: 'pg' | 'pglite' | 'redis';
+  /** A URL (pg, redis) or a data directory (pglite). */
+  readonly target: string;
+  /** pg/pglite: the tables' schema, when not `public`. */
+  readonly schema?: string;
+  /** Before the child starts: PGlite is single-process, so the parent closes its database here. */
+  beforeSpawn?(): Promise<void>;
+  /** After the child is dead: the parent reopens what `beforeSpawn` closed. */
+  afterExit?(): Promise<void>;
+}
+
+export interface SuiteFeatures {
+  readonly crash?: boolean;
+  readonly seenRetention?: boolean;
+}
+
+export type { Probe };
+
+/** A clock the case moves by hand. */
+class Clock {
+  constructor(public t = 1_700_000_000_000) {}
+  readonly now = (): number => this.t;
+}
+
+const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
+const ALL = 100_000;
+
+/** Every input id held by the open groups and the unconfirmed aggregates (claimed through `claimUnconfirmed(0, …)`: call it when no claim is held). */
+async function everything(repository: PersistentAggregationRepository<Probe>): Promise<{ open: StoredGroup<Probe>[]; completed: CompletedAggregate<Probe>[]; inputs: string[] }> {
+  const open = await repository.expired(FAR_FUTURE, ALL);
+  const completed = await repository.claimUnconfirmed(0, ALL);
+  const inputs = [...open.flatMap((group) => group.inputIds), ...completed.flatMap((aggregate) => aggregate.inputIds)];
+  return { open, completed, inputs };
+}
+
+function group(key: string, inputIds: readonly string[], at: number, extra?: unknown): Omit<StoredGroup<Probe>, 'version'> {
+  return { key, value: extra === undefined ? { inputs: inputIds } : { inputs: inputIds, extra }, inputIds, correlationId: inputIds[0] ?? key, firstAt: at, lastAt: at };
+}
+
+/** The shared suite; see `RepositoryFixture` for how to call it. */
+export function describeAggregationRepository(label: string, setup: () => Promise<RepositoryFixture>, features: SuiteFeatures = {}): void {
+  describe(`PersistentAggregationRepository contract: ${label}`, { timeout: 60_000 }, () => {
+    let fixture: RepositoryFixture;
+    let cases = 0;
+    const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+    const namespace = (): string => `agg-${run}-${(cases += 1)}`;
+
+    beforeAll(async () => {
+      fixture = await setup();
+    }, 60_000);
+    afterAll(async () => {
+      await fixture?.cleanup();
+    }, 60_000);
+
+    it('folds inputs into a group: added, the version counts writes, get returns the group as stored', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      expect(await repository.get('k')).toBeUndefined();
+      const first = await repository.add({ key: 'k', inputId: 'i1', expectedVersion: 0, next: { ...group('k', ['i1'], 100), correlationId: 'corr-1' } });
+      expect(first).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1'] }, inputIds: ['i1'], correlationId: 'corr-1', firstAt: 100, lastAt: 100, version: 1 } });
+      const second = await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 1, next: { ...group('k', ['i1', 'i2'], 100), correlationId: 'corr-1', lastAt: 250 } });
+      expect(second).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 } });
+      expect(await repository.get('k')).toEqual({ key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 });
+      const third = await foldInput(repository, 'k', 'i3', { at: 300 });
+      expect(third.kind === 'added' && third.group.version).toBe(3);
+      expect(await repository.get('other')).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
+    });
+
+    it('an input id folded before is a duplicate — in its open group, after its group completed, whatever the version — and changes nothing', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      await foldInput(repository, 'k', 'i1');
+      await foldInput(repository, 'k', 'i2');
+      const before = await repository.get('k');
+      expect(await repository.add({ key: 'k', inputId: 'i1', expectedVersion: 2, next: group('k', ['i1', 'i2', 'i1'], 1) })).toEqual({ kind: 'duplicate' });
+      // duplicate is checked before the version: a stale version still says duplicate
+      expect(await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 7, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate' });
+      expect(await repository.get('k')).toEqual(before);
+
+      const completed = await foldInput(repository, 'k', 'i3', { completeAt: 3 });
+      expect(completed.kind).toBe('completed');
+      expect(await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 0, next: group('k', ['i2'], 1) })).toEqual({ kind: 'duplicate' });
+      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 1), completion: { id: 'again', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate' });
+      expect(await repository.get('k')).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      // the id is remembered per key: another key folds it
+      expect((await repository.add({ key: 'other', inputId: 'i1', expectedVersion: 0, next: group('other', ['i1'], 1) })).kind).toBe('added');
+    });
+
+    it('a write at a stale version is a conflict and changes nothing, not even the seen input ids', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      await foldInput(repository, 'k', 'i1');
+      await foldInput(repository, 'k', 'i2');
+      const before = await repository.get('k');
+      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 1, next: group('k', ['i1', 'i3'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 3, next: group('k', ['i3'], 1), completion: { id: 'c', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'none', inputId: 'i4', expectedVersion: 1, next: group('none', ['i4'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.get('k')).toEqual(before);
+      expect(await repository.get('none')).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
+      // i3 was not remembered by the failed writes: at the right version it folds in
+      const added = await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 2, next: group('k', ['i1', 'i2', 'i3'], 1) });
+      expect(added.kind === 'added' && added.group.version).toBe(3);
+      expect((await repository.add({ key: 'none', inputId: 'i4', expectedVersion: 0, next: group('none', ['i4'], 1) })).kind).toBe('added');
+    });
+
+    it('an input completes its group: the group is gone and the aggregate is stored, claimed by the caller (attempts 1)', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      await foldInput(repository, 'k', 'i1', { at: 10, correlationId: 'corr' });
+      clock.t += 5;
+      const outcome = await repository.add({
+        key: 'k',
+        inputId: 'i2',
+        expectedVersion: 1,
+        next: { ...group('k', ['i1', 'i2'], 10), correlationId: 'corr', lastAt: 20 },
+        completion: { id: 'agg-1', completedBy: 'size', leaseMs: 1_000 },
+      });
+      const aggregate = { id: 'agg-1', key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr', firstAt: 10, lastAt: 20, completedBy: 'size', completedAt: clock.t, attempts: 1 };
+      expect(outcome).toEqual({ kind: 'completed', aggregate });
+      expect(await repository.get('k')).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      expect(await repository.claimUnconfirmed(1_000, 10)).toEqual([]); // claimed by the completion
+      // a first input may complete its group at once (expectedVersion 0)
+      const single = await repository.add({ key: 'solo', inputId: 's1', expectedVersion: 0, next: group('solo', ['s1'], 30), completion: { id: 'agg-solo', completedBy: 'predicate', leaseMs: 0 } });
+      expect(single).toEqual({ kind: 'completed', aggregate: { id: 'agg-solo', key: 'solo', value: { inputs: ['s1'] }, inputIds: ['s1'], correlationId: 's1', firstAt: 30, lastAt: 30, completedBy: 'predicate', completedAt: clock.t, attempts: 1 } });
+      expect(await repository.get('solo')).toBeUndefined();
+      // a key completed may open a new group
+      expect((await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 40) })).kind).toBe('added');
+      expect(await repository.counts()).toEqual({ open: 1, completed: 2 });
+    });
+
+    it('complete() completes an open group at its version only; a stale version or a missing group leaves everything as it was', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      await foldInput(repository, 'k', 'i1', { at: 10 });
+      await foldInput(repository, 'k', 'i2', { at: 20 });
+      expect(await repository.complete('k', 1, { id: 'stale', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.complete('missing', 1, { id: 'missing', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
+      clock.t += 1;
+      const aggregate = await repository.complete('k', 2, { id: 'agg-k', completedBy: 'timeout', leaseMs: 500 });
+      expect(aggregate).toEqual({ id: 'agg-k', key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'i1', firstAt: 10, lastAt: 20, completedBy: 'timeout', completedAt: clock.t, attempts: 1 });
+      expect(await repository.get('k')).toBeUndefined();
+      expect(await repository.complete('k', 2, { id: 'twice', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+    });
+
+    it('two instances racing to complete the same group: exactly one gets it, every round', async () => {
+      const name = namespace();
+      const [a, b] = await Promise.all([fixture.open({ namespace: name }), fixture.open({ namespace: name })]);
+      const rounds = 25;
+      for (let round = 0; round < rounds; round += 1) {
+        const key = `k${round}`;
+        await foldInput(a, key, `${key}-i1`);
+        const viaAdd = round % 2 === 1; // odd rounds: a completes with a new input while b completes by timeout
+        const [first, second] = await Promise.all([
+          viaAdd
+            ? a.add({ key, inputId: `${key}-i2`, expectedVersion: 1, next: group(key, [`${key}-i1`, `${key}-i2`], 1), completion: { id: `${key}-a`, completedBy: 'size', leaseMs: 60_000 } }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined))
+            : a.complete(key, 1, { id: `${key}-a`, completedBy: 'timeout', leaseMs: 60_000 }),
+          b.complete(key, 1, { id: `${key}-b`, completedBy: 'timeout', leaseMs: 60_000 }),
+        ]);
+        expect([first, second].filter((aggregate) => aggregate !== undefined), `round ${round}`).toHaveLength(1);
+        expect(await a.get(key)).toBeUndefined();
+      }
+      expect(await b.counts()).toEqual({ open: 0, completed: rounds });
+    });
+
+    it('two instances folding into the same keys at once, retrying on conflict: every input in exactly one group, no fold lost', async () => {
+      const name = namespace();
+      const [a, b] = await Promise.all([fixture.open({ namespace: name }), fixture.open({ namespace: name })]);
+      const inputs = Array.from({ length: 60 }, (_, n) => `in-${n}`);
+      const writer = async (repository: PersistentAggregationRepository<Probe>, mine: readonly string[]): Promise<void> => {
+        for (const input of mine) {
+          const outcome = await foldInput(repository, `k${Number(input.slice(3)) % 2}`, input, { completeAt: 7, leaseMs: 0 });
+          expect(outcome.kind).not.toBe('duplicate');
+        }
+      };
+      await Promise.all([
+        writer(a, inputs.filter((_, n) => n % 4 === 0)),
+        writer(b, inputs.filter((_, n) => n % 4 === 1)),
+        writer(a, inputs.filter((_, n) => n % 4 === 2)),
+        writer(b, inputs.filter((_, n) => n % 4 === 3)),
+      ]);
+      const { open, completed, inputs: stored } = await everything(a);
+      expect([...stored].sort()).toEqual([...inputs].sort());
+      for (const held of [...open, ...completed]) expect(held.value.inputs).toEqual(held.inputIds); // each write folded on the latest group
+      expect(completed.length).toBeGreaterThanOrEqual(6);
+      expect(completed.every((aggregate) => aggregate.inputIds.length === 7)).toBe(true);
+    });
+
+    it('claimUnconfirmed: nothing before the lease expires, then claimed again with attempts counted; released at once; confirm forgets', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      await foldInput(repository, 'k', 'i1', { at: clock.t });
+      const aggregate = await repository.complete('k', 1, { id: 'agg', completedBy: 'timeout', leaseMs: 1_000 });
+      expect(aggregate?.attempts).toBe(1);
+      expect(await repository.claimUnconfirmed(500, 10)).toEqual([]);
+      clock.t += 999;
+      expect(await repository.claimUnconfirmed(500, 10)).toEqual([]);
+      clock.t += 1;
+      expect(await repository.claimUnconfirmed(500, 10)).toEqual([{ ...aggregate, attempts: 2 }]);
+      expect(await repository.claimUnconfirmed(500, 10)).toEqual([]); // claimed for 500 ms now
+      clock.t += 500;
+      expect((await repository.claimUnconfirmed(60_000, 10)).map((claimed) => claimed.attempts)).toEqual([3]);
+      await repository.release('agg');
+      await repository.release('agg'); // idempotent
+      expect((await repository.claimUnconfirmed(60_000, 10)).map((claimed) => claimed.attempts)).toEqual([4]);
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      await repository.confirm('agg');
+      await repository.confirm('agg'); // idempotent
+      await repository.release('agg'); // nothing to release
+      await repository.confirm('never-there');
+      expect(await repository.counts()).toEqual({ open: 0, completed: 0 });
+      clock.t += 120_000;
+      expect(await repository.claimUnconfirmed(0, 10)).toEqual([]);
+    });
+
+    it('claimUnconfirmed takes the oldest completions first, at most `limit`', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      for (const [n, key] of ['c', 'a', 'b'].entries()) {
+        await foldInput(repository, key, `${key}-1`, { at: clock.t });
+        clock.t += 10;
+        await repository.complete(key, 1, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 100 - n * 40 }); // leases end out of order
+      }
+      clock.t += 1_000;
+      expect((await repository.claimUnconfirmed(60_000, 2)).map((claimed) => claimed.id)).toEqual(['agg-c', 'agg-a']);
+      expect((await repository.claimUnconfirmed(60_000, 2)).map((claimed) => claimed.id)).toEqual(['agg-b']);
+      expect(await repository.claimUnconfirmed(60_000, 2)).toEqual([]);
+    });
+
+    it('concurrent claimers never get the same aggregate', async () => {
+      const clock = new Clock();
+      const name = namespace();
+      const [a, b] = await Promise.all([fixture.open({ namespace: name, now: clock.now }), fixture.open({ namespace: name, now: clock.now })]);
+      const total = 30;
+      for (let n = 0; n < total; n += 1) {
+        clock.t += 1;
+        await foldInput(a, `k${n}`, `i${n}`, { at: clock.t, completeAt: 1, leaseMs: 0 });
+      }
+      clock.t += 1;
+      const claimed: string[] = [];
+      for (let round = 0; round < total; round += 1) {
+        const batches = await Promise.all([a.claimUnconfirmed(60_000, 4), b.claimUnconfirmed(60_000, 4), a.claimUnconfirmed(60_000, 3), b.claimUnconfirmed(60_000, 3)]);
+        const got = batches.flat();
+        if (got.length === 0) break;
+        claimed.push(...got.map((aggregate) => aggregate.id));
+        expect(got.every((aggregate) => aggregate.attempts === 2)).toBe(true);
+      }
+      expect(claimed).toHaveLength(total);
+      expect(new Set(claimed).size).toBe(total);
+    });
+
+    it('expired() lists open groups whose lastAt is at or before the time, oldest first, at most `limit`', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      await foldInput(repository, 'late', 'l1', { at: 300 });
+      await foldInput(repository, 'early', 'e1', { at: 100 });
+      await foldInput(repository, 'middle', 'm1', { at: 200 });
+      await foldInput(repository, 'done', 'd1', { at: 50, completeAt: 1 }); // completed: not open
+      const keys = async (before: number, limit: number): Promise<string[]> => (await repository.expired(before, limit)).map((stored) => stored.key);
+      expect(await keys(200, 10)).toEqual(['early', 'middle']);
+      expect(await keys(300, 2)).toEqual(['early', 'middle']);
+      expect(await keys(FAR_FUTURE, 10)).toEqual(['early', 'middle', 'late']);
+      expect(await keys(99, 10)).toEqual([]);
+      expect(await keys(FAR_FUTURE, 0)).toEqual([]);
+      // a fold moves lastAt
+      await foldInput(repository, 'early', 'e2', { at: 400 });
+      expect(await keys(FAR_FUTURE, 10)).toEqual(['middle', 'late', 'early']);
+      expect((await repository.expired(FAR_FUTURE, 1))[0]).toEqual(await repository.get('middle'));
+    });
+
+    it('counts() counts open groups and unconfirmed aggregates of this repository only', async () => {
+      const name = namespace();
+      const repository = await fixture.open({ namespace: name });
+      const neighbour = await fixture.open({ namespace: namespace() });
+      await foldInput(neighbour, 'n', 'n1', { completeAt: 1 });
+      expect(await repository.counts()).toEqual({ open: 0, completed: 0 });
+      for (const key of ['a', 'b', 'c']) await foldInput(repository, key, `${key}1`);
+      await foldInput(repository, 'd', 'd1', { completeAt: 1 });
+      await foldInput(repository, 'a', 'a2', { completeAt: 2 });
+      expect(await repository.counts()).toEqual({ open: 2, completed: 2 });
+      expect(await (await fixture.open({ namespace: name })).counts()).toEqual({ open: 2, completed: 2 });
+      expect(await neighbour.counts()).toEqual({ open: 0, completed: 1 });
+    });
+
+    it('values come back as JSON round-trips them, open and completed', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      const extra = {
+        text: 'quotes " \' backslash \\ newline \n tab \t nul \u0000 unicode é ü 中文 🎉',
+        numbers: [0, -1, 1.5, 1e21, Number.MAX_SAFE_INTEGER, -0.000001],
+        flags: [true, false, null],
+        nested: { deep: { deeper: [[], {}, [{ a: 1 }]] }, empty: '' },
+        dropped: undefined,
+        date: new Date(0),
+        'weird key \u0001': 'x',
+      };
+      const expected = JSON.parse(JSON.stringify({ inputs: ['j1'], extra })) as Probe;
+      const added = await foldInput(repository, 'json', 'j1', { extra });
+      expect(added.kind === 'added' && added.group.value).toStrictEqual(expected);
+      expect((await repository.get('json'))?.value).toStrictEqual(expected);
+      expect((await repository.expired(FAR_FUTURE, 10))[0]?.value).toStrictEqual(expected);
+      const completed = await repository.complete('json', 1, { id: 'agg-json', completedBy: 'stop', leaseMs: 0 });
+      expect(completed?.value).toStrictEqual(expected);
+      expect((await repository.claimUnconfirmed(0, 10))[0]?.value).toStrictEqual(expected);
+      // an awkward key and input id survive too
+      const key = 'key with spaces, "quotes", ✓ and \\';
+      expect((await foldInput(repository, key, 'id ✓ "1"')).kind).toBe('added');
+      expect((await repository.get(key))?.inputIds).toEqual(['id ✓ "1"']);
+      expect((await foldInput(repository, key, 'id ✓ "1"')).kind).toBe('duplicate');
+    });
+
+    if (features.seenRetention === true) {
+      it('an input id is forgotten seenRetentionMs after it was folded (by the repository clock)', async () => {
+        const clock = new Clock();
+        const repository = await fixture.open({ namespace: namespace(), now: clock.now, seenRetentionMs: 1_000 });
+        await foldInput(repository, 'k', 'i1', { at: clock.t });
+        clock.t += 999;
+        expect((await foldInput(repository, 'k', 'i1', { at: clock.t })).kind).toBe('duplicate');
+        clock.t += 1;
+        const again = await foldInput(repository, 'k', 'i1', { at: clock.t });
+        expect(again.kind === 'added' && again.group.inputIds).toEqual(['i1', 'i1']);
+        expect((await foldInput(repository, 'k', 'i1', { at: clock.t })).kind).toBe('duplicate'); // remembered again from now
+      });
+    }
+
+    if (features.crash === true) {
+      it('crash: a writer killed with SIGKILL mid-stream — every acknowledged input is in exactly one group, and is a duplicate when redelivered', async () => {
+        const child = fixture.child;
+        if (child === undefined) throw new Error('the crash feature needs fixture.child');
+        const name = namespace();
+        await child.beforeSpawn?.();
+        const acked = (lines: readonly string[]): Array<{ key: string; input: string }> =>
+          lines.filter((line) => line.startsWith('ack ')).map((line) => {
+            const [, key = '', input = ''] = line.split(' ');
+            return { key, input };
+          });
+        const writer = new ChildScript('test/support/aggregation-repository-child.ts', [child.kind, child.target, name, child.schema ?? '']);
+        let exited = false;
+        void writer.exited.then(() => (exited = true));
+        try {
+          await until(() => acked(writer.lines).length >= 80 || exited, () => `child: ${writer.lines.slice(-3).join(' | ') || 'no output'}`, 45_000);
+        } finally {
+          await writer.kill();
+        }
+        await child.afterExit?.();
+        const acknowledged = acked(writer.lines);
+        expect(acknowledged.length, 'the child exited before it was killed').toBeGreaterThanOrEqual(80);
+        expect(writer.lines.filter((line) => line.startsWith('duplicate '))).toEqual([]);
+
+        const repository = await fixture.open({ namespace: name });
+        const { open, completed, inputs } = await everything(repository);
+        expect(new Set(inputs).size, 'an input is in two groups').toBe(inputs.length);
+        const stored = new Set(inputs);
+        expect(acknowledged.filter(({ input }) => !stored.has(input)), 'acknowledged inputs lost').toEqual([]);
+        for (const held of [...open, ...completed]) expect(held.value.inputs).toEqual(held.inputIds);
+        expect(completed.length).toBeGreaterThan(0);
+        for (const { key, input } of acknowledged) {
+          const current = await repository.get(key);
+          const outcome = await repository.add({ key, inputId: input, expectedVersion: current?.version ?? 0, next: group(key, [...(current?.inputIds ?? []), input], 1) });
+          expect(outcome.kind, `${input} redelivered`).toBe('duplicate');
+        }
+      });
+    }
+  });
+}
