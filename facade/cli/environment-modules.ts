@@ -17,6 +17,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/mqtt/index.ts'),
   () => import('../../adapters/postgres/index.ts'),
   () => import('../../adapters/redis/index.ts'),
+  () => import('../../adapters/buffer/index.ts'),
 ];
 
 /** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */
