@@ -19,6 +19,9 @@ export interface PersistentAggregation<I, A> {
 }
 
 /** Reads and writes of one input before it fails as transient: other instances kept writing its group. */
+/** Groups whose last known state an instance keeps (one read saved per input). */
+const KNOWN_GROUPS = 10_000;
+
 export const MAX_CONFLICT_RETRIES = 50;
 /** How many aggregates or expired groups one recovery round takes from the store. */
 const RECOVERY_BATCH = 100;
@@ -63,6 +66,12 @@ class DurableAggregator<I, A> {
   private readonly emitted = new Set<string>();
   /** Keys whose open group this instance wrote: what `completeOnStop` completes. */
   private readonly touched = new Set<string>();
+  /**
+   * The group of each key as this instance last wrote or read it (`null`: none open), so that a
+   * fold needs one round trip (`add`), not two: a stale entry — another instance wrote the key — is
+   * caught by `add`'s version check (`conflict`), dropped, and the group read again. Bounded.
+   */
+  private readonly known = new Map<string, StoredGroup<A> | null>();
   private recoveryTimer: Subscription | undefined = undefined;
   private recovering = false;
   private stopped = false;
@@ -97,9 +106,11 @@ class DurableAggregator<I, A> {
     for (let round = 1; round <= MAX_CONFLICT_RETRIES; round += 1) {
       let current: StoredGroup<A> | undefined;
       let outcome: AddOutcome<A>;
+      const cached = round === 1 ? this.known.get(key) : undefined;
       try {
-        current = await repository.get(key);
+        current = cached === undefined ? await repository.get(key) : (cached ?? undefined);
       } catch (error) {
+        this.known.delete(key);
         return this.storeFailed(delivery, key, error, attempt);
       }
       let write: GroupWrite<A>;
@@ -111,8 +122,10 @@ class DurableAggregator<I, A> {
       try {
         outcome = await repository.add(write);
       } catch (error) {
+        this.known.delete(key);
         return this.storeFailed(delivery, key, error, attempt);
       }
+      this.remember(key, outcome.kind === 'added' ? outcome.group : outcome.kind === 'completed' ? null : undefined);
       switch (outcome.kind) {
         case 'conflict':
           continue;
@@ -138,6 +151,14 @@ class DurableAggregator<I, A> {
     this.step.fail(delivery, error, attempt, this.accept);
   }
 
+  /** Keeps what this instance knows of a key's group (`undefined`: nothing — read it next time). */
+  private remember(key: string, group: StoredGroup<A> | null | undefined): void {
+    this.known.delete(key); // re-inserted last: the oldest entry is the first one
+    if (group === undefined) return;
+    this.known.set(key, group);
+    if (this.known.size > KNOWN_GROUPS) this.known.delete(this.known.keys().next().value as string);
+  }
+
   /** The group with this input folded in, and its completion if it completes. Throws what the user's functions throw. */
   private writeFor(key: string, current: StoredGroup<A> | undefined, message: Message<I>): GroupWrite<A> {
     const now = this.context.scheduler.now();
@@ -160,6 +181,7 @@ class DurableAggregator<I, A> {
 
   /** Completes a group without a new input, unless it changed meanwhile (then another instance or input owns it). */
   private async completeGroup(group: StoredGroup<A>, completedBy: string): Promise<void> {
+    this.known.delete(group.key); // completed here or elsewhere: read it again next time
     const aggregate = await this.config.repository.complete(group.key, group.version, this.completion(group.inputIds, completedBy));
     if (aggregate === undefined) return;
     this.forget(group.key);
