@@ -41,6 +41,9 @@ export function aggregationTables(schema = 'public'): AggregationTables {
   };
 }
 
+/** The indexes `aggregationMigrationStatements` creates (unqualified names, in the repository's schema). */
+const AGGREGATION_INDEXES = ['interchange_aggregation_groups_last_at', 'interchange_aggregation_completed_order', 'interchange_aggregation_seen_at'] as const;
+
 /**
  * The DDL, one idempotent statement per entry (`IF NOT EXISTS`): for teams whose migrations run
  * through their own tool. Values and input ids are `json`, not `jsonb`: `json` keeps the text as
@@ -164,6 +167,9 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
    */
   static async open<A>(database: Database, options: PostgresAggregationRepositoryOptions): Promise<PostgresAggregationRepository<A>> {
     const repository = new PostgresAggregationRepository<A>(database, options);
+    // Already there (another instance made them): no DDL at all. `CREATE … IF NOT EXISTS` still takes
+    // table locks, and against instances already folding into these tables that can deadlock.
+    if (await repository.run('checking its tables', () => repository.tablesExist())) return repository;
     await repository.run('creating its tables', () =>
       database.transaction(async (tx) => {
         await tx.query(`SELECT pg_advisory_xact_lock(hashtext('interchange.migrate'))`);
@@ -171,6 +177,14 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
       }),
     );
     return repository;
+  }
+
+  /** Whether every table and index of the repository exists (read from the catalog: no lock taken). */
+  private async tablesExist(): Promise<boolean> {
+    const { schema } = this.tables;
+    const names = [this.tables.groups, this.tables.completed, this.tables.seen, ...AGGREGATION_INDEXES.map((index) => `${schema}.${index}`)];
+    const { rows } = await this.database.query<{ missing: number }>(`SELECT count(*)::int AS missing FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL`, [names]);
+    return rows[0]?.missing === 0;
   }
 
   get(key: string): Promise<StoredGroup<A> | undefined> {
