@@ -9,23 +9,33 @@
  * `flow.ts`; what the flow does to a message is in `telemetry.ts`. `SIMULATE=1` (default without
  * `MQTT_URL`) also runs a fleet of simulated devices in this process; `SIMULATE=0` does not.
  * `MQTT_CONSUMERS=<n>` consumes over n connections on one shared subscription.
+ *
+ * With `AMQP_URL`, the bridge is durable: readings go through a local buffer (`BUFFER_DIR`, default
+ * `.interchange/buffer`) so RabbitMQ outages cost no device message, and open summaries live in
+ * PostgreSQL (`DATABASE_URL`) or an embedded PGlite (`STATE_DIR`, default `.interchange`). Several
+ * instances: the same `MQTT_SHARE_GROUP` and `DATABASE_URL`, each its own `MQTT_CLIENT_ID` and `BUFFER_DIR`
+ * (docs/scale-out.md).
  */
 import { defineIntegration, redactUrl, type RunningIntegration, type StopHook } from 'interchange-eip';
 import { describeReport, simulate } from '../device-simulator/simulator.ts';
-import { environmentOf, flowModules, flowNames, flowRoutes } from './flow.ts';
+import { environmentOf, flowModules, flowNames, flowRoutes, openSummaryStore } from './flow.ts';
 import type { MqttTransport } from 'interchange-eip/adapters/mqtt';
 
-const names = flowNames();
+/** `FLOW_PREFIX`: every MQTT topic and RabbitMQ name of the flow under a prefix (one broker, several flows: tenants, tests). */
+const names = flowNames(process.env.FLOW_PREFIX ?? '');
 const environment = environmentOf();
 const flow = flowModules(names, environment);
+const summaryStore = await openSummaryStore(names, environment);
 const simulateDevices = process.env.SIMULATE === undefined ? environment.mqttUrl === undefined : process.env.SIMULATE === '1';
 /** `MQTT_CONSUMERS=4`: four connections on a shared subscription (more throughput, per-device order not kept). */
 const consumers = Number(process.env.MQTT_CONSUMERS ?? '1');
 if (!Number.isInteger(consumers) || consumers < 1) throw new RangeError(`MQTT_CONSUMERS must be a whole number ≥ 1, got '${process.env.MQTT_CONSUMERS ?? ''}'`);
+/** `MQTT_SHARE_GROUP=bridge`: this process is one of several instances sharing the devices (`$share/bridge/…`; each with its own `MQTT_CLIENT_ID` and `BUFFER_DIR`, one `DATABASE_URL`). */
+const shareGroup = process.env.MQTT_SHARE_GROUP || undefined;
 
 function onStart(integration: RunningIntegration): StopHook {
   const mqtt = integration.transport<MqttTransport>('mqtt');
-  for (const line of flow.announce(mqtt)) console.log(`mqtt-to-amqp: ${line}`);
+  for (const line of [...flow.announce(mqtt), summaryStore.announcement]) console.log(`mqtt-to-amqp: ${line}`);
   if (!simulateDevices) {
     console.log(`mqtt-to-amqp: waiting for devices on '${names.telemetryTopic.replace('+deviceId', '+')}' (npm run simulate -- --url <MQTT_URL>)`);
     return () => {};
@@ -43,10 +53,11 @@ function onStart(integration: RunningIntegration): StopHook {
 }
 
 /** After the drain: the summaries of groups still open at Ctrl-C are sent by then, so the stand-in's counts are final. */
-function onStopped(): void {
+async function onStopped(): Promise<void> {
+  await summaryStore.close();
   if (flow.standIn === undefined) return;
   const depths = Object.entries(flow.standIn.depths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
   console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
 }
 
-export default defineIntegration({ routes: flowRoutes({ names, consumers }), modules: flow.modules, onStart, onStopped });
+export default defineIntegration({ routes: flowRoutes({ names, consumers, buffered: environment.bufferDir !== undefined, summaryRepository: summaryStore.repository, ...(shareGroup === undefined ? {} : { shareGroup }) }), modules: flow.modules, onStart, onStopped });

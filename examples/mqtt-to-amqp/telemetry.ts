@@ -3,6 +3,7 @@
  * the backend's contract, routing, and summarising per device. Pure functions and one step, so unit
  * tests, the route and the benchmark's raw bridges all share the very same code.
  */
+import { createHash } from 'node:crypto';
 import { InterchangeError, withBody, withHeaders, type Message } from 'interchange-eip';
 import { deliveryStep, failWithEvidence, registryFor, ValidationErrorsHeader, type HeaderValue, type StepFactory } from 'interchange-eip/spi';
 import type { BackendReadingV1, DeviceTelemetryV1 } from '../../schemas/types.generated.ts';
@@ -52,7 +53,7 @@ export function checkedTelemetry(body: DeviceTelemetryV1, topicDeviceId: string 
 /**
  * Step: device telemetry in, checked. Each message is parsed once and validated against
  * `device.telemetry@1`; its topic's device id (header `deviceId`, from `mqtt:…/+deviceId/…`) must
- * equal the body's. A valid message continues with the parsed body (header `schema` set). An invalid
+ * equal the body's. A valid message continues with the parsed body (header `schema` set) and its content-derived id (`readingIdOf`). An invalid
  * one — bad JSON, a schema violation, a device id mismatch — fails permanently *as it arrived*: the
  * original body (the payload bytes), plus `x-mqtt-topic` and, for schema violations,
  * `x-interchange-validation-errors`, so the route's dead-letter channel keeps the evidence intact.
@@ -71,7 +72,7 @@ export function checkTelemetry(): StepFactory<unknown, DeviceTelemetryV1> {
         failWithEvidence(context, delivery, error, { [MQTT_TOPIC_HEADER]: String(message.headers.mqttTopic ?? '') });
         return;
       }
-      emit(delivery.with(withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT })));
+      emit(delivery.with({ ...withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT }), id: readingIdOf(String(message.headers.mqttTopic ?? ''), message.body) }));
     });
   };
 }
@@ -93,6 +94,21 @@ export function asReceived(failed: Message, original: Message): Message {
   const errors = failed.headers[ValidationErrorsHeader];
   if (typeof errors === 'string') evidence[ValidationErrorsHeader] = errors;
   return { id: original.id, headers: evidence, body: original.body };
+}
+
+/**
+ * The id of a reading: derived from what the device sent (its topic and payload bytes, sha256, in
+ * UUID form), so the same reading delivered twice — MQTT redelivers what was not acknowledged before
+ * a crash — has the same id everywhere downstream: the durable buffer, the AMQP `messageId`, and the
+ * summaries' repository, which folds an input id once (Camel's idempotent consumer on the body). A
+ * device never sends two different readings with the same bytes: each carries its own `ts`.
+ */
+export function readingIdOf(topic: string, payload: unknown): string {
+  const hash = createHash('sha256').update(topic).update('\0');
+  if (payload instanceof Uint8Array) hash.update(payload);
+  else hash.update(typeof payload === 'string' ? payload : JSON.stringify(payload) ?? '');
+  const hex = hash.digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 function deviceIdOf(message: Message): string | undefined {

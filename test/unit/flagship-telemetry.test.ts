@@ -57,11 +57,24 @@ describe('content-based routing', () => {
     expect(route?.definition().source).toBe('mqtt:p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
   });
 
-  it('scales out on a shared subscription: one route per consumer connection, one summaries route', () => {
+  it('scales out on a shared subscription: one route per consumer connection, each with the summaries inline', () => {
     const routes = flowRoutes({ names: flowNames('p-'), consumers: 3 }).map((route) => route.definition());
-    expect(routes.map((route) => route.id)).toEqual(['telemetry-1', 'telemetry-2', 'telemetry-3', 'summaries']);
+    expect(routes.map((route) => route.id)).toEqual(['telemetry-1', 'telemetry-2', 'telemetry-3']);
+    expect(routes.every((route) => route.steps.some((step) => step.kind === 'aggregate'))).toBe(true);
     expect(new Set(routes.slice(0, 3).map((route) => route.source))).toEqual(new Set(['mqtt:$share/p-telemetry-bridge/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none']));
     expect(flowRoutes({ summaries: false }).map((route) => route.definition().id)).toEqual(['telemetry']);
+    expect(flowRoutes({ names: flowNames('p-'), shareGroup: 'g' })[0]?.definition().source).toBe('mqtt:$share/g/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
+  });
+
+  it('buffered: the intake ends at the durable buffer, forward takes it to RabbitMQ and the summaries, dead letters have their own buffer', () => {
+    const routes = flowRoutes({ names: flowNames('p-'), buffered: true }).map((route) => route.definition());
+    expect(routes.map((route) => route.id)).toEqual(['telemetry', 'forward', 'dead-letters']);
+    const [telemetry, forward, deadLetters] = routes;
+    expect(telemetry?.steps.at(-1)).toMatchObject({ kind: 'to', id: 'buffered' });
+    expect(JSON.stringify(telemetry)).toContain('buffer:p-telemetry.dead');
+    expect(forward?.source).toBe('buffer:p-telemetry');
+    expect(forward?.steps.map((step) => step.kind)).toEqual(expect.arrayContaining(['choice', 'aggregate']));
+    expect(deadLetters?.source).toBe('buffer:p-telemetry.dead');
   });
 });
 

@@ -1,0 +1,142 @@
+/**
+ * What the flagship's durability tests share: devices that publish at their own fixed rate (never
+ * slowing down for the bridge), the bridge as the real CLI process (SIGKILL-able), the durable
+ * buffer's depth read off its live lines, Mosquitto's log, and the per-device summary totals.
+ */
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import mqtt from 'mqtt';
+import { expect } from 'vitest';
+import type { Message } from '../../src/core/index.ts';
+import type { DeviceSummary } from '../../examples/mqtt-to-amqp/telemetry.ts';
+import { cli, type CliRun } from '../support/cli-process.ts';
+import { readUntilQuiet } from '../integration/amqp-support.ts';
+import { deviceId, temperatureOf, timestampOf, type E2eMessage } from '../integration/flagship-support.ts';
+
+export interface FixedRatePublisher {
+  /** Messages handed to the MQTT client so far. */
+  readonly published: () => number;
+  /** Resolves once every message is published and acknowledged by the broker (PUBACK). */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Publishes `messages` at QoS 1 (MQTT 3.1.1, as `mosquitto_pub` and most devices do) at `ratePerSecond`,
+ * on the clock: each 10 ms tick sends what the schedule says is due, whatever the broker or the
+ * bridge is doing — a device does not wait for its readings to be taken.
+ */
+export function publishAtFixedRate(url: string, messages: readonly E2eMessage[], ratePerSecond: number): FixedRatePublisher {
+  let published = 0;
+  const done = (async () => {
+    const client = await mqtt.connectAsync(url, { protocolVersion: 4, clean: true, connectTimeout: 5_000, reconnectPeriod: 500, clientId: `fixed-rate-${process.pid}-${randomBytes(3).toString('hex')}` });
+    try {
+      const acknowledged: Promise<unknown>[] = [];
+      const started = performance.now();
+      while (published < messages.length) {
+        const due = Math.min(messages.length, Math.floor(((performance.now() - started) / 1000) * ratePerSecond));
+        for (; published < due; published += 1) {
+          const message = messages[published] as E2eMessage;
+          acknowledged.push(client.publishAsync(message.topic, message.payload, { qos: 1 }));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await Promise.all(acknowledged);
+    } finally {
+      await client.endAsync();
+    }
+  })();
+  return { published: () => published, done };
+}
+
+/** A fresh directory for one bridge's state (its buffer, its embedded PGlite). */
+export function stateDirectory(label: string): string {
+  return mkdtempSync(join(tmpdir(), `interchange-${label}-`));
+}
+
+/** The flagship as `npm start` runs it — the real CLI process — with the environment a test gives. */
+export function startBridge(env: Readonly<Record<string, string>>): CliRun {
+  return cli(['run', 'examples/mqtt-to-amqp/route.ts'], { ...process.env, SIMULATE: '0', ...env });
+}
+
+/** Waits until the bridge has started its routes and announced what it uses (its last announcement names the summaries' store). */
+export async function bridgeStarted(run: CliRun): Promise<void> {
+  await run.waitForStdout(/mqtt-to-amqp: summaries: .*\n/);
+}
+
+/** Every depth the bridge's live lines showed for `uri`, in order. */
+export function depthsShown(run: CliRun, uri: string): number[] {
+  const pattern = new RegExp(`^${uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  depth (\\d+)`, 'gm');
+  return [...run.stdout().matchAll(pattern)].map((match) => Number(match[1]));
+}
+
+export const MOSQUITTO_LOG = '/var/log/mosquitto/mosquitto.log';
+
+/** Where the shared Mosquitto's log ends now: read what it logs from here on with `mosquittoLogSince`. */
+export function mosquittoLogOffset(): number {
+  return statSync(MOSQUITTO_LOG).size;
+}
+
+export function mosquittoLogSince(offset: number): string {
+  return readFileSync(MOSQUITTO_LOG).subarray(offset).toString('utf8');
+}
+
+/**
+ * Checks the summaries of `devices × perDevice` readings: each distinct summary (by message id — a
+ * summary published twice is one summary, counted in `duplicates`) is consistent — temperatures rise
+ * with time, so its min is the temperature at its `from` and its max at its `to` — and per device the
+ * summaries add up exactly: the counts to `perDevice` (every reading folded once: none lost, none
+ * twice), the sums of temperatures to the device's total, the lowest min and highest max to its
+ * first and last reading.
+ */
+export function checkSummaryTotals(summaries: readonly Message[], { devices, perDevice, size }: { readonly devices: number; readonly perDevice: number; readonly size: number }): { readonly duplicates: number; readonly distinct: number } {
+  const distinct = new Map<string, DeviceSummary>();
+  for (const message of summaries) distinct.set(message.id, message.body as DeviceSummary);
+  const byDevice = new Map<string, DeviceSummary[]>();
+  for (const summary of distinct.values()) byDevice.set(summary.deviceId, [...(byDevice.get(summary.deviceId) ?? []), summary]);
+  expect(byDevice.size).toBe(devices);
+  for (let device = 0; device < devices; device += 1) {
+    const list = byDevice.get(deviceId(device)) ?? [];
+    const indexOf = (timestamp: number): number => (timestamp - timestampOf(device, 0)) / 1_000;
+    let count = 0;
+    let total = 0;
+    for (const summary of list) {
+      expect(summary.count).toBeGreaterThanOrEqual(1);
+      expect(summary.count).toBeLessThanOrEqual(size);
+      expect(summary.minC).toBe(temperatureOf(device, indexOf(summary.from)));
+      expect(summary.maxC).toBe(temperatureOf(device, indexOf(summary.to)));
+      expect(summary.avgC).toBeGreaterThanOrEqual(summary.minC);
+      expect(summary.avgC).toBeLessThanOrEqual(summary.maxC);
+      count += summary.count;
+      total += summary.avgC * summary.count;
+    }
+    expect(count, `readings folded into ${deviceId(device)}'s summaries`).toBe(perDevice);
+    const expectedTotal = Array.from({ length: perDevice }, (_, index) => temperatureOf(device, index)).reduce((sum, value) => sum + value, 0);
+    expect(total).toBeCloseTo(expectedTotal, 6);
+    expect(Math.min(...list.map((summary) => summary.minC))).toBe(temperatureOf(device, 0));
+    expect(Math.max(...list.map((summary) => summary.maxC))).toBe(temperatureOf(device, perDevice - 1));
+  }
+  return { duplicates: summaries.length - distinct.size, distinct: distinct.size };
+}
+
+/**
+ * Reads `queue` (acking) until `enough` says what has arrived so far is complete, or `timeoutMs`
+ * passes: for outputs that trickle in late (summaries re-published after a crashed instance's lease).
+ */
+export async function collectUntil(queue: string, enough: (messages: readonly Message[]) => boolean, timeoutMs: number): Promise<Message[]> {
+  const got: Message[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (!enough(got) && Date.now() < deadline) got.push(...(await readUntilQuiet(queue, 0, 30_000)));
+  return got;
+}
+
+/** How many readings the distinct summaries (by id) fold, over every device. */
+export function foldedReadings(summaries: readonly Message[]): number {
+  const distinct = new Map<string, number>();
+  for (const message of summaries) distinct.set(message.id, (message.body as DeviceSummary).count);
+  return [...distinct.values()].reduce((sum, count) => sum + count, 0);
+}
+
+/** A Mosquitto of the test's own with room for every queued message (the crash tests' broker is not under test). */
+export const ROOMY_MOSQUITTO = ['allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 100', 'persistence false', 'set_tcp_nodelay true'];
