@@ -11,6 +11,9 @@
 //                  PUBACK only after the confirm, pipelined in arrival order, confirms batched.
 //  - interchange-shared: the same with `consumers: 4` — four connections on one shared subscription,
 //                  each with its own broker window (per-device order not kept).
+//  - interchange-buffered: the flagship's bridge through its durable local buffer (`buffered: true`,
+//                  issue 15): PUBACK once the reading is fsync'd in the buffer (a fresh temporary
+//                  directory per child, removed after), a second route forwards it to RabbitMQ.
 //
 // `npx tsx bench/bridge.ts`. Each bridge runs in a child process of its own; the rounds interleave
 // the bridges and the report gives medians. Throughput: BENCH_BRIDGE_MESSAGES (default 20,000)
@@ -18,7 +21,7 @@
 // and not yet out of RabbitMQ), from the first publish to the last message read from the output
 // queues. Latency: BENCH_BRIDGE_LATENCY_MESSAGES (default 5,000) at fixed rates BENCH_BRIDGE_RATES
 // (default 1000,2000 msgs/s), publish → read from the output queue, p50/p99.
-// BENCH_BRIDGE_ROUNDS (default 3), BENCH_BRIDGE_ONLY=naive-safe,fast-unsafe,interchange,interchange-shared.
+// BENCH_BRIDGE_ROUNDS (default 3), BENCH_BRIDGE_ONLY=naive-safe,fast-unsafe,interchange,interchange-shared,interchange-buffered.
 // Brokers: a Mosquitto of its own on 127.0.0.1:BENCH_BRIDGE_MQTT_PORT (default 18840; the packaged one
 // drops beyond max_queued_messages 1,000 per subscriber; here that limit is off, max_inflight_messages
 // keeps the packaged 20), RabbitMQ at AMQP_URL (default amqp://guest:guest@127.0.0.1:5672).
@@ -48,7 +51,7 @@ const WINDOW = Number(process.env.BENCH_BRIDGE_WINDOW ?? '2000');
 const LATENCY_MESSAGES = Number(process.env.BENCH_BRIDGE_LATENCY_MESSAGES ?? '5000');
 const RATES = (process.env.BENCH_BRIDGE_RATES ?? '1000,2000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_BRIDGE_ROUNDS ?? '3');
-const BRIDGES = ['naive-safe', 'fast-unsafe', 'interchange', 'interchange-shared'] as const;
+const BRIDGES = ['naive-safe', 'fast-unsafe', 'interchange', 'interchange-shared', 'interchange-buffered'] as const;
 type Bridge = (typeof BRIDGES)[number];
 const ONLY = process.env.BENCH_BRIDGE_ONLY?.split(',') as Bridge[] | undefined;
 const STALL_MS = 20_000;
@@ -143,16 +146,26 @@ async function rawBridge(kind: 'naive-safe' | 'fast-unsafe', names: FlowNames): 
   };
 }
 
-async function interchangeBridge(names: FlowNames, consumers: number): Promise<() => Promise<void>> {
-  const flow = flowModules(names, { mqttUrl: MQTT_URL, amqpUrl: AMQP_URL, mqttClientId: `bench-ic-${randomBytes(3).toString('hex')}` }, { mqtt: { persistentSession: false } });
-  const app = createIntegration({ logger: silentLogger, modules: flow.modules, routes: flowRoutes({ names, summaries: false, consumers }) });
+/** The flagship's bare bridge (no summaries); `buffered`: through the durable buffer in a fresh temporary directory, removed at stop. */
+async function interchangeBridge(names: FlowNames, consumers: number, buffered = false): Promise<() => Promise<void>> {
+  const bufferDir = buffered ? mkdtempSync(join(tmpdir(), 'bench-bridge-buffer-')) : undefined;
+  const environment = { mqttUrl: MQTT_URL, amqpUrl: AMQP_URL, mqttClientId: `bench-ic-${randomBytes(3).toString('hex')}`, ...(bufferDir === undefined ? {} : { bufferDir }) };
+  const flow = flowModules(names, environment, { mqtt: { persistentSession: false } });
+  const app = createIntegration({ logger: silentLogger, modules: flow.modules, routes: flowRoutes({ names, summaries: false, consumers, buffered }) });
   await app.start();
-  return () => app.stop({ drainTimeoutMs: 5_000 });
+  return async () => {
+    try {
+      await app.stop({ drainTimeoutMs: 5_000 });
+    } finally {
+      if (bufferDir !== undefined) rmSync(bufferDir, { recursive: true, force: true });
+    }
+  };
 }
 
 async function child(kind: Bridge, prefix: string): Promise<void> {
   const names = flowNames(prefix);
-  const stop = kind === 'interchange' || kind === 'interchange-shared' ? await interchangeBridge(names, kind === 'interchange' ? 1 : 4) : await rawBridge(kind, names);
+  const stop =
+    kind === 'naive-safe' || kind === 'fast-unsafe' ? await rawBridge(kind, names) : await interchangeBridge(names, kind === 'interchange-shared' ? 4 : 1, kind === 'interchange-buffered');
   console.log('ready');
   await new Promise<void>((resolve) => process.once('SIGTERM', resolve));
   await stop();
@@ -370,7 +383,7 @@ async function orchestrate(): Promise<void> {
         const result = await measure(bridge, prefix, publishers);
         results.get(bridge)?.push(result);
         const latency = RATES.map((rate) => `${rate}/s p50 ${result.latency[rate]?.p50.toFixed(1)} p99 ${result.latency[rate]?.p99.toFixed(1)} ms`).join(', ');
-        console.log(`round ${round} ${bridge.padEnd(11)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}`);
+        console.log(`round ${round} ${bridge.padEnd(20)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}`);
       }
     }
   } finally {
@@ -395,6 +408,18 @@ async function orchestrate(): Promise<void> {
     const ratio = median(ratios);
     console.log(`\n${variant} / fast-unsafe throughput, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')} → median ${ratio.toFixed(2)} (goal ≥ 0.90: ${ratio >= 0.9 ? 'met' : 'not met'})`);
   }
+  // issue 15: what the durable buffer (an fsync per group commit, a second route) costs the bridge
+  const ratioLine = (numerator: Bridge, denominator: Bridge, goal?: number): void => {
+    const ours = results.get(numerator);
+    const theirs = results.get(denominator);
+    if (ours === undefined || theirs === undefined || ours.length !== theirs.length) return;
+    const ratios = ours.map((r, index) => r.throughput / (theirs[index]?.throughput ?? Number.NaN));
+    const ratio = median(ratios);
+    const verdict = goal === undefined ? '(information)' : `(goal ≥ ${goal.toFixed(2)}: ${ratio >= goal ? 'met' : 'not met'})`;
+    console.log(`\n${numerator} / ${denominator} throughput, per round: ${ratios.map((r) => r.toFixed(2)).join(' ')} → median ${ratio.toFixed(2)} ${verdict}`);
+  };
+  ratioLine('interchange-buffered', 'interchange', 0.7);
+  ratioLine('interchange-buffered', 'fast-unsafe');
 }
 
 const [mode, kind, prefix] = process.argv.slice(2);

@@ -1,6 +1,6 @@
 // `npm run bench`: every variant runs in a child process of its own (clean heap, its own peak RSS).
-// Sections: core route, schema validation, AMQP, MQTT, the flagship bridge, the outbox relay — each
-// against its raw-client baseline in the same run.
+// Sections: core route, schema validation, AMQP, MQTT, the flagship bridge, the durable buffer, the
+// flagship's scale-out, the outbox relay — each against its baseline in the same run.
 // The core comparison runs in interleaved rounds — each round runs the baseline and the Interchange
 // variants back to back — and reports the median of the per-round ratios: on a shared 2-core machine
 // the load drifts between runs, and a ratio taken within one round compares like with like.
@@ -74,6 +74,14 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
+
+// Durable buffer (issue 15): the buffer transport's write (fsync'd) and forward rates, and a route through it vs through memory, in child processes of their own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/buffer.ts'], { stdio: 'inherit' });
+
+// Scale-out (issue 15): the flagship CLI with its buffer and summaries in PostgreSQL, 1 process vs 3 on one shared subscription.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/scale-out.ts'], { stdio: 'inherit' });
 
 // Transactional outbox (issue #7): the OutboxRelay vs a raw SKIP LOCKED + amqplib + DELETE loop, in a child process of its own.
 console.log('\n');
