@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { hostname } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ContainerModule } from 'inversify';
 import { deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, type FailurePolicy, type RouteBuilder, type StepFailure } from 'interchange-eip';
@@ -312,11 +313,10 @@ export async function openSummaryStore(names: FlowNames, environment: FlowEnviro
   if (environment.amqpUrl === undefined) {
     return { repository: new InMemoryPersistentAggregationRepository<SummaryState>(), announcement: 'summaries: open groups in process memory (the stand-in keeps nothing either)', close: () => Promise.resolve() };
   }
-  const database =
-    environment.databaseUrl === undefined
-      ? await openEmbeddedDatabase({ dataDir: join(environment.stateDir ?? resolve('.interchange'), 'summaries') })
-      : await openDatabase({ url: environment.databaseUrl });
+  const dataDir = join(environment.stateDir ?? resolve('.interchange'), 'summaries');
+  if (environment.databaseUrl === undefined) await mkdir(dataDir, { recursive: true });
+  const database = environment.databaseUrl === undefined ? await openEmbeddedDatabase({ dataDir }) : await openDatabase({ url: environment.databaseUrl });
   const repository = await PostgresAggregationRepository.open<SummaryState>(database, { name });
-  const where = environment.databaseUrl === undefined ? `embedded PGlite in ${join(environment.stateDir ?? resolve('.interchange'), 'summaries')} (DATABASE_URL for PostgreSQL, required to run several instances)` : `PostgreSQL at ${redactUrl(environment.databaseUrl)}`;
+  const where = environment.databaseUrl === undefined ? `embedded PGlite in ${dataDir} (DATABASE_URL for PostgreSQL, required to run several instances)` : `PostgreSQL at ${redactUrl(environment.databaseUrl)}`;
   return { repository, announcement: `summaries: open groups survive restarts in ${where}`, close: () => database.close() };
 }

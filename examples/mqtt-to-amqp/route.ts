@@ -42,7 +42,8 @@ function onStart(integration: RunningIntegration): StopHook {
   }
   console.log(`mqtt-to-amqp: simulating 20 devices at 200 msgs/s (2 % invalid) → ${redactUrl(mqtt.url)}; SIMULATE=0 to turn off`);
   const stop = new AbortController();
-  const simulation = simulate({ url: mqtt.url, devices: 20, rate: 200, count: 0, invalid: 0.02, signal: stop.signal }).then(
+  const topicPrefix = names.telemetryTopic.split('/devices/')[0] ?? '';
+  const simulation = simulate({ url: mqtt.url, devices: 20, rate: 200, count: 0, invalid: 0.02, topicPrefix, signal: stop.signal }).then(
     (report) => `mqtt-to-amqp: simulator ${describeReport(report)}`,
     (error: unknown) => `mqtt-to-amqp: simulator failed: ${error instanceof Error ? error.message : String(error)}`,
   );
