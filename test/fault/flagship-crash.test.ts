@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { BrokerAdmin, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { checkReadings, e2eMessages, uniquePrefix } from '../integration/flagship-support.ts';
@@ -11,29 +9,22 @@ import type { SummaryState } from '../../examples/mqtt-to-amqp/telemetry.ts';
 import { openEmbeddedDatabase, PostgresAggregationRepository } from '../../adapters/postgres/index.ts';
 import { killCliProcesses } from '../support/cli-process.ts';
 import { LinkProxy } from '../support/link-proxy.ts';
-import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
-import { bridgeStarted, checkSummaryTotals, collectUntil, depthsShown, foldedReadings, publishAtFixedRate, ROOMY_MOSQUITTO, startBridge, stateDirectory } from './flagship-durability-support.ts';
+import { bridgeStarted, checkSummaryTotals, collectUntil, depthsShown, foldedReadings, publishAtFixedRate, startBridge, startRoomyMosquitto, stateDirectory } from './flagship-durability-support.ts';
 
 // The bridge SIGKILLed while its durable buffer holds thousands of readings (RabbitMQ cut off through a
 // proxy) and while per-device summaries are open in its embedded store; restarted on the same state.
-let mosquitto: ChildProcess | undefined;
+let mosquitto: { readonly url: string; stop(): Promise<void> } | undefined;
 let mqttUrl = '';
 const admin = new BrokerAdmin();
 const directory = mkdtempSync(join(tmpdir(), 'ic-crash-'));
 
 beforeAll(async () => {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  const config = join(directory, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${port} 127.0.0.1`, ...ROOMY_MOSQUITTO, ''].join('\n'));
-  mosquitto = await launchMosquitto(config, [port]);
-  mqttUrl = `mqtt://127.0.0.1:${port}`;
+  mosquitto = await startRoomyMosquitto(directory);
+  mqttUrl = mosquitto.url;
 }, 60_000);
 afterEach(() => killCliProcesses());
 afterAll(async () => {
-  await terminate(mosquitto);
+  await mosquitto?.stop();
   await admin.close();
   rmSync(directory, { recursive: true, force: true });
 });

@@ -3,7 +3,8 @@
  * slowing down for the bridge), the bridge as the real CLI process (SIGKILL-able), the durable
  * buffer's depth read off its live lines, Mosquitto's log, and the per-device summary totals.
  */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,7 @@ import type { Message } from '../../src/core/index.ts';
 import type { DeviceSummary } from '../../examples/mqtt-to-amqp/telemetry.ts';
 import { cli, type CliRun } from '../support/cli-process.ts';
 import { readUntilQuiet } from '../integration/amqp-support.ts';
+import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
 import { deviceId, temperatureOf, timestampOf, type E2eMessage } from '../integration/flagship-support.ts';
 
 export interface FixedRatePublisher {
@@ -138,5 +140,18 @@ export function foldedReadings(summaries: readonly Message[]): number {
   return [...distinct.values()].reduce((sum, count) => sum + count, 0);
 }
 
-/** A Mosquitto of the test's own with room for every queued message (the crash tests' broker is not under test). */
-export const ROOMY_MOSQUITTO = ['allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 100', 'persistence false', 'set_tcp_nodelay true'];
+/**
+ * A Mosquitto of the test's own, on a free loopback port, with room for every queued message (the
+ * crash tests' broker is not under test: it must not drop what waits for a killed bridge).
+ * Returns its URL and how to stop it.
+ */
+export async function startRoomyMosquitto(directory: string): Promise<{ readonly url: string; stop(): Promise<void> }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const config = join(directory, 'mosquitto.conf');
+  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 100', 'persistence false', 'set_tcp_nodelay true', ''].join('\n'));
+  const child = await launchMosquitto(config, [port]);
+  return { url: `mqtt://127.0.0.1:${port}`, stop: () => terminate(child) };
+}

@@ -1,38 +1,29 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { AMQP_URL, BrokerAdmin, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { checkReadings, e2eMessages, uniquePrefix } from '../integration/flagship-support.ts';
 import { flowNames } from '../../examples/mqtt-to-amqp/flow.ts';
 import { killCliProcesses, type CliRun } from '../support/cli-process.ts';
-import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
-import { bridgeStarted, checkSummaryTotals, collectUntil, foldedReadings, publishAtFixedRate, ROOMY_MOSQUITTO, startBridge } from './flagship-durability-support.ts';
+import { bridgeStarted, checkSummaryTotals, collectUntil, foldedReadings, publishAtFixedRate, startBridge, startRoomyMosquitto } from './flagship-durability-support.ts';
 
 // Three processes of the bridge on the same brokers and the same PostgreSQL: one shared MQTT
 // subscription group, each its own client id and buffer, one summary repository. One is SIGKILLed
 // mid-stream and comes back on its own state (as a StatefulSet restarts a pod with its volume).
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-let mosquitto: ChildProcess | undefined;
+let mosquitto: { readonly url: string; stop(): Promise<void> } | undefined;
 let mqttUrl = '';
 const admin = new BrokerAdmin();
 const directory = mkdtempSync(join(tmpdir(), 'ic-scale-'));
 
 beforeAll(async () => {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  const config = join(directory, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${port} 127.0.0.1`, ...ROOMY_MOSQUITTO, ''].join('\n'));
-  mosquitto = await launchMosquitto(config, [port]);
-  mqttUrl = `mqtt://127.0.0.1:${port}`;
+  mosquitto = await startRoomyMosquitto(directory);
+  mqttUrl = mosquitto.url;
 }, 60_000);
 afterEach(() => killCliProcesses());
 afterAll(async () => {
-  await terminate(mosquitto);
+  await mosquitto?.stop();
   await admin.close();
   rmSync(directory, { recursive: true, force: true });
 });
