@@ -7,7 +7,7 @@ import type {
   PersistentAggregationRepository,
   StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
-import type { Database, SqlExecutor } from './database.ts';
+import type { Database } from './database.ts';
 import { resolveTables } from './migrations.ts';
 import { DatabaseError, PostgresConfigurationError } from './postgres-errors.ts';
 
@@ -28,6 +28,8 @@ export interface AggregationTables {
   readonly groups: string;
   readonly completed: string;
   readonly seen: string;
+  /** The function `add` calls: the whole fold in one statement (see `aggregationMigrationStatements`). */
+  readonly add: string;
 }
 
 /** Checks and quotes the table names. Throws `PostgresConfigurationError` for a schema that is not a plain lowercase identifier. */
@@ -38,16 +40,20 @@ export function aggregationTables(schema = 'public'): AggregationTables {
     groups: `${quoted}."interchange_aggregation_groups"`,
     completed: `${quoted}."interchange_aggregation_completed"`,
     seen: `${quoted}."interchange_aggregation_seen"`,
+    add: `${quoted}."interchange_aggregation_add"`,
   };
 }
 
 /** The indexes `aggregationMigrationStatements` creates (unqualified names, in the repository's schema). */
 const AGGREGATION_INDEXES = ['interchange_aggregation_groups_last_at', 'interchange_aggregation_completed_order', 'interchange_aggregation_seen_at'] as const;
 
+/** The argument types of the add function, as `to_regprocedure` and `CREATE FUNCTION` spell them. */
+const ADD_ARGUMENTS = 'text, text, text, integer, json, json, text, bigint, bigint, bigint, bigint, text, text, bigint';
+
 /**
- * The DDL, one idempotent statement per entry (`IF NOT EXISTS`): for teams whose migrations run
- * through their own tool. Values and input ids are `json`, not `jsonb`: `json` keeps the text as
- * written, so every JSON value round-trips (jsonb refuses `\u0000` in strings and reorders keys).
+ * The DDL, one idempotent statement per entry (`IF NOT EXISTS`, `OR REPLACE`): for teams whose
+ * migrations run through their own tool. Values and input ids are `json`, not `jsonb`: `json` keeps
+ * the text as written, so every JSON value round-trips (jsonb refuses `\u0000` in strings and reorders keys).
  */
 export function aggregationMigrationStatements(schema = 'public'): readonly string[] {
   const { schema: quoted, groups, completed, seen } = aggregationTables(schema);
@@ -90,7 +96,81 @@ export function aggregationMigrationStatements(schema = 'public'): readonly stri
       PRIMARY KEY (name, key, input_id)
     )`,
     `CREATE INDEX IF NOT EXISTS interchange_aggregation_seen_at ON ${seen} (name, seen_at)`,
+    addFunctionStatement(schema),
   ];
+}
+
+/**
+ * `add` in one statement, with the reference semantics: 1) the input id seen within the retention →
+ * 'duplicate'; 2) the versioned write of the group (or its removal, with a completion) → 'conflict'
+ * when the group is not at `p_expected`; 3) the completed aggregate stored, the input id recorded.
+ * Returns 'added' | 'completed' | 'duplicate' | 'conflict'; the last two leave nothing written (they
+ * return before any write, but for the first-input duplicate below, which removes its own row again).
+ * Plans are made per call (`plan_cache_mode`): the generic plans a session caches, made while the
+ * tables were small, went on scanning them whole once they had grown (three times slower).
+ *
+ * Concurrency (READ COMMITTED: each statement here takes a new snapshot): the versioned write
+ * serialises writers of a key. At a version > 0 the `UPDATE`/`DELETE … WHERE version` of a concurrent
+ * writer waits for the first one's row, then matches nothing: 'conflict' (retried, it then finds the
+ * input seen). At version 0 the `INSERT … ON CONFLICT DO NOTHING` waits the same way; but a first
+ * input that completes its group inserts and removes its row, so a concurrent first writer inserts
+ * after it commits: the seen ids are read again after that insert, and a copy of this input committed
+ * meanwhile undoes the insert (its own row) and is a 'duplicate'. Should the seen id still be
+ * recorded concurrently, the statement fails (rolled back whole: a `DatabaseError`, redelivered).
+ */
+function addFunctionStatement(schema: string): string {
+  const { groups, completed, seen, add } = aggregationTables(schema);
+  const seenBefore = `EXISTS (SELECT 1 FROM ${seen} s WHERE s.name = p_name AND s.key = p_key AND s.input_id = p_input_id AND s.seen_at > p_seen_cutoff)`;
+  return `CREATE OR REPLACE FUNCTION ${add}(p_name text, p_key text, p_input_id text, p_expected integer, p_value json, p_input_ids json,
+      p_correlation_id text, p_first_at bigint, p_last_at bigint, p_now bigint, p_seen_cutoff bigint,
+      p_completion_id text, p_completed_by text, p_claimed_until bigint)
+    RETURNS text LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_custom_plan AS $fn$
+    BEGIN
+      IF ${seenBefore} THEN
+        RETURN 'duplicate';
+      END IF;
+      IF p_expected = 0 THEN
+        INSERT INTO ${groups} (name, key, value, input_ids, correlation_id, first_at, last_at, version)
+        VALUES (p_name, p_key, p_value, p_input_ids, p_correlation_id, p_first_at, p_last_at, 1)
+        ON CONFLICT (name, key) DO NOTHING;
+        IF NOT FOUND THEN
+          RETURN 'conflict';
+        END IF;
+        -- A new snapshot, taken after the insert waited for any concurrent first write of this key.
+        IF ${seenBefore} THEN
+          DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key;
+          RETURN 'duplicate';
+        END IF;
+        IF p_completion_id IS NOT NULL THEN
+          -- A group of one input: its row was written and is removed, which made a concurrent first write wait on it.
+          DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key;
+        END IF;
+      ELSIF p_completion_id IS NULL THEN
+        UPDATE ${groups} g SET value = p_value, input_ids = p_input_ids, correlation_id = p_correlation_id,
+          first_at = p_first_at, last_at = p_last_at, version = p_expected + 1
+        WHERE g.name = p_name AND g.key = p_key AND g.version = p_expected;
+        IF NOT FOUND THEN
+          RETURN 'conflict';
+        END IF;
+      ELSE
+        DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key AND g.version = p_expected;
+        IF NOT FOUND THEN
+          RETURN 'conflict';
+        END IF;
+      END IF;
+      IF p_completion_id IS NOT NULL THEN
+        INSERT INTO ${completed} AS c (name, id, key, value, input_ids, correlation_id, first_at, last_at, completed_by, completed_at, attempts, claimed_until)
+        VALUES (p_name, p_completion_id, p_key, p_value, p_input_ids, p_correlation_id, p_first_at, p_last_at, p_completed_by, p_now, 1, p_claimed_until)
+        ${OVERWRITE};
+      END IF;
+      -- An id seen before the retention counts as unseen: re-stamped.
+      INSERT INTO ${seen} AS s (name, key, input_id, seen_at) VALUES (p_name, p_key, p_input_id, p_now)
+      ON CONFLICT (name, key, input_id) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE s.seen_at <= p_seen_cutoff;
+      IF NOT FOUND THEN
+        RAISE EXCEPTION 'input % of group % was recorded by a concurrent write', p_input_id, p_key USING ERRCODE = 'serialization_failure';
+      END IF;
+      RETURN CASE WHEN p_completion_id IS NULL THEN 'added' ELSE 'completed' END;
+    END $fn$`;
 }
 
 interface GroupRow {
@@ -110,11 +190,6 @@ interface CompletedRow extends Omit<GroupRow, 'version'> {
   attempts: number;
 }
 
-/** Ends a transaction with a rollback and an outcome (not an error). */
-class Outcome {
-  constructor(readonly kind: 'duplicate' | 'conflict') {}
-}
-
 const GROUP_COLUMNS = 'key, value, input_ids, correlation_id, first_at, last_at, version';
 const COMPLETED_COLUMNS = 'id, key, value, input_ids, correlation_id, first_at, last_at, completed_by, completed_at, attempts';
 /** Seen ids are pruned at most this often per instance (they are ignored once older than the retention anyway). */
@@ -128,13 +203,13 @@ const PRUNE_BATCH = 10_000;
  * aggregator's `name`: open groups, completed aggregates not yet confirmed, and the input ids folded
  * in (for duplicate detection, kept `seenRetentionMs`).
  *
- * Concurrency: each method is one transaction or one statement. `add` inserts the seen id first (a
- * concurrent copy of the same input waits on its row and then finds it: `duplicate`), then writes the
- * group only at the expected version (a conditional `UPDATE`/`DELETE`, or `INSERT … ON CONFLICT DO
- * NOTHING` for version 0: a concurrent writer waits on the row and then matches nothing: `conflict`);
- * either outcome rolls the whole transaction back. `claimUnconfirmed` takes rows with `FOR UPDATE SKIP
- * LOCKED`, so concurrent claimers never share an aggregate. Times are the `now` clock's in whole
- * milliseconds (fractions are dropped), compared in SQL.
+ * Concurrency: each method is one statement (one round trip). `add` calls a PL/pgSQL function created
+ * with the tables: it checks the input id, then writes the group only at the expected version (a
+ * conditional `UPDATE`/`DELETE`, or `INSERT … ON CONFLICT DO NOTHING` for version 0: a concurrent
+ * writer waits on the row and then matches nothing: `conflict`), and returns `duplicate` or
+ * `conflict` leaving nothing written (see `addFunctionStatement`). `claimUnconfirmed` takes rows with
+ * `FOR UPDATE SKIP LOCKED`, so concurrent claimers never share an aggregate. Times are the `now`
+ * clock's in whole milliseconds (fractions are dropped), compared in SQL.
  *
  * Errors: a failed statement rejects with `DatabaseError` (transient: the aggregator redelivers the
  * input); invalid options throw `PostgresConfigurationError`. The database is the caller's: `close`
@@ -162,29 +237,35 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
   }
 
   /**
-   * Creates the tables if absent (idempotent; several processes starting at once are serialised by the
-   * same advisory lock as `migrate`), then the repository.
+   * Creates the tables and the add function if absent (idempotent; several processes starting at once
+   * are serialised by the same advisory lock as `migrate`), then the repository. Tables made before the
+   * function existed get the function alone.
    */
   static async open<A>(database: Database, options: PostgresAggregationRepositoryOptions): Promise<PostgresAggregationRepository<A>> {
     const repository = new PostgresAggregationRepository<A>(database, options);
     // Already there (another instance made them): no DDL at all. `CREATE … IF NOT EXISTS` still takes
     // table locks, and against instances already folding into these tables that can deadlock.
-    if (await repository.run('checking its tables', () => repository.tablesExist())) return repository;
+    const missing = await repository.run('checking its tables', () => repository.missing());
+    if (!missing.relations && !missing.function) return repository;
+    const statements = missing.relations ? aggregationMigrationStatements(options.schema) : [addFunctionStatement(options.schema ?? 'public')];
     await repository.run('creating its tables', () =>
       database.transaction(async (tx) => {
         await tx.query(`SELECT pg_advisory_xact_lock(hashtext('interchange.migrate'))`);
-        for (const statement of aggregationMigrationStatements(options.schema)) await tx.query(statement);
+        for (const statement of statements) await tx.query(statement);
       }),
     );
     return repository;
   }
 
-  /** Whether every table and index of the repository exists (read from the catalog: no lock taken). */
-  private async tablesExist(): Promise<boolean> {
+  /** Whether a table or index of the repository is missing, and whether its add function is (read from the catalog: no lock taken). */
+  private async missing(): Promise<{ relations: boolean; function: boolean }> {
     const { schema } = this.tables;
     const names = [this.tables.groups, this.tables.completed, this.tables.seen, ...AGGREGATION_INDEXES.map((index) => `${schema}.${index}`)];
-    const { rows } = await this.database.query<{ missing: number }>(`SELECT count(*)::int AS missing FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL`, [names]);
-    return rows[0]?.missing === 0;
+    const { rows } = await this.database.query<{ relations: number; function: boolean }>(
+      `SELECT (SELECT count(*)::int FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL) AS relations, to_regprocedure($2) IS NULL AS function`,
+      [names, `${this.tables.add}(${ADD_ARGUMENTS})`],
+    );
+    return { relations: rows[0]?.relations !== 0, function: rows[0]?.function !== false };
   }
 
   get(key: string): Promise<StoredGroup<A> | undefined> {
@@ -194,33 +275,46 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     });
   }
 
+  /** One statement: the add function (see `addFunctionStatement`); values travel as parameters, as JSON text. */
   async add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
     const now = this.clock();
     await this.pruneIfDue(now);
     const next = copied(write.next);
     const group: StoredGroup<A> = { ...next, key: write.key, firstAt: Math.floor(next.firstAt), lastAt: Math.floor(next.lastAt), version: write.expectedVersion + 1 };
-    try {
-      return await this.run('add', () =>
-        this.database.transaction(async (tx): Promise<AddOutcome<A>> => {
-          await this.remember(tx, write.key, write.inputId, now);
-          if (write.completion === undefined) {
-            await this.writeGroup(tx, group, write.expectedVersion);
-            return { kind: 'added', group };
-          }
-          if (write.expectedVersion === 0) {
-            // A group of one input: its row is written and removed, which makes a concurrent first write wait on it.
-            await this.writeGroup(tx, group, 0);
-            await tx.query(`DELETE FROM ${this.tables.groups} WHERE name = $1 AND key = $2`, [this.name, write.key]);
-          }
-          const aggregate = await this.store(tx, group, write.completion, now, write.expectedVersion === 0 ? undefined : write.expectedVersion);
-          if (aggregate === undefined) throw new Outcome('conflict');
-          return { kind: 'completed', aggregate };
-        }),
+    const { completion } = write;
+    const outcome = await this.run('add', async () => {
+      const { rows } = await this.database.query<{ outcome: string }>(
+        `SELECT ${this.tables.add}($1::text, $2::text, $3::text, $4::integer, $5::json, $6::json, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::text, $14::bigint) AS outcome`,
+        [
+          this.name,
+          write.key,
+          write.inputId,
+          write.expectedVersion,
+          json(group.value),
+          json(group.inputIds),
+          group.correlationId,
+          group.firstAt,
+          group.lastAt,
+          now,
+          this.seenCutoff(now),
+          completion?.id ?? null,
+          completion?.completedBy ?? null,
+          completion === undefined ? null : now + Math.ceil(completion.leaseMs),
+        ],
       );
-    } catch (error) {
-      if (error instanceof Outcome) return { kind: error.kind };
-      throw error;
+      return rows[0]?.outcome;
+    });
+    switch (outcome) {
+      case 'added':
+        return { kind: 'added', group };
+      case 'completed':
+        if (completion === undefined) break;
+        return { kind: 'completed', aggregate: completedAggregate(group, completion, now) };
+      case 'duplicate':
+      case 'conflict':
+        return { kind: outcome };
     }
+    throw new DatabaseError(`aggregation repository '${this.name}': add failed: the add function returned ${String(outcome)}`);
   }
 
   complete(key: string, expectedVersion: number, completion: Completion): Promise<CompletedAggregate<A> | undefined> {
@@ -294,64 +388,6 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     return Promise.resolve();
   }
 
-  /** Records the input id, or rolls back with `duplicate`. An id older than the retention counts as unseen (and is re-stamped). */
-  private async remember(tx: SqlExecutor, key: string, inputId: string, now: number): Promise<void> {
-    const { rowCount } = await tx.query(
-      `INSERT INTO ${this.tables.seen} AS s (name, key, input_id, seen_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (name, key, input_id) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE s.seen_at <= $5`,
-      [this.name, key, inputId, now, this.seenCutoff(now)],
-    );
-    if (rowCount === 0) throw new Outcome('duplicate');
-  }
-
-  /** Writes the open group at `expectedVersion + 1`, or rolls back with `conflict`. */
-  private async writeGroup(tx: SqlExecutor, group: StoredGroup<A>, expectedVersion: number): Promise<void> {
-    const values = [this.name, group.key, json(group.value), json(group.inputIds), group.correlationId, group.firstAt, group.lastAt, group.version];
-    const { rowCount } =
-      expectedVersion === 0
-        ? await tx.query(
-            `INSERT INTO ${this.tables.groups} (name, key, value, input_ids, correlation_id, first_at, last_at, version)
-             VALUES ($1, $2, $3::json, $4::json, $5, $6, $7, $8) ON CONFLICT (name, key) DO NOTHING`,
-            values,
-          )
-        : await tx.query(
-            `UPDATE ${this.tables.groups} SET value = $3::json, input_ids = $4::json, correlation_id = $5, first_at = $6, last_at = $7, version = $8
-             WHERE name = $1 AND key = $2 AND version = $9`,
-            [...values, expectedVersion],
-          );
-    if (rowCount === 0) throw new Outcome('conflict');
-  }
-
-  /**
-   * Stores the completed aggregate, claimed for `leaseMs`. With `removeVersion`, in the same statement
-   * removes the open group at that version, and stores nothing (undefined) when it is not there.
-   */
-  private async store(tx: SqlExecutor, group: StoredGroup<A>, completion: Completion, now: number, removeVersion?: number): Promise<CompletedAggregate<A> | undefined> {
-    const aggregate: CompletedAggregate<A> = {
-      id: completion.id,
-      key: group.key,
-      value: group.value,
-      inputIds: group.inputIds,
-      correlationId: group.correlationId,
-      firstAt: group.firstAt,
-      lastAt: group.lastAt,
-      completedBy: completion.completedBy,
-      completedAt: now,
-      attempts: 1,
-    };
-    const values = [this.name, aggregate.id, aggregate.key, json(aggregate.value), json(aggregate.inputIds), aggregate.correlationId, aggregate.firstAt, aggregate.lastAt, aggregate.completedBy, now, now + Math.ceil(completion.leaseMs)];
-    const insert = `INSERT INTO ${this.tables.completed} AS c (name, id, key, value, input_ids, correlation_id, first_at, last_at, completed_by, completed_at, attempts, claimed_until)`;
-    const { rowCount } =
-      removeVersion === undefined
-        ? await tx.query(`${insert} VALUES ($1, $2, $3, $4::json, $5::json, $6, $7, $8, $9, $10, 1, $11) ${OVERWRITE}`, values)
-        : await tx.query(
-            `WITH gone AS (DELETE FROM ${this.tables.groups} WHERE name = $1 AND key = $3 AND version = $12 RETURNING key)
-             ${insert} SELECT $1::text, $2::text, $3::text, $4::json, $5::json, $6::text, $7::bigint, $8::bigint, $9::text, $10::bigint, 1, $11::bigint FROM gone ${OVERWRITE}`,
-            [...values, removeVersion],
-          );
-    return rowCount === 0 ? undefined : aggregate;
-  }
-
   /** Forgets seen ids older than the retention, at most every `PRUNE_EVERY_MS` per instance, in bounded batches. */
   private async pruneIfDue(now: number): Promise<void> {
     if (!Number.isFinite(this.retentionMs) || now - this.prunedAt < Math.min(PRUNE_EVERY_MS, this.retentionMs)) return;
@@ -379,7 +415,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     try {
       return await work();
     } catch (error) {
-      if (error instanceof Outcome || error instanceof InterchangeError) throw error;
+      if (error instanceof InterchangeError) throw error;
       throw new DatabaseError(`aggregation repository '${this.name}': ${operation} failed: ${(error as Error).message}`, { cause: error });
     }
   }
@@ -389,6 +425,22 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
 const OVERWRITE = `ON CONFLICT (name, id) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value, input_ids = EXCLUDED.input_ids,
   correlation_id = EXCLUDED.correlation_id, first_at = EXCLUDED.first_at, last_at = EXCLUDED.last_at, completed_by = EXCLUDED.completed_by,
   completed_at = EXCLUDED.completed_at, attempts = 1, claimed_until = EXCLUDED.claimed_until`;
+
+/** The aggregate `add` stored for `group` (as the add function writes it: completed now, claimed, attempts 1). */
+function completedAggregate<A>(group: StoredGroup<A>, completion: Completion, now: number): CompletedAggregate<A> {
+  return {
+    id: completion.id,
+    key: group.key,
+    value: group.value,
+    inputIds: group.inputIds,
+    correlationId: group.correlationId,
+    firstAt: group.firstAt,
+    lastAt: group.lastAt,
+    completedBy: completion.completedBy,
+    completedAt: now,
+    attempts: 1,
+  };
+}
 
 function toGroup<A>(row: GroupRow): StoredGroup<A> {
   return {

@@ -11,9 +11,11 @@ import {
   PostgresAggregationRepository,
   PostgresConfigurationError,
   type Database,
+  type SqlExecutor,
 } from '../../adapters/postgres/index.ts';
+import type { AddOutcome, GroupWrite } from '../../src/stores/persistent-aggregation-repository.ts';
 import { describeAggregationRepository, type Probe } from '../support/aggregation-repository-suite.ts';
-import { dropSchema, POSTGRES_URL, uniqueSchema } from '../unit/postgres/support.ts';
+import { dropSchema, POSTGRES_URL, uniqueSchema, until } from '../unit/postgres/support.ts';
 
 // The shared repository suite on a PostgreSQL server (127.0.0.1:5432: fails when it is down) and on
 // PGlite in a data directory, each in a schema of its own; every case uses its own `name`.
@@ -85,6 +87,79 @@ describe('PostgresAggregationRepository', () => {
       await dropSchema(server, schema);
       await server.close();
     }
+  });
+
+  describe('on a PostgreSQL server', () => {
+    let server: Database;
+    const schema = uniqueSchema('aggadd');
+    beforeAll(async () => {
+      server = await openDatabase({ url: POSTGRES_URL, log: silentLogger });
+    });
+    afterAll(async () => {
+      await dropSchema(server, schema);
+      await server?.close();
+    });
+
+    /** A first input at version 0 (one input per group: completing it when `complete`). */
+    const first = (key: string, inputId: string, complete: boolean): GroupWrite<Probe> => ({
+      key,
+      inputId,
+      expectedVersion: 0,
+      next: { key, value: { inputs: [inputId] }, inputIds: [inputId], correlationId: inputId, firstAt: 1, lastAt: 1 },
+      completion: complete ? { id: `agg-${inputId}`, completedBy: 'size', leaseMs: 60_000 } : undefined,
+    });
+
+    /** The repository seen through `tx`: its writes stay uncommitted until the transaction ends. */
+    const within = (tx: SqlExecutor): Database => ({
+      kind: 'postgres',
+      query: <R extends object>(text: string, params?: readonly unknown[]) => tx.query<R>(text, params),
+      transaction: () => Promise.reject(new Error('not in a test transaction')),
+      listen: () => Promise.reject(new Error('not in a test transaction')),
+      close: () => Promise.resolve(),
+    });
+
+    /**
+     * Runs `write` in a transaction left open while the same write goes through another connection, until
+     * that one waits on a lock; then commits. The second write's outcome.
+     */
+    const racing = async (name: string, write: GroupWrite<Probe>): Promise<{ first: string; second: string }> => {
+      const other = await PostgresAggregationRepository.open<Probe>(server, { name, schema });
+      let second: Promise<AddOutcome<Probe>> | undefined;
+      const firstOutcome = await server.transaction(async (tx) => {
+        const outcome = await new PostgresAggregationRepository<Probe>(within(tx), { name, schema }).add(write);
+        second = other.add(write);
+        second.catch(() => undefined); // awaited below; not unhandled should the wait time out
+        const waiting = async (): Promise<boolean> =>
+          (await server.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%"${schema}"."interchange_aggregation_add"%`])).rows.length > 0;
+        await until(waiting, () => 'the second add never waited on the first');
+        return outcome;
+      });
+      return { first: firstOutcome.kind, second: (await second!).kind };
+    };
+
+    it('the same first input completing its group twice at once: the second waits for the first, then is a duplicate (one aggregate)', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-complete', schema });
+      expect(await racing('race-complete', first('k', 'i1', true))).toEqual({ first: 'completed', second: 'duplicate' });
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      expect((await repository.add(first('k', 'i1', true))).kind).toBe('duplicate');
+    });
+
+    it('the same first input folded twice at once: the second waits for the first, then conflicts (and is a duplicate on retry)', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-fold', schema });
+      expect(await racing('race-fold', first('k', 'i1', false))).toEqual({ first: 'added', second: 'conflict' });
+      expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
+      expect((await repository.add({ ...first('k', 'i1', false), expectedVersion: 1 })).kind).toBe('duplicate');
+    });
+
+    it('tables made before the add function get it at open; until then add fails with DatabaseError', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade', schema });
+      await server.query(`DROP FUNCTION ${repository.tables.add}`);
+      await expect(repository.add(first('k', 'i1', false))).rejects.toThrow(DatabaseError);
+      const upgraded = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade', schema });
+      expect((await upgraded.add(first('k', 'i1', false))).kind).toBe('added');
+      expect((await repository.add(first('k', 'i2', true))).kind).toBe('conflict');
+      expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
+    });
   });
 
   describe('on PGlite', () => {
