@@ -18,11 +18,19 @@ export interface PersistentAggregation<I, A> {
   readonly maxRedeliveries: number;
 }
 
-/** Reads and writes of one input before it fails as transient: other instances kept writing its group. */
 /** Groups whose last known state an instance keeps (one read saved per input). */
 const KNOWN_GROUPS = 10_000;
 
+/** Writes of one batch of inputs before they fail as transient: other instances kept writing their group. */
 export const MAX_CONFLICT_RETRIES = 50;
+/** Inputs of one key folded in one write at most. */
+const MAX_BATCH = 500;
+
+/** An input waiting for its key's fold, with the attempt it is on. */
+interface Waiting<I> {
+  readonly delivery: Delivery<I>;
+  readonly attempt: number;
+}
 /** How many aggregates or expired groups one recovery round takes from the store. */
 const RECOVERY_BATCH = 100;
 /** Rounds per recovery tick (a full batch asks for another), so one tick ends. */
@@ -34,13 +42,17 @@ const RECOVERY_ROUNDS = 10;
  * route aggregate the same keys.
  *
  * Contract:
- * - Each input is read, folded, checked for completion and written with the version it read; it is
- *   acked once that write is durable (`added`, `completed`, or `duplicate`: an input folded before, a
- *   redelivery, changes nothing). A `conflict` (another instance wrote the key) reads again, up to
- *   `MAX_CONFLICT_RETRIES` times, then fails the input as transient (`AGGREGATE_CONFLICT`); a store
- *   error fails it as transient (`AGGREGATE_STORE_FAILED`): never acked, the route's policy retries
- *   or rejects it. A throwing correlate, strategy or completion check fails that input only.
- * - Per key, inputs run one at a time in arrival order within this process; keys run concurrently.
+ * - The inputs of a key that wait together are folded in arrival order, checked for completion and
+ *   written in one write with the version read (a batch ends at the input that completes the group;
+ *   the rest go into the next write); each is acked once that write is durable (`added`, `completed`).
+ *   Inputs folded before (a redelivery) are named by the store (`duplicate`): they are acked without
+ *   change and the others written again. A `conflict` (another instance wrote the key) reads again, up
+ *   to `MAX_CONFLICT_RETRIES` times, then fails the inputs as transient (`AGGREGATE_CONFLICT`); a store
+ *   error fails them as transient (`AGGREGATE_STORE_FAILED`): never acked, the route's policy retries
+ *   or rejects them. A throwing correlate, strategy or completion check fails that input only.
+ * - Per key, writes run one at a time in arrival order within this process; keys run concurrently, and
+ *   a busy key's inputs wait while its previous write is under way, so the store sees one write per
+ *   batch, not per input.
  *   In-flight inputs are unsettled deliveries, so the source's prefetch bounds them.
  * - An aggregate is emitted with its stored id (derived from its input ids), acked → `confirm`,
  *   rejected → `release` (recovery emits it again). This instance never emits one aggregate twice at once.
@@ -61,6 +73,8 @@ export function persistentAggregate<I, A>(config: PersistentAggregation<I, A>): 
 class DurableAggregator<I, A> {
   /** Per key, the tail of the work queued on it; removed when the key is idle. */
   private readonly chains = new Map<string, Promise<void>>();
+  /** Per key, the inputs waiting for its next fold (a fold of them is queued on the key's chain). */
+  private readonly waiting = new Map<string, Waiting<I>[]>();
   private readonly timers = new Map<string, Subscription>();
   /** Aggregates emitted by this instance and not yet settled: recovery skips them. */
   private readonly emitted = new Set<string>();
@@ -89,7 +103,7 @@ class DurableAggregator<I, A> {
     return { next: (delivery) => this.accept(delivery, 1), drain: () => this.drain(), teardown: () => this.stop() };
   }
 
-  /** Correlates an input and queues its fold behind the earlier inputs of its key. */
+  /** Correlates an input and queues it for its key's next fold (one write folds every input waiting). */
   private readonly accept = (delivery: Delivery<I>, attempt: number): void => {
     let key: string;
     try {
@@ -98,57 +112,86 @@ class DurableAggregator<I, A> {
       this.step.fail(delivery, error, attempt, this.accept);
       return;
     }
-    void this.onKey(key, () => this.fold(delivery, key, attempt));
+    const waiting = this.waiting.get(key);
+    if (waiting !== undefined) {
+      waiting.push({ delivery, attempt });
+      return;
+    }
+    this.waiting.set(key, [{ delivery, attempt }]);
+    void this.onKey(key, () => this.foldWaiting(key));
   };
 
-  private async fold(delivery: Delivery<I>, key: string, attempt: number): Promise<void> {
+  /** Takes the inputs waiting for `key` (at most `MAX_BATCH`; the rest queue another fold) and folds them. */
+  private async foldWaiting(key: string): Promise<void> {
+    const waiting = this.waiting.get(key) ?? [];
+    this.waiting.delete(key);
+    if (waiting.length > MAX_BATCH) {
+      this.waiting.set(key, waiting.slice(MAX_BATCH));
+      void this.onKey(key, () => this.foldWaiting(key));
+    }
+    let remaining = waiting.slice(0, MAX_BATCH);
+    while (remaining.length > 0) remaining = await this.foldSome(key, remaining);
+  }
+
+  /**
+   * Folds `inputs` in order from the group as known, up to the one that completes it, in one write;
+   * returns the inputs not yet settled (those after a completion, or all after a duplicate was named).
+   */
+  private async foldSome(key: string, inputs: readonly Waiting<I>[]): Promise<Waiting<I>[]> {
     const { repository } = this.config;
+    let remaining = [...inputs];
     for (let round = 1; round <= MAX_CONFLICT_RETRIES; round += 1) {
+      const cached = this.known.get(key);
       let current: StoredGroup<A> | undefined;
-      let outcome: AddOutcome<A>;
-      const cached = round === 1 ? this.known.get(key) : undefined;
       try {
         current = cached === undefined ? await repository.get(key) : (cached ?? undefined);
       } catch (error) {
         this.known.delete(key);
-        return this.storeFailed(delivery, key, error, attempt);
+        this.storeFailed(remaining, key, error);
+        return [];
       }
-      let write: GroupWrite<A>;
-      try {
-        write = this.writeFor(key, current, delivery.message);
-      } catch (error) {
-        return this.step.fail(delivery, error, attempt, this.accept);
-      }
+      const { write, folded, failed } = this.writeFor(key, current, remaining);
+      remaining = remaining.filter((input) => !failed.includes(input));
+      if (write === undefined) return []; // every input failed in the user's functions (each failed on its own)
+      let outcome: AddOutcome<A>;
       try {
         outcome = await repository.add(write);
       } catch (error) {
         this.known.delete(key);
-        return this.storeFailed(delivery, key, error, attempt);
+        this.storeFailed(remaining, key, error);
+        return [];
       }
-      this.remember(key, outcome.kind === 'added' ? outcome.group : outcome.kind === 'completed' ? null : undefined);
+      this.remember(key, outcome.kind === 'added' ? outcome.group : outcome.kind === 'completed' ? null : outcome.kind === 'duplicate' ? current ?? null : undefined);
       switch (outcome.kind) {
         case 'conflict':
           continue;
-        case 'duplicate':
-          this.duplicates += 1;
-          this.context.log.info('aggregate: input already folded in (a redelivery), acked without change', { ...this.where(), key, messageId: delivery.message.id, duplicates: this.duplicates });
-          delivery.ack();
-          if (current !== undefined && !this.timers.has(key)) this.arm(key, current.lastAt + (this.config.timeoutMs ?? 0) - this.context.scheduler.now());
-          return;
+        case 'duplicate': {
+          const seen = new Set(outcome.inputIds);
+          const repeated = remaining.filter((input) => seen.has(input.delivery.message.id));
+          this.duplicates += repeated.length;
+          this.context.log.info('aggregate: inputs already folded in (redeliveries), acked without change', { ...this.where(), key, messageIds: [...seen], duplicates: this.duplicates });
+          for (const input of repeated) input.delivery.ack();
+          remaining = remaining.filter((input) => !seen.has(input.delivery.message.id));
+          if (remaining.length === 0 && current !== undefined && !this.timers.has(key)) this.arm(key, current.lastAt + (this.config.timeoutMs ?? 0) - this.context.scheduler.now());
+          if (remaining.length === 0) return [];
+          if (repeated.length > 0) round -= 1; // not a conflict: the group is as known, fold the others again
+          continue;
+        }
         case 'added':
-          delivery.ack();
+          for (const input of folded) input.delivery.ack();
           this.touched.add(key);
           this.arm(key, this.config.timeoutMs ?? 0);
-          return;
+          return remaining.slice(folded.length);
         case 'completed':
-          delivery.ack();
+          for (const input of folded) input.delivery.ack();
           this.forget(key);
           this.publish(outcome.aggregate);
-          return;
+          return remaining.slice(folded.length);
       }
     }
-    const error = new InterchangeError('AGGREGATE_CONFLICT', `aggregate: key '${key}' was written by others ${MAX_CONFLICT_RETRIES} times while message '${delivery.message.id}' was folded in`);
-    this.step.fail(delivery, error, attempt, this.accept);
+    const error = new InterchangeError('AGGREGATE_CONFLICT', `aggregate: key '${key}' was written by others ${MAX_CONFLICT_RETRIES} times while ${remaining.length} input(s) were folded in`);
+    for (const input of remaining) this.step.fail(input.delivery, error, input.attempt, this.accept);
+    return [];
   }
 
   /** Keeps what this instance knows of a key's group (`undefined`: nothing — read it next time). */
@@ -159,20 +202,44 @@ class DurableAggregator<I, A> {
     if (this.known.size > KNOWN_GROUPS) this.known.delete(this.known.keys().next().value as string);
   }
 
-  /** The group with this input folded in, and its completion if it completes. Throws what the user's functions throw. */
-  private writeFor(key: string, current: StoredGroup<A> | undefined, message: Message<I>): GroupWrite<A> {
+  /**
+   * The group with the inputs folded in, in order, up to the one that completes it (the rest wait for
+   * the next write). An input whose strategy or completion check throws fails on its own and is left
+   * out (`failed`); `write` is undefined when none was folded.
+   */
+  private writeFor(key: string, current: StoredGroup<A> | undefined, inputs: readonly Waiting<I>[]): { write?: GroupWrite<A>; folded: Waiting<I>[]; failed: Waiting<I>[] } {
     const now = this.context.scheduler.now();
-    const value = this.config.strategy(current?.value, message);
-    const inputIds = [...(current?.inputIds ?? []), message.id];
-    const completedBy = this.config.completes(value, inputIds.length, message);
-    const next = { key, value, inputIds, correlationId: current?.correlationId ?? message.headers.correlationId ?? message.id, firstAt: current?.firstAt ?? now, lastAt: now };
-    const write = { key, inputId: message.id, expectedVersion: current?.version ?? 0, next };
-    return completedBy === undefined ? write : { ...write, completion: this.completion(inputIds, completedBy) };
+    const folded: Waiting<I>[] = [];
+    const failed: Waiting<I>[] = [];
+    let value = current?.value;
+    let inputIds = [...(current?.inputIds ?? [])];
+    let completedBy: string | undefined;
+    for (const input of inputs) {
+      const { message } = input.delivery;
+      try {
+        const next = this.config.strategy(value, message);
+        const ids = [...inputIds, message.id];
+        completedBy = this.config.completes(next, ids.length, message);
+        value = next;
+        inputIds = ids;
+      } catch (error) {
+        failed.push(input);
+        this.step.fail(input.delivery, error, input.attempt, this.accept);
+        continue;
+      }
+      folded.push(input);
+      if (completedBy !== undefined) break;
+    }
+    const first = folded[0]?.delivery.message;
+    if (first === undefined) return { folded, failed };
+    const next = { key, value: value as A, inputIds, correlationId: current?.correlationId ?? first.headers.correlationId ?? first.id, firstAt: current?.firstAt ?? now, lastAt: now };
+    const write = { key, inputIds: folded.map((input) => input.delivery.message.id), expectedVersion: current?.version ?? 0, next };
+    return { write: completedBy === undefined ? write : { ...write, completion: this.completion(inputIds, completedBy) }, folded, failed };
   }
 
-  private storeFailed(delivery: Delivery<I>, key: string, cause: unknown, attempt: number): void {
+  private storeFailed(inputs: readonly Waiting<I>[], key: string, cause: unknown): void {
     const error = new InterchangeError('AGGREGATE_STORE_FAILED', `aggregate: the repository failed on key '${key}'`, { cause });
-    this.step.fail(delivery, error, attempt, this.accept);
+    for (const input of inputs) this.step.fail(input.delivery, error, input.attempt, this.accept);
   }
 
   private completion(inputIds: readonly string[], completedBy: string): Completion {

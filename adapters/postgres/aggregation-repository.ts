@@ -7,6 +7,7 @@ import type {
   PersistentAggregationRepository,
   StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
+import { ADD_FUNCTION_ARGUMENTS, ADD_FUNCTION_NAME, addFunctionStatement, OVERWRITE_COMPLETED } from './aggregation-add-function.ts';
 import type { Database } from './database.ts';
 import { resolveTables } from './migrations.ts';
 import { DatabaseError, PostgresConfigurationError } from './postgres-errors.ts';
@@ -28,7 +29,7 @@ export interface AggregationTables {
   readonly groups: string;
   readonly completed: string;
   readonly seen: string;
-  /** The function `add` calls: the whole fold in one statement (see `aggregationMigrationStatements`). */
+  /** The function `add` calls: the whole fold of a batch in one statement (see `addFunctionStatement`). */
   readonly add: string;
 }
 
@@ -40,15 +41,12 @@ export function aggregationTables(schema = 'public'): AggregationTables {
     groups: `${quoted}."interchange_aggregation_groups"`,
     completed: `${quoted}."interchange_aggregation_completed"`,
     seen: `${quoted}."interchange_aggregation_seen"`,
-    add: `${quoted}."interchange_aggregation_add"`,
+    add: `${quoted}."${ADD_FUNCTION_NAME}"`,
   };
 }
 
 /** The indexes `aggregationMigrationStatements` creates (unqualified names, in the repository's schema). */
 const AGGREGATION_INDEXES = ['interchange_aggregation_groups_last_at', 'interchange_aggregation_completed_order', 'interchange_aggregation_seen_at'] as const;
-
-/** The argument types of the add function, as `to_regprocedure` and `CREATE FUNCTION` spell them. */
-const ADD_ARGUMENTS = 'text, text, text, integer, json, json, text, bigint, bigint, bigint, bigint, text, text, bigint';
 
 /**
  * The DDL, one idempotent statement per entry (`IF NOT EXISTS`, `OR REPLACE`): for teams whose
@@ -56,7 +54,8 @@ const ADD_ARGUMENTS = 'text, text, text, integer, json, json, text, bigint, bigi
  * the text as written, so every JSON value round-trips (jsonb refuses `\u0000` in strings and reorders keys).
  */
 export function aggregationMigrationStatements(schema = 'public'): readonly string[] {
-  const { schema: quoted, groups, completed, seen } = aggregationTables(schema);
+  const tables = aggregationTables(schema);
+  const { schema: quoted, groups, completed, seen } = tables;
   return [
     `CREATE SCHEMA IF NOT EXISTS ${quoted}`,
     `CREATE TABLE IF NOT EXISTS ${groups} (
@@ -96,81 +95,8 @@ export function aggregationMigrationStatements(schema = 'public'): readonly stri
       PRIMARY KEY (name, key, input_id)
     )`,
     `CREATE INDEX IF NOT EXISTS interchange_aggregation_seen_at ON ${seen} (name, seen_at)`,
-    addFunctionStatement(schema),
+    addFunctionStatement(tables),
   ];
-}
-
-/**
- * `add` in one statement, with the reference semantics: 1) the input id seen within the retention →
- * 'duplicate'; 2) the versioned write of the group (or its removal, with a completion) → 'conflict'
- * when the group is not at `p_expected`; 3) the completed aggregate stored, the input id recorded.
- * Returns 'added' | 'completed' | 'duplicate' | 'conflict'; the last two leave nothing written (they
- * return before any write, but for the first-input duplicate below, which removes its own row again).
- * Plans are made per call (`plan_cache_mode`): the generic plans a session caches, made while the
- * tables were small, went on scanning them whole once they had grown (three times slower).
- *
- * Concurrency (READ COMMITTED: each statement here takes a new snapshot): the versioned write
- * serialises writers of a key. At a version > 0 the `UPDATE`/`DELETE … WHERE version` of a concurrent
- * writer waits for the first one's row, then matches nothing: 'conflict' (retried, it then finds the
- * input seen). At version 0 the `INSERT … ON CONFLICT DO NOTHING` waits the same way; but a first
- * input that completes its group inserts and removes its row, so a concurrent first writer inserts
- * after it commits: the seen ids are read again after that insert, and a copy of this input committed
- * meanwhile undoes the insert (its own row) and is a 'duplicate'. Should the seen id still be
- * recorded concurrently, the statement fails (rolled back whole: a `DatabaseError`, redelivered).
- */
-function addFunctionStatement(schema: string): string {
-  const { groups, completed, seen, add } = aggregationTables(schema);
-  const seenBefore = `EXISTS (SELECT 1 FROM ${seen} s WHERE s.name = p_name AND s.key = p_key AND s.input_id = p_input_id AND s.seen_at > p_seen_cutoff)`;
-  return `CREATE OR REPLACE FUNCTION ${add}(p_name text, p_key text, p_input_id text, p_expected integer, p_value json, p_input_ids json,
-      p_correlation_id text, p_first_at bigint, p_last_at bigint, p_now bigint, p_seen_cutoff bigint,
-      p_completion_id text, p_completed_by text, p_claimed_until bigint)
-    RETURNS text LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_custom_plan AS $fn$
-    BEGIN
-      IF ${seenBefore} THEN
-        RETURN 'duplicate';
-      END IF;
-      IF p_expected = 0 THEN
-        INSERT INTO ${groups} (name, key, value, input_ids, correlation_id, first_at, last_at, version)
-        VALUES (p_name, p_key, p_value, p_input_ids, p_correlation_id, p_first_at, p_last_at, 1)
-        ON CONFLICT (name, key) DO NOTHING;
-        IF NOT FOUND THEN
-          RETURN 'conflict';
-        END IF;
-        -- A new snapshot, taken after the insert waited for any concurrent first write of this key.
-        IF ${seenBefore} THEN
-          DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key;
-          RETURN 'duplicate';
-        END IF;
-        IF p_completion_id IS NOT NULL THEN
-          -- A group of one input: its row was written and is removed, which made a concurrent first write wait on it.
-          DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key;
-        END IF;
-      ELSIF p_completion_id IS NULL THEN
-        UPDATE ${groups} g SET value = p_value, input_ids = p_input_ids, correlation_id = p_correlation_id,
-          first_at = p_first_at, last_at = p_last_at, version = p_expected + 1
-        WHERE g.name = p_name AND g.key = p_key AND g.version = p_expected;
-        IF NOT FOUND THEN
-          RETURN 'conflict';
-        END IF;
-      ELSE
-        DELETE FROM ${groups} g WHERE g.name = p_name AND g.key = p_key AND g.version = p_expected;
-        IF NOT FOUND THEN
-          RETURN 'conflict';
-        END IF;
-      END IF;
-      IF p_completion_id IS NOT NULL THEN
-        INSERT INTO ${completed} AS c (name, id, key, value, input_ids, correlation_id, first_at, last_at, completed_by, completed_at, attempts, claimed_until)
-        VALUES (p_name, p_completion_id, p_key, p_value, p_input_ids, p_correlation_id, p_first_at, p_last_at, p_completed_by, p_now, 1, p_claimed_until)
-        ${OVERWRITE};
-      END IF;
-      -- An id seen before the retention counts as unseen: re-stamped.
-      INSERT INTO ${seen} AS s (name, key, input_id, seen_at) VALUES (p_name, p_key, p_input_id, p_now)
-      ON CONFLICT (name, key, input_id) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE s.seen_at <= p_seen_cutoff;
-      IF NOT FOUND THEN
-        RAISE EXCEPTION 'input % of group % was recorded by a concurrent write', p_input_id, p_key USING ERRCODE = 'serialization_failure';
-      END IF;
-      RETURN CASE WHEN p_completion_id IS NULL THEN 'added' ELSE 'completed' END;
-    END $fn$`;
 }
 
 interface GroupRow {
@@ -204,7 +130,7 @@ const PRUNE_BATCH = 10_000;
  * in (for duplicate detection, kept `seenRetentionMs`).
  *
  * Concurrency: each method is one statement (one round trip). `add` calls a PL/pgSQL function created
- * with the tables: it checks the input id, then writes the group only at the expected version (a
+ * with the tables: it checks the write's input ids, then writes the group only at the expected version (a
  * conditional `UPDATE`/`DELETE`, or `INSERT … ON CONFLICT DO NOTHING` for version 0: a concurrent
  * writer waits on the row and then matches nothing: `conflict`), and returns `duplicate` or
  * `conflict` leaving nothing written (see `addFunctionStatement`). `claimUnconfirmed` takes rows with
@@ -239,7 +165,8 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
   /**
    * Creates the tables and the add function if absent (idempotent; several processes starting at once
    * are serialised by the same advisory lock as `migrate`), then the repository. Tables made before the
-   * function existed get the function alone.
+   * function existed, or before it folded batches (`interchange_aggregation_add`, one id per write), get
+   * the batch function alone.
    */
   static async open<A>(database: Database, options: PostgresAggregationRepositoryOptions): Promise<PostgresAggregationRepository<A>> {
     const repository = new PostgresAggregationRepository<A>(database, options);
@@ -247,7 +174,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     // table locks, and against instances already folding into these tables that can deadlock.
     const missing = await repository.run('checking its tables', () => repository.missing());
     if (!missing.relations && !missing.function) return repository;
-    const statements = missing.relations ? aggregationMigrationStatements(options.schema) : [addFunctionStatement(options.schema ?? 'public')];
+    const statements = missing.relations ? aggregationMigrationStatements(options.schema) : [addFunctionStatement(repository.tables)];
     await repository.run('creating its tables', () =>
       database.transaction(async (tx) => {
         await tx.query(`SELECT pg_advisory_xact_lock(hashtext('interchange.migrate'))`);
@@ -263,7 +190,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     const names = [this.tables.groups, this.tables.completed, this.tables.seen, ...AGGREGATION_INDEXES.map((index) => `${schema}.${index}`)];
     const { rows } = await this.database.query<{ relations: number; function: boolean }>(
       `SELECT (SELECT count(*)::int FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL) AS relations, to_regprocedure($2) IS NULL AS function`,
-      [names, `${this.tables.add}(${ADD_ARGUMENTS})`],
+      [names, `${this.tables.add}(${ADD_FUNCTION_ARGUMENTS})`],
     );
     return { relations: rows[0]?.relations !== 0, function: rows[0]?.function !== false };
   }
@@ -275,20 +202,23 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     });
   }
 
-  /** One statement: the add function (see `addFunctionStatement`); values travel as parameters, as JSON text. */
+  /**
+   * One statement: the add function (see `addFunctionStatement`); values travel as parameters, as JSON
+   * text, the input ids as a `text[]` (a repeated id is folded once).
+   */
   async add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
     const now = this.clock();
     await this.pruneIfDue(now);
     const next = copied(write.next);
     const group: StoredGroup<A> = { ...next, key: write.key, firstAt: Math.floor(next.firstAt), lastAt: Math.floor(next.lastAt), version: write.expectedVersion + 1 };
     const { completion } = write;
-    const outcome = await this.run('add', async () => {
-      const { rows } = await this.database.query<{ outcome: string }>(
-        `SELECT ${this.tables.add}($1::text, $2::text, $3::text, $4::integer, $5::json, $6::json, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::text, $14::bigint) AS outcome`,
+    const result = await this.run('add', async () => {
+      const { rows } = await this.database.query<{ outcome: string; seen_ids: string[] | null }>(
+        `SELECT outcome, seen_ids FROM ${this.tables.add}($1::text, $2::text, $3::text[], $4::integer, $5::json, $6::json, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::text, $14::bigint)`,
         [
           this.name,
           write.key,
-          write.inputId,
+          [...new Set(write.inputIds)],
           write.expectedVersion,
           json(group.value),
           json(group.inputIds),
@@ -302,19 +232,21 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
           completion === undefined ? null : now + Math.ceil(completion.leaseMs),
         ],
       );
-      return rows[0]?.outcome;
+      return rows[0];
     });
-    switch (outcome) {
+    switch (result?.outcome) {
       case 'added':
         return { kind: 'added', group };
       case 'completed':
         if (completion === undefined) break;
         return { kind: 'completed', aggregate: completedAggregate(group, completion, now) };
       case 'duplicate':
+        if (!Array.isArray(result.seen_ids)) break;
+        return { kind: 'duplicate', inputIds: result.seen_ids };
       case 'conflict':
-        return { kind: outcome };
+        return { kind: 'conflict' };
     }
-    throw new DatabaseError(`aggregation repository '${this.name}': add failed: the add function returned ${String(outcome)}`);
+    throw new DatabaseError(`aggregation repository '${this.name}': add failed: the add function returned ${JSON.stringify(result ?? null)}`);
   }
 
   complete(key: string, expectedVersion: number, completion: Completion): Promise<CompletedAggregate<A> | undefined> {
@@ -323,7 +255,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
         `WITH gone AS (DELETE FROM ${this.tables.groups} WHERE name = $1 AND key = $2 AND version = $3 RETURNING *)
          INSERT INTO ${this.tables.completed} AS c (name, id, key, value, input_ids, correlation_id, first_at, last_at, completed_by, completed_at, attempts, claimed_until)
          SELECT name, $4::text, key, value, input_ids, correlation_id, first_at, last_at, $5::text, $6::bigint, 1, $6::bigint + $7::bigint FROM gone
-         ${OVERWRITE}
+         ${OVERWRITE_COMPLETED}
          RETURNING ${COMPLETED_COLUMNS}`,
         [this.name, key, expectedVersion, completion.id, completion.completedBy, this.clock(), Math.ceil(completion.leaseMs)],
       );
@@ -420,11 +352,6 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     }
   }
 }
-
-/** A completion overwrites an unconfirmed aggregate of the same id, as the reference implementation does. */
-const OVERWRITE = `ON CONFLICT (name, id) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value, input_ids = EXCLUDED.input_ids,
-  correlation_id = EXCLUDED.correlation_id, first_at = EXCLUDED.first_at, last_at = EXCLUDED.last_at, completed_by = EXCLUDED.completed_by,
-  completed_at = EXCLUDED.completed_at, attempts = 1, claimed_until = EXCLUDED.claimed_until`;
 
 /** The aggregate `add` stored for `group` (as the add function writes it: completed now, claimed, attempts 1). */
 function completedAggregate<A>(group: StoredGroup<A>, completion: Completion, now: number): CompletedAggregate<A> {

@@ -55,22 +55,28 @@ local function store_completed(id, meta, group, completedAt, claimedUntil)
 end
 `;
 
-// ARGV: key, seen member, now, seen cutoff, expected version, group JSON, lastAt, 'add'|'complete', id, meta JSON, claimedUntil
+// ARGV: key, now, seen cutoff, expected version, group JSON, lastAt, 'add'|'complete', id, meta JSON,
+// claimedUntil, then the seen members (`key\0inputId`) of the write's inputs, in order, from ARGV[11].
+// Returns 'conflict', 'added' or 'completed', or { 'duplicate', <1-based positions of the seen inputs>… }.
 const ADD = `${LIBRARY}
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[4])
-if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return 'duplicate' end
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[3])
+local duplicates = { 'duplicate' }
+for i = 11, #ARGV do
+  if redis.call('ZSCORE', KEYS[5], ARGV[i]) then duplicates[#duplicates + 1] = i - 10 end
+end
+if #duplicates > 1 then return duplicates end
 local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if version ~= tonumber(ARGV[5]) then return 'conflict' end
-redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
-if ARGV[8] == 'add' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[6])
+if version ~= tonumber(ARGV[4]) then return 'conflict' end
+for i = 11, #ARGV do redis.call('ZADD', KEYS[5], ARGV[2], ARGV[i]) end
+if ARGV[7] == 'add' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
   redis.call('HSET', KEYS[2], ARGV[1], version + 1)
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
   if version == 0 then redis.call('HSET', KEYS[4], ARGV[1], redis.call('INCR', KEYS[10])) end
   return 'added'
 end
 remove_group(ARGV[1])
-store_completed(ARGV[9], ARGV[10], ARGV[6], ARGV[3], ARGV[11])
+store_completed(ARGV[8], ARGV[9], ARGV[5], ARGV[2], ARGV[10])
 return 'completed'
 `;
 
@@ -208,8 +214,9 @@ interface CompletionMeta {
  * every other instance on the same `name` — a version check and its write, a completion and the
  * group's removal, a claim and its attempt count happen together, and two `claimUnconfirmed` callers
  * never get the same aggregate. Time comes from `now` (passed to the scripts, never Redis's clock), so
- * the seen-id memory is a sorted set by time pruned on each `add`, not key TTLs. Values are stored as
- * JSON and never decoded inside Redis. Redis errors (connection lost…) reject the call unchanged.
+ * the seen-id memory is a sorted set by time pruned on each `add`, not key TTLs; an `add` checks and
+ * records every input id of its batch in the same script. Values are stored as JSON and never
+ * decoded inside Redis. Redis errors (connection lost…) reject the call unchanged.
  * The connection is the caller's: `close()` does not quit it.
  * @example new RedisAggregationRepository<Summary>(new Redis(process.env.REDIS_URL), { name: 'device-summaries' })
  */
@@ -246,13 +253,12 @@ export class RedisAggregationRepository<A> implements PersistentAggregationRepos
   }
 
   async add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
+    const { inputIds, completion } = write;
     const now = this.now();
     const groupJson = JSON.stringify({ ...write.next, key: write.key, version: write.expectedVersion + 1 });
-    const { completion } = write;
     const meta = completion === undefined ? '' : JSON.stringify(metaOf(completion, now));
     const outcome = await scripts.add.run(this.redis, this.keys, [
       write.key,
-      `${write.key}\0${write.inputId}`,
       score(now),
       score(now - this.retentionMs),
       write.expectedVersion,
@@ -262,17 +268,20 @@ export class RedisAggregationRepository<A> implements PersistentAggregationRepos
       completion?.id ?? '',
       meta,
       score(now + (completion?.leaseMs ?? 0)),
+      ...inputIds.map((inputId) => `${write.key}\0${inputId}`),
     ]);
+    if (Array.isArray(outcome) && outcome[0] === 'duplicate') {
+      return { kind: 'duplicate', inputIds: outcome.slice(1).map((position) => inputIds[Number(position) - 1] as string) };
+    }
     switch (outcome) {
-      case 'duplicate':
       case 'conflict':
-        return { kind: outcome };
+        return { kind: 'conflict' };
       case 'added':
         return { kind: 'added', group: JSON.parse(groupJson) as StoredGroup<A> };
       case 'completed':
         return { kind: 'completed', aggregate: aggregateOf(`[${meta},${groupJson}]`, 1) };
       default:
-        throw new Error(`RedisAggregationRepository: unexpected reply from the add script: ${String(outcome)}`);
+        throw new Error(`RedisAggregationRepository: unexpected reply from the add script: ${JSON.stringify(outcome)}`);
     }
   }
 

@@ -65,10 +65,15 @@ export interface Completion {
   readonly leaseMs: number;
 }
 
-/** One input to fold into its group. */
+/**
+ * One or more inputs folded into their group in one atomic write: the aggregator folds every input
+ * of a key that is waiting at once (up to the one that completes the group), so a busy key costs one
+ * write per batch, not per input.
+ */
 export interface GroupWrite<A> {
   readonly key: string;
-  readonly inputId: string;
+  /** The ids of the inputs this write folds in, in order (at least one, no repeats). */
+  readonly inputIds: readonly string[];
   /** The version this write was computed from: the group's `version`, or 0 when there was no group. */
   readonly expectedVersion: number;
   /** The group after folding the input in (its `version` is ignored: the store sets expectedVersion + 1). */
@@ -82,8 +87,8 @@ export type AddOutcome<A> =
   | { readonly kind: 'added'; readonly group: StoredGroup<A> }
   /** The group completed with this input: the aggregate, claimed by the caller (attempts 1). */
   | { readonly kind: 'completed'; readonly aggregate: CompletedAggregate<A> }
-  /** The input id was folded in before (within the retention): nothing changed. */
-  | { readonly kind: 'duplicate' }
+  /** Some of the write's input ids were folded in before (within the retention), named here: nothing changed. Fold the others again without them. */
+  | { readonly kind: 'duplicate'; readonly inputIds: readonly string[] }
   /** The group's version is not `expectedVersion`: nothing changed; read the group again and retry. */
   | { readonly kind: 'conflict' };
 
@@ -98,7 +103,7 @@ export type AddOutcome<A> =
 export interface PersistentAggregationRepository<A> {
   /** The open group of `key`, or undefined. */
   get(key: string): Promise<StoredGroup<A> | undefined>;
-  /** Folds one input in (see `GroupWrite`): duplicate, then conflict, are checked first, in that order. */
+  /** Folds inputs in (see `GroupWrite`): duplicates, then conflict, are checked first, in that order; either changes nothing. */
   add(write: GroupWrite<A>): Promise<AddOutcome<A>>;
   /**
    * Completes an open group without a new input (inactivity timeout, stop, a sweep after a restart):
@@ -169,11 +174,12 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
   add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
     const now = this.now();
     this.forgetSeenBefore(now - this.retentionMs);
-    const seenKey = `${write.key}\0${write.inputId}`;
-    if (this.seen.has(seenKey)) return Promise.resolve({ kind: 'duplicate' });
+    const seenKey = (inputId: string): string => `${write.key}\0${inputId}`;
+    const seen = write.inputIds.filter((inputId) => this.seen.has(seenKey(inputId)));
+    if (seen.length > 0) return Promise.resolve({ kind: 'duplicate', inputIds: seen });
     const current = this.groups.get(write.key);
     if ((current?.version ?? 0) !== write.expectedVersion) return Promise.resolve({ kind: 'conflict' });
-    this.seen.set(seenKey, now);
+    for (const inputId of write.inputIds) this.seen.set(seenKey(inputId), now);
     const group: StoredGroup<A> = { ...copied(write.next), key: write.key, version: write.expectedVersion + 1 };
     if (write.completion === undefined) {
       this.groups.set(write.key, group);

@@ -103,7 +103,7 @@ describe('PostgresAggregationRepository', () => {
     /** A first input at version 0 (one input per group: completing it when `complete`). */
     const first = (key: string, inputId: string, complete: boolean): GroupWrite<Probe> => ({
       key,
-      inputId,
+      inputIds: [inputId],
       expectedVersion: 0,
       next: { key, value: { inputs: [inputId] }, inputIds: [inputId], correlationId: inputId, firstAt: 1, lastAt: 1 },
       completion: complete ? { id: `agg-${inputId}`, completedBy: 'size', leaseMs: 60_000 } : undefined,
@@ -119,43 +119,61 @@ describe('PostgresAggregationRepository', () => {
     });
 
     /**
-     * Runs `write` in a transaction left open while the same write goes through another connection, until
-     * that one waits on a lock; then commits. The second write's outcome.
+     * Runs `write` in a transaction left open while `second` (the same write, unless given) goes through
+     * another connection, until that one waits on a lock; then commits. The second write's outcome.
      */
-    const racing = async (name: string, write: GroupWrite<Probe>): Promise<{ first: string; second: string }> => {
+    const racing = async (name: string, write: GroupWrite<Probe>, secondWrite = write): Promise<{ first: string; second: AddOutcome<Probe> }> => {
       const other = await PostgresAggregationRepository.open<Probe>(server, { name, schema });
       let second: Promise<AddOutcome<Probe>> | undefined;
       const firstOutcome = await server.transaction(async (tx) => {
         const outcome = await new PostgresAggregationRepository<Probe>(within(tx), { name, schema }).add(write);
-        second = other.add(write);
+        second = other.add(secondWrite);
         second.catch(() => undefined); // awaited below; not unhandled should the wait time out
         const waiting = async (): Promise<boolean> =>
-          (await server.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%"${schema}"."interchange_aggregation_add"%`])).rows.length > 0;
+          (await server.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, [`%${other.tables.add}%`])).rows.length > 0;
         await until(waiting, () => 'the second add never waited on the first');
         return outcome;
       });
-      return { first: firstOutcome.kind, second: (await second!).kind };
+      return { first: firstOutcome.kind, second: await second! };
     };
 
     it('the same first input completing its group twice at once: the second waits for the first, then is a duplicate (one aggregate)', async () => {
       const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-complete', schema });
-      expect(await racing('race-complete', first('k', 'i1', true))).toEqual({ first: 'completed', second: 'duplicate' });
+      expect(await racing('race-complete', first('k', 'i1', true))).toEqual({ first: 'completed', second: { kind: 'duplicate', inputIds: ['i1'] } });
       expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
-      expect((await repository.add(first('k', 'i1', true))).kind).toBe('duplicate');
+      expect(await repository.add(first('k', 'i1', true))).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
     });
 
     it('the same first input folded twice at once: the second waits for the first, then conflicts (and is a duplicate on retry)', async () => {
       const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-fold', schema });
-      expect(await racing('race-fold', first('k', 'i1', false))).toEqual({ first: 'added', second: 'conflict' });
+      expect(await racing('race-fold', first('k', 'i1', false))).toEqual({ first: 'added', second: { kind: 'conflict' } });
       expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
-      expect((await repository.add({ ...first('k', 'i1', false), expectedVersion: 1 })).kind).toBe('duplicate');
+      expect(await repository.add({ ...first('k', 'i1', false), expectedVersion: 1 })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
     });
 
-    it('tables made before the add function get it at open; until then add fails with DatabaseError', async () => {
+    it('a first batch completing its group while an overlapping first batch waits: the second names the overlap alone and writes nothing', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-batch', schema });
+      const { first: firstKind, second } = await racing('race-batch', batch('k', ['i1', 'i2', 'i3'], 0, true), batch('k', ['i0', 'i2', 'i4', 'i3'], 0, true));
+      expect({ firstKind, second }).toEqual({ firstKind: 'completed', second: { kind: 'duplicate', inputIds: ['i2', 'i3'] } });
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      expect(await seenIds(server, schema, 'race-batch')).toEqual(['i1', 'i2', 'i3']);
+      expect((await repository.add(batch('k', ['i0', 'i4'], 0, true))).kind).toBe('completed');
+      expect(await seenIds(server, schema, 'race-batch')).toEqual(['i0', 'i1', 'i2', 'i3', 'i4']);
+    });
+
+    it('a batch with one seen id among several names exactly that id and writes nothing', async () => {
+      await batchWithOneSeen(server, schema);
+    });
+
+    it('tables made before the batch add function get it at open (the one-input function stays, for instances not yet upgraded); until then add fails with DatabaseError', async () => {
       const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade', schema });
       await server.query(`DROP FUNCTION ${repository.tables.add}`);
+      // a stand-in for the one-input function of an installation from before
+      const oneInput = `"${schema}".interchange_aggregation_add(text, text, text, integer, json, json, text, bigint, bigint, bigint, bigint, text, text, bigint)`;
+      await server.query(`CREATE FUNCTION ${oneInput} RETURNS text LANGUAGE sql AS $$ SELECT 'added' $$`);
       await expect(repository.add(first('k', 'i1', false))).rejects.toThrow(DatabaseError);
       const upgraded = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade', schema });
+      expect((await server.query(`SELECT to_regprocedure($1) IS NOT NULL AS kept`, [oneInput])).rows).toEqual([{ kept: true }]);
       expect((await upgraded.add(first('k', 'i1', false))).kind).toBe('added');
       expect((await repository.add(first('k', 'i2', true))).kind).toBe('conflict');
       expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
@@ -171,12 +189,16 @@ describe('PostgresAggregationRepository', () => {
       await db?.close();
     });
 
+    it('a batch with one seen id among several names exactly that id and writes nothing', async () => {
+      await batchWithOneSeen(db, 'batchseen');
+    });
+
     it('deletes seen input ids older than the retention (when adding, and when listing expired groups)', async () => {
       let t = 1_000_000;
       const repository = await PostgresAggregationRepository.open<Probe>(db, { name: 'prune', schema: 'prune', seenRetentionMs: 1_000, now: () => t });
       const seen = async (): Promise<number> => Number((await db.query<{ n: string | number }>('SELECT count(*) AS n FROM prune.interchange_aggregation_seen')).rows[0]?.n);
       const add = (n: number) =>
-        repository.add({ key: 'k', inputId: `i${n}`, expectedVersion: 0, next: { key: 'k', value: { inputs: [`i${n}`] }, inputIds: [`i${n}`], correlationId: 'c', firstAt: t, lastAt: t }, completion: { id: `a${n}`, completedBy: 'size', leaseMs: 0 } });
+        repository.add({ key: 'k', inputIds: [`i${n}`], expectedVersion: 0, next: { key: 'k', value: { inputs: [`i${n}`] }, inputIds: [`i${n}`], correlationId: 'c', firstAt: t, lastAt: t }, completion: { id: `a${n}`, completedBy: 'size', leaseMs: 0 } });
       await add(1);
       await add(2);
       expect(await seen()).toBe(2);
@@ -200,3 +222,37 @@ describe('PostgresAggregationRepository', () => {
     });
   });
 });
+
+/** A write folding `inputIds` into a new group (`expectedVersion` 0) or onto one at `expectedVersion`; completing it when `complete`. */
+function batch(key: string, inputIds: readonly string[], expectedVersion: number, complete = false): GroupWrite<Probe> {
+  return {
+    key,
+    inputIds,
+    expectedVersion,
+    next: { key, value: { inputs: inputIds }, inputIds, correlationId: inputIds[0] ?? key, firstAt: 1, lastAt: 2 },
+    completion: complete ? { id: `agg-${inputIds.join('-')}`, completedBy: 'size', leaseMs: 60_000 } : undefined,
+  };
+}
+
+/** The input ids recorded as seen for aggregator `name`, sorted. */
+async function seenIds(db: Database, schema: string, name: string): Promise<string[]> {
+  const { rows } = await db.query<{ input_id: string }>(`SELECT input_id FROM ${aggregationTables(schema).seen} WHERE name = $1 ORDER BY input_id`, [name]);
+  return rows.map((row) => row.input_id);
+}
+
+/** Checks, in the database itself, that a batch with one seen id is a duplicate naming it, and that nothing (group, aggregates, seen ids) was written. */
+async function batchWithOneSeen(db: Database, schema: string): Promise<void> {
+  const name = 'batch-seen';
+  const repository = await PostgresAggregationRepository.open<Probe>(db, { name, schema });
+  expect((await repository.add(batch('k', ['a', 'b'], 0))).kind).toBe('added');
+  const before = await db.query(`SELECT value::text, input_ids::text, version FROM ${repository.tables.groups} WHERE name = $1 AND key = 'k'`, [name]);
+  expect(await repository.add(batch('k', ['c', 'b', 'd'], 1, true))).toEqual({ kind: 'duplicate', inputIds: ['b'] });
+  expect(await repository.add(batch('k', ['c', 'd', 'a'], 1))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
+  expect(await repository.add(batch('other', ['x', 'b'], 0))).toMatchObject({ kind: 'added' }); // seen ids are per key
+  expect((await db.query(`SELECT value::text, input_ids::text, version FROM ${repository.tables.groups} WHERE name = $1 AND key = 'k'`, [name])).rows).toEqual(before.rows);
+  expect(await repository.counts()).toEqual({ open: 2, completed: 0 });
+  expect(await seenIds(db, schema, name)).toEqual(['a', 'b', 'b', 'x']);
+  // without the seen one, the rest folds in (a version 2) and is remembered
+  expect(await repository.add(batch('k', ['c', 'd'], 1))).toMatchObject({ kind: 'added', group: { version: 2 } });
+  expect(await seenIds(db, schema, name)).toEqual(['a', 'b', 'b', 'c', 'd', 'x']);
+}

@@ -61,8 +61,10 @@ describeAggregationRepository(
   { crash: true, seenRetention: true },
 );
 
-function write(key: string, inputId: string, expectedVersion: number, at: number, extra: Partial<GroupWrite<number[]>> = {}): GroupWrite<number[]> {
-  return { key, inputId, expectedVersion, next: { key, value: [expectedVersion], inputIds: [inputId], correlationId: key, firstAt: at, lastAt: at }, ...extra };
+/** A write of one input id, or of a batch when given an array. */
+function write(key: string, ids: string | readonly string[], expectedVersion: number, at: number, extra: Partial<GroupWrite<number[]>> = {}): GroupWrite<number[]> {
+  const inputIds = typeof ids === 'string' ? [ids] : ids;
+  return { key, inputIds, expectedVersion, next: { key, value: [expectedVersion], inputIds, correlationId: key, firstAt: at, lastAt: at }, ...extra };
 }
 
 describe('RedisAggregationRepository', () => {
@@ -77,7 +79,8 @@ describe('RedisAggregationRepository', () => {
     let now = 1_000;
     const repo = repository<number[]>(uniqueName(), { now: () => now });
     expect(await repo.add(write('k', 'a', 0, now))).toEqual({ kind: 'added', group: { ...write('k', 'a', 0, now).next, version: 1 } });
-    expect(await repo.add(write('k', 'a', 5, now))).toEqual({ kind: 'duplicate' });
+    expect(await repo.add(write('k', 'a', 5, now))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
+    expect(await repo.add(write('k', ['b', 'a'], 5, now))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
     expect(await repo.add(write('k', 'b', 0, now))).toEqual({ kind: 'conflict' });
     now = 2_000;
     const completing = await repo.add(write('k', 'b', 1, now, { completion: { id: 'agg-1', completedBy: 'size', leaseMs: 500 } }));
@@ -106,7 +109,7 @@ describe('RedisAggregationRepository', () => {
     const repo = repository<unknown>(uniqueName());
     const value = { empty: [], object: {}, nested: [[], [{}]], text: 'ünïcødé \u0000 "quoted"', big: 2 ** 53 - 1, float: 0.1 };
     const next = { key: 'v', value, inputIds: ['i'], correlationId: 'c', firstAt: 1, lastAt: 1 };
-    await repo.add({ key: 'v', inputId: 'i', expectedVersion: 0, next });
+    await repo.add({ key: 'v', inputIds: ['i'], expectedVersion: 0, next });
     expect((await repo.get('v'))?.value).toEqual(value);
     const aggregate = await repo.complete('v', 1, { id: 'v-agg', completedBy: 'stop', leaseMs: 0 });
     expect(aggregate?.value).toEqual(value);
@@ -118,10 +121,25 @@ describe('RedisAggregationRepository', () => {
     let now = 0;
     const repo = repository<number[]>(uniqueName(), { now: () => now, seenRetentionMs: 60_000 });
     await repo.add(write('k', 'a', 0, now, { completion: { id: 'first', completedBy: 'size', leaseMs: 0 } }));
+    now = 30_000;
+    await repo.add(write('k', ['b', 'c'], 0, now));
     now = 59_999;
-    expect(await repo.add(write('k', 'a', 0, now))).toEqual({ kind: 'duplicate' });
+    expect(await repo.add(write('k', ['c', 'a', 'x'], 1, now))).toEqual({ kind: 'duplicate', inputIds: ['c', 'a'] });
     now = 60_000; // remembered while seenAt > now - retention, as in memory
-    expect((await repo.add(write('k', 'a', 0, now))).kind).toBe('added');
+    expect(await repo.add(write('k', ['c', 'a', 'x'], 1, now))).toEqual({ kind: 'duplicate', inputIds: ['c'] });
+    now = 90_000; // the whole batch is forgotten at once
+    expect((await repo.add(write('k', ['c', 'a', 'b'], 1, now))).kind).toBe('added');
+  });
+
+  it('folds a large batch in one script call and names its seen ids by position, awkward ids included', async () => {
+    const repo = repository<number[]>(uniqueName());
+    const batch = Array.from({ length: 500 }, (_, n) => `id ${n} "✓" \\ \u0000 ,`);
+    const added = await repo.add(write('big', batch, 0, 0));
+    expect(added.kind === 'added' && added.group.inputIds).toEqual(batch);
+    const picked = [batch[499], batch[0], batch[250]] as string[];
+    expect(await repo.add(write('big', ['new 1', ...picked, 'new 2'], 1, 0))).toEqual({ kind: 'duplicate', inputIds: picked });
+    expect((await repo.add(write('big', ['new 1', 'new 2'], 1, 0, { completion: { id: 'agg-big', completedBy: 'size', leaseMs: 0 } }))).kind).toBe('completed');
+    expect(await repo.counts()).toEqual({ open: 0, completed: 1 });
   });
 
   it('lists expired groups and claims aggregates oldest first, ties in creation order', async () => {
@@ -233,11 +251,14 @@ describe('RedisAggregationRepository', () => {
       const operation = random(8);
       if (operation <= 3) {
         const group: StoredGroup<number[]> | undefined = await same((repo) => repo.get(key));
-        const inputId = `i${random(30)}`;
+        const inputIds = [...new Set(Array.from({ length: 1 + random(4) }, () => `i${random(40)}`))]; // a batch of 1..4 distinct ids
         const expectedVersion = random(5) === 0 ? random(3) : (group?.version ?? 0);
-        const next = { key, value: [...(group?.value ?? []), step], inputIds: [...(group?.inputIds ?? []), inputId], correlationId: group?.correlationId ?? inputId, firstAt: group?.firstAt ?? now, lastAt: now };
+        const next = { key, value: [...(group?.value ?? []), step], inputIds: [...(group?.inputIds ?? []), ...inputIds], correlationId: group?.correlationId ?? (inputIds[0] as string), firstAt: group?.firstAt ?? now, lastAt: now };
         const completion = random(3) === 0 ? { id: `agg${(aggregates += 1)}`, completedBy: 'size', leaseMs: random(4) * 100 } : undefined;
-        seen.add((await same((repo) => repo.add({ key, inputId, expectedVersion, next, completion }))).kind);
+        const outcome = await same((repo) => repo.add({ key, inputIds, expectedVersion, next, completion }));
+        seen.add(outcome.kind);
+        if (inputIds.length > 1) seen.add(`${outcome.kind} batch`);
+        if (outcome.kind === 'duplicate' && outcome.inputIds.length < inputIds.length) seen.add('duplicate in part');
       } else if (operation === 4) {
         const completion = { id: `agg${(aggregates += 1)}`, completedBy: 'timeout', leaseMs: random(4) * 100 };
         const version = random(4);
@@ -259,6 +280,20 @@ describe('RedisAggregationRepository', () => {
       }
     }
     await same((repo) => repo.counts());
-    expect([...seen].sort()).toEqual(['added', 'claimed several', 'completed', 'completed later', 'conflict', 'duplicate', 'expired several', 'not completed']);
+    expect([...seen].sort()).toEqual([
+      'added',
+      'added batch',
+      'claimed several',
+      'completed',
+      'completed batch',
+      'completed later',
+      'conflict',
+      'conflict batch',
+      'duplicate',
+      'duplicate batch',
+      'duplicate in part',
+      'expired several',
+      'not completed',
+    ]);
   });
 });

@@ -89,6 +89,82 @@ describe('aggregate with a persistent repository: inputs', () => {
     expect(await store.counts()).toEqual({ open: 0, completed: 0 });
   });
 
+  it('folds the inputs of a key that waited for a write in one write, ending a batch at the input that completes the group', async () => {
+    const gate = deferred();
+    const writes: string[][] = [];
+    const { instance } = setup((inner) =>
+      wrap(inner, {
+        add: async (write) => {
+          writes.push([...write.inputIds]);
+          await gate.promise;
+          return inner.add(write);
+        },
+      }),
+    );
+    const { output, send } = instance({ size: 4 });
+    const inputs = [1, 2, 3, 4, 5, 6].map((value) => reading('a', value));
+    send(inputs[0]!);
+    await settle();
+    send(...inputs.slice(1)); // arrive while the first write is under way
+    gate.resolve();
+    await settle();
+    expect(writes).toEqual([['a-1'], ['a-2', 'a-3', 'a-4'], ['a-5', 'a-6']]);
+    expect(inputs.map((input) => input.outcome)).toEqual(['acked', 'acked', 'acked', 'acked', 'acked', 'acked']);
+    expect(output.bodies).toEqual([[1, 2, 3, 4]]);
+  });
+
+  it('a batch with an input folded before: that one is acked as a duplicate, the others folded once, in order', async () => {
+    const { instance, store } = setup();
+    const first = instance({ size: 10 });
+    first.send(reading('a', 2)); // folded by an instance that then died before acking it
+    await settle();
+    const gate = deferred();
+    const writes: string[][] = [];
+    const second = (() => {
+      const harness = new Harness({});
+      const step = harness.build(
+        aggregate<Reading, number[]>({
+          correlate: byDevice,
+          strategy: collectValues,
+          size: 10,
+          repository: wrap(store, {
+            add: async (write) => {
+              writes.push([...write.inputIds]);
+              await gate.promise;
+              return store.add(write);
+            },
+          }),
+        }),
+      );
+      return drive(step);
+    })();
+    const inputs = [reading('a', 0), reading('a', 1), reading('a', 2), reading('a', 3)];
+    second.send(inputs[0]!);
+    await settle();
+    second.send(...inputs.slice(1));
+    gate.resolve();
+    await settle();
+    expect(inputs.map((input) => input.outcome)).toEqual(['acked', 'acked', 'acked', 'acked']);
+    expect(writes).toEqual([['a-0'], ['a-1', 'a-2', 'a-3'], ['a-1', 'a-3']]);
+    expect((await store.get('a'))?.value).toEqual([2, 0, 1, 3]);
+  });
+
+  it('a strategy that throws for one input of a batch fails that input only', async () => {
+    const { instance, store } = setup();
+    const picky = (previous: number[] | undefined, next: { body: Reading }): number[] => {
+      if (next.body.value === 13) throw new InterchangeError('UNLUCKY', 'no 13', { permanent: true });
+      return collectValues(previous, next);
+    };
+    const { send } = instance({ size: 10, strategy: picky });
+    const inputs = [reading('a', 12), reading('a', 13), reading('a', 14)];
+    send(...inputs);
+    await settle();
+    expect(inputs[0]!.outcome).toBe('acked');
+    expect(inputs[2]!.outcome).toBe('acked');
+    expect(inputs[1]!.outcome).not.toBe('acked');
+    expect((await store.get('a'))?.value).toEqual([12, 14]);
+  });
+
   it('acks a redelivered input without folding it twice', async () => {
     const { instance, store } = setup();
     const { output, send } = instance({ size: 3 });
@@ -272,7 +348,7 @@ describe('aggregate with a persistent repository: aggregates and recovery', () =
     const store = new InMemoryPersistentAggregationRepository<number[]>({ now: () => scheduler.now() });
     const id = derivedMessageId(['x-1', 'x-2']);
     const next = { key: 'x', value: [1, 2], inputIds: ['x-1', 'x-2'], correlationId: 'x-1', firstAt: 0, lastAt: 0 };
-    await store.add({ key: 'x', inputId: 'x-2', expectedVersion: 0, next, completion: { id, completedBy: 'size', leaseMs: 0 } });
+    await store.add({ key: 'x', inputIds: ['x-1', 'x-2'], expectedVersion: 0, next, completion: { id, completedBy: 'size', leaseMs: 0 } });
     for (let claim = 0; claim < 5; claim += 1) await store.claimUnconfirmed(0, 10); // claimed by five publishers that died: attempts 6, the route's claim makes 7
     const app: Integration = createIntegration({
       routes: [from<Reading>('memory:in').deadLetterChannel('memory:dlq').aggregate({ correlate: byDevice, strategy: collectValues, size: 2, repository: store }).to('memory:out')],

@@ -3,9 +3,10 @@
 //
 // Run as a child (see child-script.ts): <kind pg|pglite|redis> <target: URL or data dir> <name> [schema]
 // Opens the repository of that kind on that store under `name`, prints "ready", then folds inputs
-// in-0, in-1, … into keys k0…k4 with four concurrent writers (conflicts retried), completing a group
-// at 4 inputs with leaseMs 0, and prints "ack <key> <input id>" once each add is acknowledged
-// (added or completed). It never ends by itself.
+// in-0, in-1, … into keys k0…k4 with four concurrent writers (conflicts retried), in batches of 1 to 5
+// inputs per write, completing a group once it holds 4 inputs or more, with leaseMs 0, and prints
+// "ack <key> <id>,<id>,…" once each batch's add is acknowledged (added or completed). It never ends
+// by itself.
 import { pathToFileURL } from 'node:url';
 import type { AddOutcome, PersistentAggregationRepository } from '../../src/stores/persistent-aggregation-repository.ts';
 
@@ -26,17 +27,19 @@ export interface FoldOptions {
 }
 
 /**
- * Reads the key's group, folds `inputId` in and writes it at the version read, retrying on conflict
- * (the aggregator's loop). Resolves with the final outcome: added, completed or duplicate.
+ * Reads the key's group, folds `inputIds` in (one write, in order) at the version read, retrying on
+ * conflict (the aggregator's loop). Resolves with the final outcome: added, completed or duplicate
+ * (then nothing was written: the caller decides what to fold again). The group completes when it
+ * holds `completeAt` inputs or more after the write, its aggregate id `agg:<key>:<ids joined by ,>`.
  */
-export async function foldInput(repository: PersistentAggregationRepository<Probe>, key: string, inputId: string, options: FoldOptions = {}): Promise<AddOutcome<Probe>> {
-  const { at = Date.now(), completeAt = Number.POSITIVE_INFINITY, leaseMs = 0, correlationId = inputId, extra } = options;
+export async function foldInputs(repository: PersistentAggregationRepository<Probe>, key: string, inputIds: readonly string[], options: FoldOptions = {}): Promise<AddOutcome<Probe>> {
+  const { at = Date.now(), completeAt = Number.POSITIVE_INFINITY, leaseMs = 0, correlationId = inputIds[0] ?? key, extra } = options;
   for (let attempt = 0; attempt < 1_000; attempt += 1) {
     const group = await repository.get(key);
-    const inputs = [...(group?.inputIds ?? []), inputId];
+    const inputs = [...(group?.inputIds ?? []), ...inputIds];
     const outcome = await repository.add({
       key,
-      inputId,
+      inputIds,
       expectedVersion: group?.version ?? 0,
       next: {
         key,
@@ -50,7 +53,12 @@ export async function foldInput(repository: PersistentAggregationRepository<Prob
     });
     if (outcome.kind !== 'conflict') return outcome;
   }
-  throw new Error(`foldInput: ${inputId} conflicted 1,000 times on ${key}`);
+  throw new Error(`foldInputs: ${inputIds.join(',')} conflicted 1,000 times on ${key}`);
+}
+
+/** `foldInputs` of one input. */
+export function foldInput(repository: PersistentAggregationRepository<Probe>, key: string, inputId: string, options: FoldOptions = {}): Promise<AddOutcome<Probe>> {
+  return foldInputs(repository, key, [inputId], options);
 }
 
 /** What the child needs of a repository module that may not exist yet (Redis). */
@@ -75,13 +83,15 @@ async function main(): Promise<void> {
   const repository = await openRepository(kind, target, name, schema === '' ? undefined : schema);
   process.stdout.write('ready\n');
   let next = 0;
+  let batches = 0;
   const writer = async (): Promise<void> => {
     for (;;) {
-      const n = next++;
-      const key = `k${n % 5}`;
-      const inputId = `in-${n}`;
-      const outcome = await foldInput(repository, key, inputId, { completeAt: 4, leaseMs: 0 });
-      process.stdout.write(outcome.kind === 'duplicate' ? `duplicate ${key} ${inputId}\n` : `ack ${key} ${inputId}\n`);
+      const batch = batches++;
+      const key = `k${batch % 5}`;
+      const size = 1 + ((batch + Math.floor(batch / 5)) % 5); // 1..5, every size on every key
+      const inputIds = Array.from({ length: size }, () => `in-${next++}`);
+      const outcome = await foldInputs(repository, key, inputIds, { completeAt: 4, leaseMs: 0 });
+      process.stdout.write(`${outcome.kind === 'duplicate' ? 'duplicate' : 'ack'} ${key} ${inputIds.join(',')}\n`);
     }
   };
   await Promise.all([writer(), writer(), writer(), writer()]);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompletedAggregate, PersistentAggregationRepository, StoredGroup } from '../../src/stores/persistent-aggregation-repository.ts';
-import { foldInput, type Probe } from './aggregation-repository-child.ts';
+import { foldInput, foldInputs, type Probe } from './aggregation-repository-child.ts';
 import { ChildScript } from './child-script.ts';
 import { until } from './wait.ts';
 
@@ -106,9 +106,9 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
       expect(await repository.get('k')).toBeUndefined();
-      const first = await repository.add({ key: 'k', inputId: 'i1', expectedVersion: 0, next: { ...group('k', ['i1'], 100), correlationId: 'corr-1' } });
+      const first = await repository.add({ key: 'k', inputIds: ['i1'], expectedVersion: 0, next: { ...group('k', ['i1'], 100), correlationId: 'corr-1' } });
       expect(first).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1'] }, inputIds: ['i1'], correlationId: 'corr-1', firstAt: 100, lastAt: 100, version: 1 } });
-      const second = await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 1, next: { ...group('k', ['i1', 'i2'], 100), correlationId: 'corr-1', lastAt: 250 } });
+      const second = await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: 1, next: { ...group('k', ['i1', 'i2'], 100), correlationId: 'corr-1', lastAt: 250 } });
       expect(second).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 } });
       expect(await repository.get('k')).toEqual({ key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 });
       const third = await foldInput(repository, 'k', 'i3', { at: 300 });
@@ -122,19 +122,19 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       await foldInput(repository, 'k', 'i1');
       await foldInput(repository, 'k', 'i2');
       const before = await repository.get('k');
-      expect(await repository.add({ key: 'k', inputId: 'i1', expectedVersion: 2, next: group('k', ['i1', 'i2', 'i1'], 1) })).toEqual({ kind: 'duplicate' });
+      expect(await repository.add({ key: 'k', inputIds: ['i1'], expectedVersion: 2, next: group('k', ['i1', 'i2', 'i1'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
       // duplicate is checked before the version: a stale version still says duplicate
-      expect(await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 7, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate' });
+      expect(await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: 7, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i2'] });
       expect(await repository.get('k')).toEqual(before);
 
       const completed = await foldInput(repository, 'k', 'i3', { completeAt: 3 });
       expect(completed.kind).toBe('completed');
-      expect(await repository.add({ key: 'k', inputId: 'i2', expectedVersion: 0, next: group('k', ['i2'], 1) })).toEqual({ kind: 'duplicate' });
-      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 1), completion: { id: 'again', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate' });
+      expect(await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: 0, next: group('k', ['i2'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i2'] });
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 0, next: group('k', ['i3'], 1), completion: { id: 'again', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate', inputIds: ['i3'] });
       expect(await repository.get('k')).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
       // the id is remembered per key: another key folds it
-      expect((await repository.add({ key: 'other', inputId: 'i1', expectedVersion: 0, next: group('other', ['i1'], 1) })).kind).toBe('added');
+      expect((await repository.add({ key: 'other', inputIds: ['i1'], expectedVersion: 0, next: group('other', ['i1'], 1) })).kind).toBe('added');
     });
 
     it('a write at a stale version is a conflict and changes nothing, not even the seen input ids', async () => {
@@ -142,17 +142,73 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       await foldInput(repository, 'k', 'i1');
       await foldInput(repository, 'k', 'i2');
       const before = await repository.get('k');
-      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 1, next: group('k', ['i1', 'i3'], 1) })).toEqual({ kind: 'conflict' });
-      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 1) })).toEqual({ kind: 'conflict' });
-      expect(await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 3, next: group('k', ['i3'], 1), completion: { id: 'c', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'conflict' });
-      expect(await repository.add({ key: 'none', inputId: 'i4', expectedVersion: 1, next: group('none', ['i4'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 1, next: group('k', ['i1', 'i3'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 0, next: group('k', ['i3'], 1) })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 3, next: group('k', ['i3'], 1), completion: { id: 'c', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'none', inputIds: ['i4'], expectedVersion: 1, next: group('none', ['i4'], 1) })).toEqual({ kind: 'conflict' });
       expect(await repository.get('k')).toEqual(before);
       expect(await repository.get('none')).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
       // i3 was not remembered by the failed writes: at the right version it folds in
-      const added = await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 2, next: group('k', ['i1', 'i2', 'i3'], 1) });
+      const added = await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 2, next: group('k', ['i1', 'i2', 'i3'], 1) });
       expect(added.kind === 'added' && added.group.version).toBe(3);
-      expect((await repository.add({ key: 'none', inputId: 'i4', expectedVersion: 0, next: group('none', ['i4'], 1) })).kind).toBe('added');
+      expect((await repository.add({ key: 'none', inputIds: ['i4'], expectedVersion: 0, next: group('none', ['i4'], 1) })).kind).toBe('added');
+    });
+
+    it('a batch of inputs folds in one write (one version), and every id of it is remembered', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      await foldInput(repository, 'k', 'i0');
+      const batch = ['b1', 'b2', 'b3', 'b4', 'b5'];
+      const added = await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['i0', ...batch], 1) });
+      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['i0', ...batch], 1), version: 2 } });
+      const before = await repository.get('k');
+      expect(before?.version).toBe(2);
+      for (const inputId of batch) {
+        expect(await repository.add({ key: 'k', inputIds: [inputId], expectedVersion: 2, next: group('k', ['i0', ...batch, inputId], 1) }), inputId).toEqual({ kind: 'duplicate', inputIds: [inputId] });
+      }
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 2, next: group('k', [...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: batch });
+      expect(await repository.get('k')).toEqual(before);
+      // remembered per key: another key folds the same batch
+      expect((await repository.add({ key: 'other', inputIds: batch, expectedVersion: 0, next: group('other', batch, 1) })).kind).toBe('added');
+    });
+
+    it('a batch with ids seen before is a duplicate naming exactly those, in the write\'s order, and writes nothing; without them it folds', async () => {
+      const repository = await fixture.open({ namespace: namespace() });
+      await foldInputs(repository, 'k', ['a', 'b', 'c']);
+      const before = await repository.get('k');
+      expect(before?.version).toBe(1);
+      const batch = ['x1', 'b', 'x2', 'a', 'x3'];
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      // checked before the version, and before a completion: nothing completes
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 9, next: group('k', batch, 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...batch], 1), completion: { id: 'no', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      expect(await repository.get('k')).toEqual(before);
+      expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
+      // the others were not remembered: the write of the three others succeeds, at the version it read
+      const rest = ['x1', 'x2', 'x3'];
+      const added = await repository.add({ key: 'k', inputIds: rest, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...rest], 1) });
+      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['a', 'b', 'c', ...rest], 1), version: 2 } });
+      expect(await repository.add({ key: 'k', inputIds: ['x3', 'new', 'x1'], expectedVersion: 2, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['x3', 'x1'] });
+    });
+
+    it('a batch completes its group: the aggregate holds every input id of the group, and the batch is remembered', async () => {
+      const clock = new Clock();
+      const repository = await fixture.open({ namespace: namespace(), now: clock.now });
+      await foldInput(repository, 'k', 'i1', { at: 10 });
+      clock.t += 1;
+      const batch = ['i2', 'i3', 'i4'];
+      const outcome = await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: { ...group('k', ['i1', ...batch], 10), lastAt: 20 }, completion: { id: 'agg-batch', completedBy: 'size', leaseMs: 1_000 } });
+      expect(outcome).toEqual({
+        kind: 'completed',
+        aggregate: { id: 'agg-batch', key: 'k', value: { inputs: ['i1', 'i2', 'i3', 'i4'] }, inputIds: ['i1', 'i2', 'i3', 'i4'], correlationId: 'i1', firstAt: 10, lastAt: 20, completedBy: 'size', completedAt: clock.t, attempts: 1 },
+      });
+      expect(await repository.get('k')).toBeUndefined();
+      expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
+      expect(await repository.add({ key: 'k', inputIds: ['i5', ...batch], expectedVersion: 0, next: group('k', ['i5', ...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: batch });
+      // a first write may be a batch that completes at once
+      const solo = await repository.add({ key: 'solo', inputIds: ['s1', 's2'], expectedVersion: 0, next: group('solo', ['s1', 's2'], 30), completion: { id: 'agg-solo', completedBy: 'predicate', leaseMs: 0 } });
+      expect(solo.kind === 'completed' && solo.aggregate.inputIds).toEqual(['s1', 's2']);
+      expect(await repository.counts()).toEqual({ open: 0, completed: 2 });
     });
 
     it('an input completes its group: the group is gone and the aggregate is stored, claimed by the caller (attempts 1)', async () => {
@@ -162,7 +218,7 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       clock.t += 5;
       const outcome = await repository.add({
         key: 'k',
-        inputId: 'i2',
+        inputIds: ['i2'],
         expectedVersion: 1,
         next: { ...group('k', ['i1', 'i2'], 10), correlationId: 'corr', lastAt: 20 },
         completion: { id: 'agg-1', completedBy: 'size', leaseMs: 1_000 },
@@ -173,11 +229,11 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
       expect(await repository.claimUnconfirmed(1_000, 10)).toEqual([]); // claimed by the completion
       // a first input may complete its group at once (expectedVersion 0)
-      const single = await repository.add({ key: 'solo', inputId: 's1', expectedVersion: 0, next: group('solo', ['s1'], 30), completion: { id: 'agg-solo', completedBy: 'predicate', leaseMs: 0 } });
+      const single = await repository.add({ key: 'solo', inputIds: ['s1'], expectedVersion: 0, next: group('solo', ['s1'], 30), completion: { id: 'agg-solo', completedBy: 'predicate', leaseMs: 0 } });
       expect(single).toEqual({ kind: 'completed', aggregate: { id: 'agg-solo', key: 'solo', value: { inputs: ['s1'] }, inputIds: ['s1'], correlationId: 's1', firstAt: 30, lastAt: 30, completedBy: 'predicate', completedAt: clock.t, attempts: 1 } });
       expect(await repository.get('solo')).toBeUndefined();
       // a key completed may open a new group
-      expect((await repository.add({ key: 'k', inputId: 'i3', expectedVersion: 0, next: group('k', ['i3'], 40) })).kind).toBe('added');
+      expect((await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 0, next: group('k', ['i3'], 40) })).kind).toBe('added');
       expect(await repository.counts()).toEqual({ open: 1, completed: 2 });
     });
 
@@ -207,7 +263,7 @@ export function describeAggregationRepository(label: string, setup: () => Promis
         const viaAdd = round % 2 === 1; // odd rounds: a completes with a new input while b completes by timeout
         const [first, second] = await Promise.all([
           viaAdd
-            ? a.add({ key, inputId: `${key}-i2`, expectedVersion: 1, next: group(key, [`${key}-i1`, `${key}-i2`], 1), completion: { id: `${key}-a`, completedBy: 'size', leaseMs: 60_000 } }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined))
+            ? a.add({ key, inputIds: [`${key}-i2`], expectedVersion: 1, next: group(key, [`${key}-i1`, `${key}-i2`], 1), completion: { id: `${key}-a`, completedBy: 'size', leaseMs: 60_000 } }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined))
             : a.complete(key, 1, { id: `${key}-a`, completedBy: 'timeout', leaseMs: 60_000 }),
           b.complete(key, 1, { id: `${key}-b`, completedBy: 'timeout', leaseMs: 60_000 }),
         ]);
@@ -238,6 +294,24 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       for (const held of [...open, ...completed]) expect(held.value.inputs).toEqual(held.inputIds); // each write folded on the latest group
       expect(completed.length).toBeGreaterThanOrEqual(6);
       expect(completed.every((aggregate) => aggregate.inputIds.length === 7)).toBe(true);
+    });
+
+    it('two instances folding batches into the same keys at once, retrying on conflict: every input in exactly one group', async () => {
+      const name = namespace();
+      const [a, b] = await Promise.all([fixture.open({ namespace: name }), fixture.open({ namespace: name })]);
+      const batches = Array.from({ length: 24 }, (_, n) => Array.from({ length: 1 + (n % 4) }, (__, m) => `in-${n}-${m}`));
+      const writer = async (repository: PersistentAggregationRepository<Probe>, mine: readonly (readonly string[])[]): Promise<void> => {
+        for (const [n, batch] of mine.entries()) {
+          const outcome = await foldInputs(repository, `k${n % 2}`, batch, { completeAt: 6, leaseMs: 0 });
+          expect(outcome.kind).not.toBe('duplicate');
+        }
+      };
+      await Promise.all([0, 1, 2, 3].map((w) => writer(w % 2 === 0 ? a : b, batches.filter((_, n) => n % 4 === w))));
+      const { open, completed, inputs: stored } = await everything(b);
+      expect([...stored].sort()).toEqual(batches.flat().sort());
+      for (const held of [...open, ...completed]) expect(held.value.inputs).toEqual(held.inputIds);
+      expect(completed.length).toBeGreaterThan(0);
+      expect(completed.every((aggregate) => aggregate.inputIds.length >= 6)).toBe(true);
     });
 
     it('claimUnconfirmed: nothing before the lease expires, then claimed again with attempts counted; released at once; confirm forgets', async () => {
@@ -381,35 +455,38 @@ export function describeAggregationRepository(label: string, setup: () => Promis
         if (child === undefined) throw new Error('the crash feature needs fixture.child');
         const name = namespace();
         await child.beforeSpawn?.();
-        const acked = (lines: readonly string[]): Array<{ key: string; input: string }> =>
+        const acked = (lines: readonly string[]): Array<{ key: string; inputs: string[] }> =>
           lines.filter((line) => line.startsWith('ack ')).map((line) => {
-            const [, key = '', input = ''] = line.split(' ');
-            return { key, input };
+            const [, key = '', inputs = ''] = line.split(' ');
+            return { key, inputs: inputs.split(',') };
           });
+        const ackedInputs = (lines: readonly string[]): number => acked(lines).reduce((total, batch) => total + batch.inputs.length, 0);
         const writer = new ChildScript('test/support/aggregation-repository-child.ts', [child.kind, child.target, name, child.schema ?? '']);
         let exited = false;
         void writer.exited.then(() => (exited = true));
         try {
-          await until(() => acked(writer.lines).length >= 80 || exited, () => `child: ${writer.lines.slice(-3).join(' | ') || 'no output'}`, 45_000);
+          await until(() => ackedInputs(writer.lines) >= 80 || exited, () => `child: ${writer.lines.slice(-3).join(' | ') || 'no output'}`, 45_000);
         } finally {
           await writer.kill();
         }
         await child.afterExit?.();
         const acknowledged = acked(writer.lines);
-        expect(acknowledged.length, 'the child exited before it was killed').toBeGreaterThanOrEqual(80);
+        expect(ackedInputs(writer.lines), 'the child exited before it was killed').toBeGreaterThanOrEqual(80);
+        expect(acknowledged.some((batch) => batch.inputs.length > 1), 'the child wrote batches').toBe(true);
         expect(writer.lines.filter((line) => line.startsWith('duplicate '))).toEqual([]);
 
         const repository = await fixture.open({ namespace: name });
         const { open, completed, inputs } = await everything(repository);
         expect(new Set(inputs).size, 'an input is in two groups').toBe(inputs.length);
         const stored = new Set(inputs);
-        expect(acknowledged.filter(({ input }) => !stored.has(input)), 'acknowledged inputs lost').toEqual([]);
+        expect(acknowledged.flatMap((batch) => batch.inputs).filter((input) => !stored.has(input)), 'acknowledged inputs lost').toEqual([]);
         for (const held of [...open, ...completed]) expect(held.value.inputs).toEqual(held.inputIds);
         expect(completed.length).toBeGreaterThan(0);
-        for (const { key, input } of acknowledged) {
+        for (const { key, inputs: batch } of acknowledged) {
           const current = await repository.get(key);
-          const outcome = await repository.add({ key, inputId: input, expectedVersion: current?.version ?? 0, next: group(key, [...(current?.inputIds ?? []), input], 1) });
-          expect(outcome.kind, `${input} redelivered`).toBe('duplicate');
+          const redeliver = async (ids: readonly string[]): Promise<unknown> => repository.add({ key, inputIds: ids, expectedVersion: current?.version ?? 0, next: group(key, [...(current?.inputIds ?? []), ...ids], 1) });
+          expect(await redeliver(batch), `${batch.join(',')} redelivered`).toEqual({ kind: 'duplicate', inputIds: batch });
+          for (const input of batch) expect(await redeliver([input]), `${input} redelivered`).toEqual({ kind: 'duplicate', inputIds: [input] });
         }
       });
     }
