@@ -7,7 +7,15 @@ import type {
   PersistentAggregationRepository,
   StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
-import { ADD_FUNCTION_ARGUMENTS, ADD_FUNCTION_NAME, addFunctionStatement, OVERWRITE_COMPLETED } from './aggregation-add-function.ts';
+import {
+  ADD_FUNCTION_ARGUMENTS,
+  ADD_FUNCTION_NAME,
+  ADD_FUNCTION_RESULT,
+  addFunctionResultExpression,
+  addFunctionStatement,
+  dropOutdatedAddFunctionStatement,
+  OVERWRITE_COMPLETED,
+} from './aggregation-add-function.ts';
 import type { Database } from './database.ts';
 import { resolveTables } from './migrations.ts';
 import { DatabaseError, PostgresConfigurationError } from './postgres-errors.ts';
@@ -49,9 +57,10 @@ export function aggregationTables(schema = 'public'): AggregationTables {
 const AGGREGATION_INDEXES = ['interchange_aggregation_groups_last_at', 'interchange_aggregation_completed_order', 'interchange_aggregation_seen_at'] as const;
 
 /**
- * The DDL, one idempotent statement per entry (`IF NOT EXISTS`, `OR REPLACE`): for teams whose
- * migrations run through their own tool. Values and input ids are `json`, not `jsonb`: `json` keeps
- * the text as written, so every JSON value round-trips (jsonb refuses `\u0000` in strings and reorders keys).
+ * The DDL, one idempotent statement per entry (`IF NOT EXISTS`, `OR REPLACE`, and an add function
+ * of an older result type dropped right before the current one is created: run them in one
+ * transaction): for teams whose migrations run through their own tool. Values and input ids are
+ * `json`, not `jsonb`: `json` keeps the text as written, so every JSON value round-trips (jsonb refuses `\u0000` in strings and reorders keys).
  */
 export function aggregationMigrationStatements(schema = 'public'): readonly string[] {
   const tables = aggregationTables(schema);
@@ -95,8 +104,13 @@ export function aggregationMigrationStatements(schema = 'public'): readonly stri
       PRIMARY KEY (name, key, input_id)
     )`,
     `CREATE INDEX IF NOT EXISTS interchange_aggregation_seen_at ON ${seen} (name, seen_at)`,
-    addFunctionStatement(tables),
+    ...addFunctionStatements(tables),
   ];
+}
+
+/** The add function's DDL: an outdated one (other OUT columns) dropped, then the current one created. */
+function addFunctionStatements(tables: AggregationTables): readonly string[] {
+  return [dropOutdatedAddFunctionStatement(tables.add), addFunctionStatement(tables)];
 }
 
 interface GroupRow {
@@ -166,7 +180,8 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
    * Creates the tables and the add function if absent (idempotent; several processes starting at once
    * are serialised by the same advisory lock as `migrate`), then the repository. Tables made before the
    * function existed, or before it folded batches (`interchange_aggregation_add`, one id per write), get
-   * the batch function alone.
+   * the batch function alone; a batch function of other OUT columns (before it returned the version it
+   * wrote) is replaced.
    */
   static async open<A>(database: Database, options: PostgresAggregationRepositoryOptions): Promise<PostgresAggregationRepository<A>> {
     const repository = new PostgresAggregationRepository<A>(database, options);
@@ -174,7 +189,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     // table locks, and against instances already folding into these tables that can deadlock.
     const missing = await repository.run('checking its tables', () => repository.missing());
     if (!missing.relations && !missing.function) return repository;
-    const statements = missing.relations ? aggregationMigrationStatements(options.schema) : [addFunctionStatement(repository.tables)];
+    const statements = missing.relations ? aggregationMigrationStatements(options.schema) : addFunctionStatements(repository.tables);
     await repository.run('creating its tables', () =>
       database.transaction(async (tx) => {
         await tx.query(`SELECT pg_advisory_xact_lock(hashtext('interchange.migrate'))`);
@@ -184,15 +199,18 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     return repository;
   }
 
-  /** Whether a table or index of the repository is missing, and whether its add function is (read from the catalog: no lock taken). */
+  /**
+   * Whether a table or index of the repository is missing, and whether its add function is missing or
+   * outdated (OUT columns other than `ADD_FUNCTION_RESULT`). Read from the catalog: no lock taken.
+   */
   private async missing(): Promise<{ relations: boolean; function: boolean }> {
     const { schema } = this.tables;
     const names = [this.tables.groups, this.tables.completed, this.tables.seen, ...AGGREGATION_INDEXES.map((index) => `${schema}.${index}`)];
-    const { rows } = await this.database.query<{ relations: number; function: boolean }>(
-      `SELECT (SELECT count(*)::int FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL) AS relations, to_regprocedure($2) IS NULL AS function`,
+    const { rows } = await this.database.query<{ relations: number; result: string | null }>(
+      `SELECT (SELECT count(*)::int FROM unnest($1::text[]) AS relation WHERE to_regclass(relation) IS NULL) AS relations, ${addFunctionResultExpression('$2::text')} AS result`,
       [names, `${this.tables.add}(${ADD_FUNCTION_ARGUMENTS})`],
     );
-    return { relations: rows[0]?.relations !== 0, function: rows[0]?.function !== false };
+    return { relations: rows[0]?.relations !== 0, function: rows[0]?.result !== ADD_FUNCTION_RESULT };
   }
 
   get(key: string): Promise<StoredGroup<A> | undefined> {
@@ -210,11 +228,12 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     const now = this.clock();
     await this.pruneIfDue(now);
     const next = copied(write.next);
-    const group: StoredGroup<A> = { ...next, key: write.key, firstAt: Math.floor(next.firstAt), lastAt: Math.floor(next.lastAt), version: write.expectedVersion + 1 };
+    // Its version is the function's to tell (random for a new group).
+    const group: Omit<StoredGroup<A>, 'version'> = { ...next, key: write.key, firstAt: Math.floor(next.firstAt), lastAt: Math.floor(next.lastAt) };
     const { completion } = write;
     const result = await this.run('add', async () => {
-      const { rows } = await this.database.query<{ outcome: string; seen_ids: string[] | null }>(
-        `SELECT outcome, seen_ids FROM ${this.tables.add}($1::text, $2::text, $3::text[], $4::integer, $5::json, $6::json, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::text, $14::bigint)`,
+      const { rows } = await this.database.query<{ outcome: string; seen_ids: string[] | null; version: number | null }>(
+        `SELECT outcome, seen_ids, version FROM ${this.tables.add}($1::text, $2::text, $3::text[], $4::integer, $5::json, $6::json, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint, $12::text, $13::text, $14::bigint)`,
         [
           this.name,
           write.key,
@@ -236,7 +255,8 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
     });
     switch (result?.outcome) {
       case 'added':
-        return { kind: 'added', group };
+        if (typeof result.version !== 'number') break;
+        return { kind: 'added', group: { ...group, version: result.version } };
       case 'completed':
         if (completion === undefined) break;
         return { kind: 'completed', aggregate: completedAggregate(group, completion, now) };
@@ -354,7 +374,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
 }
 
 /** The aggregate `add` stored for `group` (as the add function writes it: completed now, claimed, attempts 1). */
-function completedAggregate<A>(group: StoredGroup<A>, completion: Completion, now: number): CompletedAggregate<A> {
+function completedAggregate<A>(group: Omit<StoredGroup<A>, 'version'>, completion: Completion, now: number): CompletedAggregate<A> {
   return {
     id: completion.id,
     key: group.key,

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { InvalidOptionsError } from '../../src/core/index.ts';
-import type {
-  AddOutcome,
-  CompletedAggregate,
-  Completion,
-  GroupWrite,
-  PersistentAggregationRepository,
-  StoredGroup,
+import {
+  randomInitialVersion,
+  type AddOutcome,
+  type CompletedAggregate,
+  type Completion,
+  type GroupWrite,
+  type PersistentAggregationRepository,
+  type StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
 
 export interface RedisAggregationRepositoryOptions {
@@ -56,21 +57,23 @@ end
 `;
 
 // ARGV: key, now, seen cutoff, expected version, group JSON, lastAt, 'add'|'complete', id, meta JSON,
-// claimedUntil, then the seen members (`key\0inputId`) of the write's inputs, in order, from ARGV[11].
+// claimedUntil, initial version (a new group's, drawn in TypeScript: Lua's math.random is seeded the
+// same on every script run), then the seen members (`key\0inputId`) of the write's inputs, in order,
+// from ARGV[12].
 // Returns 'conflict', 'added' or 'completed', or { 'duplicate', <1-based positions of the seen inputs>… }.
 const ADD = `${LIBRARY}
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[3])
 local duplicates = { 'duplicate' }
-for i = 11, #ARGV do
-  if redis.call('ZSCORE', KEYS[5], ARGV[i]) then duplicates[#duplicates + 1] = i - 10 end
+for i = 12, #ARGV do
+  if redis.call('ZSCORE', KEYS[5], ARGV[i]) then duplicates[#duplicates + 1] = i - 11 end
 end
 if #duplicates > 1 then return duplicates end
 local version = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if version ~= tonumber(ARGV[4]) then return 'conflict' end
-for i = 11, #ARGV do redis.call('ZADD', KEYS[5], ARGV[2], ARGV[i]) end
+for i = 12, #ARGV do redis.call('ZADD', KEYS[5], ARGV[2], ARGV[i]) end
 if ARGV[7] == 'add' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
-  redis.call('HSET', KEYS[2], ARGV[1], version + 1)
+  redis.call('HSET', KEYS[2], ARGV[1], version == 0 and ARGV[11] or version + 1)
   redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
   if version == 0 then redis.call('HSET', KEYS[4], ARGV[1], redis.call('INCR', KEYS[10])) end
   return 'added'
@@ -215,8 +218,10 @@ interface CompletionMeta {
  * group's removal, a claim and its attempt count happen together, and two `claimUnconfirmed` callers
  * never get the same aggregate. Time comes from `now` (passed to the scripts, never Redis's clock), so
  * the seen-id memory is a sorted set by time pruned on each `add`, not key TTLs; an `add` checks and
- * records every input id of its batch in the same script. Values are stored as JSON and never
- * decoded inside Redis. Redis errors (connection lost…) reject the call unchanged.
+ * records every input id of its batch in the same script. A new group's version is drawn here
+ * (`randomInitialVersion`) and passed to the script, never by Lua's `math.random` (seeded the same on
+ * every run). Values are stored as JSON and never decoded inside Redis. Redis errors (connection
+ * lost…) reject the call unchanged.
  * The connection is the caller's: `close()` does not quit it.
  * @example new RedisAggregationRepository<Summary>(new Redis(process.env.REDIS_URL), { name: 'device-summaries' })
  */
@@ -255,7 +260,9 @@ export class RedisAggregationRepository<A> implements PersistentAggregationRepos
   async add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
     const { inputIds, completion } = write;
     const now = this.now();
-    const groupJson = JSON.stringify({ ...write.next, key: write.key, version: write.expectedVersion + 1 });
+    const initialVersion = randomInitialVersion();
+    const version = write.expectedVersion === 0 ? initialVersion : write.expectedVersion + 1;
+    const groupJson = JSON.stringify({ ...write.next, key: write.key, version });
     const meta = completion === undefined ? '' : JSON.stringify(metaOf(completion, now));
     const outcome = await scripts.add.run(this.redis, this.keys, [
       write.key,
@@ -268,6 +275,7 @@ export class RedisAggregationRepository<A> implements PersistentAggregationRepos
       completion?.id ?? '',
       meta,
       score(now + (completion?.leaseMs ?? 0)),
+      initialVersion,
       ...inputIds.map((inputId) => `${write.key}\0${inputId}`),
     ]);
     if (Array.isArray(outcome) && outcome[0] === 'duplicate') {

@@ -23,6 +23,8 @@
  * postgres`), `RedisAggregationRepository` (`interchange-eip/adapters/redis`). All pass the same suite.
  */
 
+import { randomInt } from 'node:crypto';
+
 /** An open group as stored. */
 export interface StoredGroup<A> {
   readonly key: string;
@@ -35,7 +37,12 @@ export interface StoredGroup<A> {
   readonly firstAt: number;
   /** When the last input was folded in (epoch ms): inactivity timeouts count from here. */
   readonly lastAt: number;
-  /** Optimistic-concurrency version: 1 after the first input, +1 on every write. */
+  /**
+   * Optimistic-concurrency version: +1 on every write; a new group starts at a random version in
+   * [1, 2^30] (`randomInitialVersion`), so versions never repeat across a key's successive groups —
+   * else a writer holding a stale view of a completed group (version v) would match the key's next
+   * group at the same v and overwrite it (the ABA problem).
+   */
   readonly version: number;
 }
 
@@ -76,7 +83,7 @@ export interface GroupWrite<A> {
   readonly inputIds: readonly string[];
   /** The version this write was computed from: the group's `version`, or 0 when there was no group. */
   readonly expectedVersion: number;
-  /** The group after folding the input in (its `version` is ignored: the store sets expectedVersion + 1). */
+  /** The group after folding the inputs in (its `version` is the store's: expectedVersion + 1, or `randomInitialVersion()` for a new group). */
   readonly next: Omit<StoredGroup<A>, 'version'>;
   /** When given, the group completes with this input: it is removed and its aggregate stored as completed. */
   readonly completion?: Completion;
@@ -127,6 +134,11 @@ export interface PersistentAggregationRepository<A> {
   counts(): Promise<{ readonly open: number; readonly completed: number }>;
   /** Releases the store's connections, if it owns them. Idempotent. */
   close?(): Promise<void>;
+}
+
+/** The version of a new group: random in [1, 2^30], so a key's successive groups never share a version (see `StoredGroup.version`). */
+export function randomInitialVersion(): number {
+  return randomInt(1, 2 ** 30 + 1);
 }
 
 /** Whether a repository is a `PersistentAggregationRepository` (async, versioned) rather than the in-process one. */
@@ -180,7 +192,7 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
     const current = this.groups.get(write.key);
     if ((current?.version ?? 0) !== write.expectedVersion) return Promise.resolve({ kind: 'conflict' });
     for (const inputId of write.inputIds) this.seen.set(seenKey(inputId), now);
-    const group: StoredGroup<A> = { ...copied(write.next), key: write.key, version: write.expectedVersion + 1 };
+    const group: StoredGroup<A> = { ...copied(write.next), key: write.key, version: write.expectedVersion === 0 ? randomInitialVersion() : write.expectedVersion + 1 };
     if (write.completion === undefined) {
       this.groups.set(write.key, group);
       return Promise.resolve({ kind: 'added', group });

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/index.ts';
+import { ADD_FUNCTION_ARGUMENTS } from '../../adapters/postgres/aggregation-add-function.ts';
 import {
+  aggregationMigrationStatements,
   aggregationTables,
   DatabaseError,
   openDatabase,
@@ -147,8 +149,9 @@ describe('PostgresAggregationRepository', () => {
     it('the same first input folded twice at once: the second waits for the first, then conflicts (and is a duplicate on retry)', async () => {
       const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'race-fold', schema });
       expect(await racing('race-fold', first('k', 'i1', false))).toEqual({ first: 'added', second: { kind: 'conflict' } });
-      expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
-      expect(await repository.add({ ...first('k', 'i1', false), expectedVersion: 1 })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
+      const stored = await repository.get('k');
+      expect(stored).toMatchObject({ inputIds: ['i1'] });
+      expect(await repository.add({ ...first('k', 'i1', false), expectedVersion: stored?.version ?? 0 })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
     });
 
     it('a first batch completing its group while an overlapping first batch waits: the second names the overlap alone and writes nothing', async () => {
@@ -174,9 +177,57 @@ describe('PostgresAggregationRepository', () => {
       await expect(repository.add(first('k', 'i1', false))).rejects.toThrow(DatabaseError);
       const upgraded = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade', schema });
       expect((await server.query(`SELECT to_regprocedure($1) IS NOT NULL AS kept`, [oneInput])).rows).toEqual([{ kept: true }]);
-      expect((await upgraded.add(first('k', 'i1', false))).kind).toBe('added');
+      const added = await upgraded.add(first('k', 'i1', false));
+      expect(added.kind).toBe('added');
       expect((await repository.add(first('k', 'i2', true))).kind).toBe('conflict');
-      expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: 1 });
+      expect(await repository.get('k')).toMatchObject({ inputIds: ['i1'], version: added.kind === 'added' ? added.group.version : -1 });
+    });
+
+    it('an add function of the first batch shape (no version returned) is replaced at open; until then add fails with DatabaseError', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade-version', schema });
+      const signature = `${repository.tables.add}(${ADD_FUNCTION_ARGUMENTS})`;
+      const result = async (): Promise<unknown> =>
+        (await server.query<{ result: string }>(`SELECT pg_get_function_arguments(to_regprocedure($1)) AS result`, [signature])).rows[0]?.result;
+      // a stand-in for the batch function as an installation of before made it: OUT (outcome, seen_ids)
+      await server.query(`DROP FUNCTION ${signature}`);
+      await server.query(
+        `CREATE FUNCTION ${repository.tables.add}(p_name text, p_key text, p_write_ids text[], p_expected integer, p_value json, p_input_ids json,
+           p_correlation_id text, p_first_at bigint, p_last_at bigint, p_now bigint, p_seen_cutoff bigint, p_completion_id text, p_completed_by text,
+           p_claimed_until bigint, OUT outcome text, OUT seen_ids text[]) LANGUAGE sql AS $$ SELECT 'added', NULL::text[] $$`,
+      );
+      await expect(repository.add(first('k', 'i1', false))).rejects.toThrow(DatabaseError);
+      expect(await repository.counts()).toEqual({ open: 0, completed: 0 });
+      const upgraded = await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade-version', schema });
+      expect(await result()).toMatch(/OUT outcome text, OUT seen_ids text\[\], OUT version integer$/);
+      const added = await upgraded.add(first('k', 'i1', false));
+      if (added.kind !== 'added') throw new Error(`expected added, got ${added.kind}`);
+      expect(await repository.get('k')).toEqual(added.group);
+      const next = await repository.add({ ...batch('k', ['i1', 'i2'], added.group.version), inputIds: ['i2'] });
+      expect(next).toMatchObject({ kind: 'added', group: { version: added.group.version + 1 } });
+      // current: opening again (and the migration statements run again) leaves the function as it is
+      const oid = async (): Promise<unknown> => (await server.query<{ oid: number }>(`SELECT to_regprocedure($1)::oid AS oid`, [signature])).rows[0]?.oid;
+      const before = await oid();
+      await PostgresAggregationRepository.open<Probe>(server, { name: 'upgrade-version', schema });
+      await server.transaction(async (tx) => {
+        for (const statement of aggregationMigrationStatements(schema)) await tx.query(statement);
+      });
+      expect(await oid()).toBe(before);
+    });
+
+    it('a new group starts at a random version (not 1), and every later write is +1', async () => {
+      const repository = await PostgresAggregationRepository.open<Probe>(server, { name: 'random-start', schema });
+      const starts = new Set<number>();
+      for (let round = 0; round < 8; round++) {
+        const created = await repository.add(batch(`k${round}`, [`a${round}`], 0));
+        if (created.kind !== 'added') throw new Error(`expected added, got ${created.kind}`);
+        const start = created.group.version;
+        expect(Number.isInteger(start) && start >= 1 && start <= 2 ** 30).toBe(true);
+        starts.add(start);
+        expect(await repository.get(`k${round}`)).toMatchObject({ version: start });
+        expect(await repository.add(batch(`k${round}`, [`b${round}`], start))).toMatchObject({ kind: 'added', group: { version: start + 1 } });
+        expect(await repository.get(`k${round}`)).toMatchObject({ version: start + 1 });
+      }
+      expect(starts.size).toBeGreaterThan(1); // 8 draws in 2^30: equal only by a (negligible) chance
     });
   });
 
@@ -245,14 +296,15 @@ async function batchWithOneSeen(db: Database, schema: string): Promise<void> {
   const name = 'batch-seen';
   const repository = await PostgresAggregationRepository.open<Probe>(db, { name, schema });
   expect((await repository.add(batch('k', ['a', 'b'], 0))).kind).toBe('added');
-  const before = await db.query(`SELECT value::text, input_ids::text, version FROM ${repository.tables.groups} WHERE name = $1 AND key = 'k'`, [name]);
-  expect(await repository.add(batch('k', ['c', 'b', 'd'], 1, true))).toEqual({ kind: 'duplicate', inputIds: ['b'] });
-  expect(await repository.add(batch('k', ['c', 'd', 'a'], 1))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
+  const before = await db.query<{ version: number }>(`SELECT value::text, input_ids::text, version FROM ${repository.tables.groups} WHERE name = $1 AND key = 'k'`, [name]);
+  const version = before.rows[0]?.version ?? 0;
+  expect(await repository.add(batch('k', ['c', 'b', 'd'], version, true))).toEqual({ kind: 'duplicate', inputIds: ['b'] });
+  expect(await repository.add(batch('k', ['c', 'd', 'a'], version))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
   expect(await repository.add(batch('other', ['x', 'b'], 0))).toMatchObject({ kind: 'added' }); // seen ids are per key
   expect((await db.query(`SELECT value::text, input_ids::text, version FROM ${repository.tables.groups} WHERE name = $1 AND key = 'k'`, [name])).rows).toEqual(before.rows);
   expect(await repository.counts()).toEqual({ open: 2, completed: 0 });
   expect(await seenIds(db, schema, name)).toEqual(['a', 'b', 'b', 'x']);
-  // without the seen one, the rest folds in (a version 2) and is remembered
-  expect(await repository.add(batch('k', ['c', 'd'], 1))).toMatchObject({ kind: 'added', group: { version: 2 } });
+  // without the seen one, the rest folds in (the next version) and is remembered
+  expect(await repository.add(batch('k', ['c', 'd'], version))).toMatchObject({ kind: 'added', group: { version: version + 1 } });
   expect(await seenIds(db, schema, name)).toEqual(['a', 'b', 'b', 'c', 'd', 'x']);
 }

@@ -4,12 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionsError } from '../../src/core/index.ts';
 import {
   InMemoryPersistentAggregationRepository,
+  type AddOutcome,
+  type CompletedAggregate,
+  type Completion,
   type GroupWrite,
   type PersistentAggregationRepository,
   type StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
 import { RedisAggregationRepository } from '../../adapters/redis/index.ts';
-import { describeAggregationRepository, type Probe } from '../support/aggregation-repository-suite.ts';
+import { describeAggregationRepository, expectInitialVersion, versionOf, type Probe } from '../support/aggregation-repository-suite.ts';
 
 // The Redis aggregation repository against the real Redis (127.0.0.1:6379): fails when Redis is down.
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -67,6 +70,63 @@ function write(key: string, ids: string | readonly string[], expectedVersion: nu
   return { key, inputIds, expectedVersion, next: { key, value: [expectedVersion], inputIds, correlationId: key, firstAt: at, lastAt: at }, ...extra };
 }
 
+/**
+ * A repository seen with relative versions: a group's first version reads 1 and counts up from there,
+ * whatever version the store drew for it (new groups start at random), so two stores' answers compare
+ * equal. Versions written are translated back to the store's: 0 stays 0, n is the current group's nth.
+ */
+class RelativeVersions<A> implements PersistentAggregationRepository<A> {
+  /** The store's version of each key's current group's first write (every group is created through here). */
+  private readonly bases = new Map<string, number>();
+
+  constructor(private readonly inner: PersistentAggregationRepository<A>) {}
+
+  async get(key: string): Promise<StoredGroup<A> | undefined> {
+    const group = await this.inner.get(key);
+    return group === undefined ? undefined : this.relative(group);
+  }
+
+  async add(write: GroupWrite<A>): Promise<AddOutcome<A>> {
+    const outcome = await this.inner.add({ ...write, expectedVersion: this.actual(write.key, write.expectedVersion) });
+    if (outcome.kind !== 'added') return outcome;
+    if (write.expectedVersion === 0) this.bases.set(write.key, outcome.group.version);
+    return { kind: 'added', group: this.relative(outcome.group) };
+  }
+
+  complete(key: string, expectedVersion: number, completion: Completion): Promise<CompletedAggregate<A> | undefined> {
+    return this.inner.complete(key, this.actual(key, expectedVersion), completion);
+  }
+
+  confirm(id: string): Promise<void> {
+    return this.inner.confirm(id);
+  }
+
+  release(id: string): Promise<void> {
+    return this.inner.release(id);
+  }
+
+  async expired(before: number, limit: number): Promise<StoredGroup<A>[]> {
+    return (await this.inner.expired(before, limit)).map((group) => this.relative(group));
+  }
+
+  claimUnconfirmed(leaseMs: number, limit: number): Promise<CompletedAggregate<A>[]> {
+    return this.inner.claimUnconfirmed(leaseMs, limit);
+  }
+
+  counts(): Promise<{ readonly open: number; readonly completed: number }> {
+    return this.inner.counts();
+  }
+
+  private relative(group: StoredGroup<A>): StoredGroup<A> {
+    return { ...group, version: group.version - (this.bases.get(group.key) ?? group.version) + 1 };
+  }
+
+  private actual(key: string, version: number): number {
+    const base = this.bases.get(key);
+    return version === 0 || base === undefined ? version : base + version - 1;
+  }
+}
+
 describe('RedisAggregationRepository', () => {
   it('keeps its keys under one hash tag and rejects bad options with InvalidOptionsError', () => {
     const repo = repository('orders');
@@ -78,15 +138,17 @@ describe('RedisAggregationRepository', () => {
   it('checks duplicates before versions, folds, completes, claims, releases and confirms', async () => {
     let now = 1_000;
     const repo = repository<number[]>(uniqueName(), { now: () => now });
-    expect(await repo.add(write('k', 'a', 0, now))).toEqual({ kind: 'added', group: { ...write('k', 'a', 0, now).next, version: 1 } });
+    const added = await repo.add(write('k', 'a', 0, now));
+    const version = versionOf(added);
+    expect(added).toEqual({ kind: 'added', group: { ...write('k', 'a', 0, now).next, version } });
     expect(await repo.add(write('k', 'a', 5, now))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
     expect(await repo.add(write('k', ['b', 'a'], 5, now))).toEqual({ kind: 'duplicate', inputIds: ['a'] });
     expect(await repo.add(write('k', 'b', 0, now))).toEqual({ kind: 'conflict' });
     now = 2_000;
-    const completing = await repo.add(write('k', 'b', 1, now, { completion: { id: 'agg-1', completedBy: 'size', leaseMs: 500 } }));
+    const completing = await repo.add(write('k', 'b', version, now, { completion: { id: 'agg-1', completedBy: 'size', leaseMs: 500 } }));
     expect(completing).toEqual({
       kind: 'completed',
-      aggregate: { id: 'agg-1', key: 'k', value: [1], inputIds: ['b'], correlationId: 'k', firstAt: 2_000, lastAt: 2_000, completedBy: 'size', completedAt: 2_000, attempts: 1 },
+      aggregate: { id: 'agg-1', key: 'k', value: [version], inputIds: ['b'], correlationId: 'k', firstAt: 2_000, lastAt: 2_000, completedBy: 'size', completedAt: 2_000, attempts: 1 },
     });
     expect(await repo.get('k')).toBeUndefined();
     expect(await repo.counts()).toEqual({ open: 0, completed: 1 });
@@ -109,9 +171,9 @@ describe('RedisAggregationRepository', () => {
     const repo = repository<unknown>(uniqueName());
     const value = { empty: [], object: {}, nested: [[], [{}]], text: 'ünïcødé \u0000 "quoted"', big: 2 ** 53 - 1, float: 0.1 };
     const next = { key: 'v', value, inputIds: ['i'], correlationId: 'c', firstAt: 1, lastAt: 1 };
-    await repo.add({ key: 'v', inputIds: ['i'], expectedVersion: 0, next });
+    const version = versionOf(await repo.add({ key: 'v', inputIds: ['i'], expectedVersion: 0, next }));
     expect((await repo.get('v'))?.value).toEqual(value);
-    const aggregate = await repo.complete('v', 1, { id: 'v-agg', completedBy: 'stop', leaseMs: 0 });
+    const aggregate = await repo.complete('v', version, { id: 'v-agg', completedBy: 'stop', leaseMs: 0 });
     expect(aggregate?.value).toEqual(value);
     const [again] = await repo.claimUnconfirmed(0, 1);
     expect(again?.value).toEqual(value);
@@ -122,13 +184,13 @@ describe('RedisAggregationRepository', () => {
     const repo = repository<number[]>(uniqueName(), { now: () => now, seenRetentionMs: 60_000 });
     await repo.add(write('k', 'a', 0, now, { completion: { id: 'first', completedBy: 'size', leaseMs: 0 } }));
     now = 30_000;
-    await repo.add(write('k', ['b', 'c'], 0, now));
+    const version = versionOf(await repo.add(write('k', ['b', 'c'], 0, now)));
     now = 59_999;
-    expect(await repo.add(write('k', ['c', 'a', 'x'], 1, now))).toEqual({ kind: 'duplicate', inputIds: ['c', 'a'] });
+    expect(await repo.add(write('k', ['c', 'a', 'x'], version, now))).toEqual({ kind: 'duplicate', inputIds: ['c', 'a'] });
     now = 60_000; // remembered while seenAt > now - retention, as in memory
-    expect(await repo.add(write('k', ['c', 'a', 'x'], 1, now))).toEqual({ kind: 'duplicate', inputIds: ['c'] });
+    expect(await repo.add(write('k', ['c', 'a', 'x'], version, now))).toEqual({ kind: 'duplicate', inputIds: ['c'] });
     now = 90_000; // the whole batch is forgotten at once
-    expect((await repo.add(write('k', ['c', 'a', 'b'], 1, now))).kind).toBe('added');
+    expect((await repo.add(write('k', ['c', 'a', 'b'], version, now))).kind).toBe('added');
   });
 
   it('folds a large batch in one script call and names its seen ids by position, awkward ids included', async () => {
@@ -136,20 +198,22 @@ describe('RedisAggregationRepository', () => {
     const batch = Array.from({ length: 500 }, (_, n) => `id ${n} "✓" \\ \u0000 ,`);
     const added = await repo.add(write('big', batch, 0, 0));
     expect(added.kind === 'added' && added.group.inputIds).toEqual(batch);
+    const version = versionOf(added);
     const picked = [batch[499], batch[0], batch[250]] as string[];
-    expect(await repo.add(write('big', ['new 1', ...picked, 'new 2'], 1, 0))).toEqual({ kind: 'duplicate', inputIds: picked });
-    expect((await repo.add(write('big', ['new 1', 'new 2'], 1, 0, { completion: { id: 'agg-big', completedBy: 'size', leaseMs: 0 } }))).kind).toBe('completed');
+    expect(await repo.add(write('big', ['new 1', ...picked, 'new 2'], version, 0))).toEqual({ kind: 'duplicate', inputIds: picked });
+    expect((await repo.add(write('big', ['new 1', 'new 2'], version, 0, { completion: { id: 'agg-big', completedBy: 'size', leaseMs: 0 } }))).kind).toBe('completed');
     expect(await repo.counts()).toEqual({ open: 0, completed: 1 });
   });
 
   it('lists expired groups and claims aggregates oldest first, ties in creation order', async () => {
     const repo = repository<number[]>(uniqueName(), { now: () => 0 });
-    for (const key of ['c', 'a', 'd', 'b']) await repo.add(write(key, `${key}1`, 0, key === 'd' ? -5 : 0));
+    const versions = new Map<string, number>();
+    for (const key of ['c', 'a', 'd', 'b']) versions.set(key, versionOf(await repo.add(write(key, `${key}1`, 0, key === 'd' ? -5 : 0))));
     expect((await repo.expired(0, 3)).map((group) => group.key)).toEqual(['d', 'c', 'a']);
     expect((await repo.expired(0, 10)).map((group) => group.key)).toEqual(['d', 'c', 'a', 'b']);
     expect((await repo.expired(-1, 10)).map((group) => group.key)).toEqual(['d']);
     expect(await repo.expired(0, 0)).toEqual([]);
-    for (const key of ['b', 'd', 'a', 'c']) await repo.complete(key, 1, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 0 });
+    for (const key of ['b', 'd', 'a', 'c']) await repo.complete(key, versions.get(key) ?? 0, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 0 });
     expect((await repo.claimUnconfirmed(10, 3)).map((aggregate) => aggregate.id)).toEqual(['agg-b', 'agg-d', 'agg-a']);
     expect((await repo.claimUnconfirmed(10, Number.POSITIVE_INFINITY)).map((aggregate) => aggregate.id)).toEqual(['agg-c']);
   });
@@ -159,10 +223,10 @@ describe('RedisAggregationRepository', () => {
     const [one, two] = [repository<number[]>(name, { connection: await connect() }), repository<number[]>(name, { connection: await connect() })];
     for (let round = 0; round < 60; round += 1) {
       const key = `g${round}`;
-      await one.add(write(key, `${key}-in`, 0, round));
+      const version = versionOf(await one.add(write(key, `${key}-in`, 0, round)));
       const results = await Promise.all([
-        one.complete(key, 1, { id: `${key}-one`, completedBy: 'timeout', leaseMs: 60_000 }),
-        two.complete(key, 1, { id: `${key}-two`, completedBy: 'timeout', leaseMs: 60_000 }),
+        one.complete(key, version, { id: `${key}-one`, completedBy: 'timeout', leaseMs: 60_000 }),
+        two.complete(key, version, { id: `${key}-two`, completedBy: 'timeout', leaseMs: 60_000 }),
       ]);
       expect(results.filter((result) => result !== undefined)).toHaveLength(1);
     }
@@ -216,6 +280,24 @@ describe('RedisAggregationRepository', () => {
     expect(forgotten).toBe(2);
   });
 
+  it('starts every new group at a random version drawn in TypeScript (Lua\'s math.random would repeat), the script\'s version, counting up from it', async () => {
+    const repo = repository<number[]>(uniqueName());
+    const versions = new Set<number>();
+    for (let n = 0; n < 20; n += 1) {
+      const key = n < 10 ? `r${n}` : 'again'; // ten keys, then ten successive groups of one key
+      const version = versionOf(await repo.add(write(key, `${key}-${n}-1`, 0, 0)));
+      expectInitialVersion(version);
+      versions.add(version);
+      expect((await repo.get(key))?.version).toBe(version);
+      // the script checks the same version the group's JSON holds: a write at it passes, +1
+      expect(await repo.add(write(key, `${key}-${n}-2`, version + 1, 0))).toEqual({ kind: 'conflict' });
+      expect(versionOf(await repo.add(write(key, `${key}-${n}-2`, version, 0)))).toBe(version + 1);
+      expect(await repo.complete(key, version, { id: `stale-${n}`, completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect((await repo.complete(key, version + 1, { id: `agg-${n}`, completedBy: 'timeout', leaseMs: 0 }))?.inputIds).toEqual([`${key}-${n}-2`]);
+    }
+    expect(versions.size).toBe(20); // 20 draws in [1, 2^30]: a repeat has a chance of ~2e-7
+  });
+
   it('does not quit the caller’s connection on close()', async () => {
     const connection = await connect();
     const repo = repository(uniqueName(), { connection });
@@ -229,7 +311,8 @@ describe('RedisAggregationRepository', () => {
     const clock = { now: () => now, seenRetentionMs: 500 };
     const reference = new InMemoryPersistentAggregationRepository<number[]>(clock);
     const redisRepo = repository<number[]>(uniqueName(), clock);
-    const both: PersistentAggregationRepository<number[]>[] = [reference, redisRepo];
+    // new groups start at random versions: both are compared (and written) with versions relative to their group's first
+    const both: PersistentAggregationRepository<number[]>[] = [new RelativeVersions(reference), new RelativeVersions(redisRepo)];
     let state = 42;
     const random = (n: number): number => {
       // mulberry32: a seeded, reproducible sequence

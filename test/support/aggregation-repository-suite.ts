@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CompletedAggregate, PersistentAggregationRepository, StoredGroup } from '../../src/stores/persistent-aggregation-repository.ts';
+import type { AddOutcome, CompletedAggregate, PersistentAggregationRepository, StoredGroup } from '../../src/stores/persistent-aggregation-repository.ts';
 import { foldInput, foldInputs, type Probe } from './aggregation-repository-child.ts';
 import { ChildScript } from './child-script.ts';
 import { until } from './wait.ts';
@@ -87,6 +87,19 @@ function group(key: string, inputIds: readonly string[], at: number, extra?: unk
   return { key, value: extra === undefined ? { inputs: inputIds } : { inputs: inputIds, extra }, inputIds, correlationId: inputIds[0] ?? key, firstAt: at, lastAt: at };
 }
 
+/** The version of an `added` outcome's group; throws on any other outcome (the case expected an add). */
+export function versionOf<A>(outcome: AddOutcome<A>): number {
+  if (outcome.kind !== 'added') throw new Error(`expected an added outcome, got ${JSON.stringify(outcome)}`);
+  return outcome.group.version;
+}
+
+/** A new group's version: random in [1, 2^30] (versions never repeat across a key's groups), so cases compare versions relatively. */
+export function expectInitialVersion(version: number): void {
+  expect(Number.isSafeInteger(version), `version ${version}`).toBe(true);
+  expect(version).toBeGreaterThanOrEqual(1);
+  expect(version).toBeLessThanOrEqual(2 ** 30);
+}
+
 /** The shared suite; see `RepositoryFixture` for how to call it. */
 export function describeAggregationRepository(label: string, setup: () => Promise<RepositoryFixture>, features: SuiteFeatures = {}): void {
   describe(`PersistentAggregationRepository contract: ${label}`, { timeout: 60_000 }, () => {
@@ -102,17 +115,20 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       await fixture?.cleanup();
     }, 60_000);
 
-    it('folds inputs into a group: added, the version counts writes, get returns the group as stored', async () => {
+    it('folds inputs into a group: added, a new group at a random version that counts writes from there, get returns the group as stored', async () => {
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
       expect(await repository.get('k')).toBeUndefined();
       const first = await repository.add({ key: 'k', inputIds: ['i1'], expectedVersion: 0, next: { ...group('k', ['i1'], 100), correlationId: 'corr-1' } });
-      expect(first).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1'] }, inputIds: ['i1'], correlationId: 'corr-1', firstAt: 100, lastAt: 100, version: 1 } });
-      const second = await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: 1, next: { ...group('k', ['i1', 'i2'], 100), correlationId: 'corr-1', lastAt: 250 } });
-      expect(second).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 } });
-      expect(await repository.get('k')).toEqual({ key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: 2 });
+      const v1 = versionOf(first);
+      expectInitialVersion(v1);
+      expect(first).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1'] }, inputIds: ['i1'], correlationId: 'corr-1', firstAt: 100, lastAt: 100, version: v1 } });
+      expect(await repository.get('k')).toEqual({ key: 'k', value: { inputs: ['i1'] }, inputIds: ['i1'], correlationId: 'corr-1', firstAt: 100, lastAt: 100, version: v1 });
+      const second = await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: v1, next: { ...group('k', ['i1', 'i2'], 100), correlationId: 'corr-1', lastAt: 250 } });
+      expect(second).toEqual({ kind: 'added', group: { key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: v1 + 1 } });
+      expect(await repository.get('k')).toEqual({ key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'corr-1', firstAt: 100, lastAt: 250, version: v1 + 1 });
       const third = await foldInput(repository, 'k', 'i3', { at: 300 });
-      expect(third.kind === 'added' && third.group.version).toBe(3);
+      expect(third.kind === 'added' && third.group.version).toBe(v1 + 2);
       expect(await repository.get('other')).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
     });
@@ -122,9 +138,10 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       await foldInput(repository, 'k', 'i1');
       await foldInput(repository, 'k', 'i2');
       const before = await repository.get('k');
-      expect(await repository.add({ key: 'k', inputIds: ['i1'], expectedVersion: 2, next: group('k', ['i1', 'i2', 'i1'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
+      const current = before?.version ?? 0;
+      expect(await repository.add({ key: 'k', inputIds: ['i1'], expectedVersion: current, next: group('k', ['i1', 'i2', 'i1'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i1'] });
       // duplicate is checked before the version: a stale version still says duplicate
-      expect(await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: 7, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i2'] });
+      expect(await repository.add({ key: 'k', inputIds: ['i2'], expectedVersion: current - 1, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['i2'] });
       expect(await repository.get('k')).toEqual(before);
 
       const completed = await foldInput(repository, 'k', 'i3', { completeAt: 3 });
@@ -142,31 +159,32 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       await foldInput(repository, 'k', 'i1');
       await foldInput(repository, 'k', 'i2');
       const before = await repository.get('k');
-      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 1, next: group('k', ['i1', 'i3'], 1) })).toEqual({ kind: 'conflict' });
+      const current = before?.version ?? 0;
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: current - 1, next: group('k', ['i1', 'i3'], 1) })).toEqual({ kind: 'conflict' });
       expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 0, next: group('k', ['i3'], 1) })).toEqual({ kind: 'conflict' });
-      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 3, next: group('k', ['i3'], 1), completion: { id: 'c', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'conflict' });
+      expect(await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: current + 1, next: group('k', ['i3'], 1), completion: { id: 'c', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'conflict' });
       expect(await repository.add({ key: 'none', inputIds: ['i4'], expectedVersion: 1, next: group('none', ['i4'], 1) })).toEqual({ kind: 'conflict' });
       expect(await repository.get('k')).toEqual(before);
       expect(await repository.get('none')).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
       // i3 was not remembered by the failed writes: at the right version it folds in
-      const added = await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: 2, next: group('k', ['i1', 'i2', 'i3'], 1) });
-      expect(added.kind === 'added' && added.group.version).toBe(3);
+      const added = await repository.add({ key: 'k', inputIds: ['i3'], expectedVersion: current, next: group('k', ['i1', 'i2', 'i3'], 1) });
+      expect(added.kind === 'added' && added.group.version).toBe(current + 1);
       expect((await repository.add({ key: 'none', inputIds: ['i4'], expectedVersion: 0, next: group('none', ['i4'], 1) })).kind).toBe('added');
     });
 
     it('a batch of inputs folds in one write (one version), and every id of it is remembered', async () => {
       const repository = await fixture.open({ namespace: namespace() });
-      await foldInput(repository, 'k', 'i0');
+      const v1 = versionOf(await foldInput(repository, 'k', 'i0'));
       const batch = ['b1', 'b2', 'b3', 'b4', 'b5'];
-      const added = await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['i0', ...batch], 1) });
-      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['i0', ...batch], 1), version: 2 } });
+      const added = await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1, next: group('k', ['i0', ...batch], 1) });
+      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['i0', ...batch], 1), version: v1 + 1 } });
       const before = await repository.get('k');
-      expect(before?.version).toBe(2);
+      expect(before?.version).toBe(v1 + 1);
       for (const inputId of batch) {
-        expect(await repository.add({ key: 'k', inputIds: [inputId], expectedVersion: 2, next: group('k', ['i0', ...batch, inputId], 1) }), inputId).toEqual({ kind: 'duplicate', inputIds: [inputId] });
+        expect(await repository.add({ key: 'k', inputIds: [inputId], expectedVersion: v1 + 1, next: group('k', ['i0', ...batch, inputId], 1) }), inputId).toEqual({ kind: 'duplicate', inputIds: [inputId] });
       }
-      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 2, next: group('k', [...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: batch });
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1 + 1, next: group('k', [...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: batch });
       expect(await repository.get('k')).toEqual(before);
       // remembered per key: another key folds the same batch
       expect((await repository.add({ key: 'other', inputIds: batch, expectedVersion: 0, next: group('other', batch, 1) })).kind).toBe('added');
@@ -174,30 +192,30 @@ export function describeAggregationRepository(label: string, setup: () => Promis
 
     it('a batch with ids seen before is a duplicate naming exactly those, in the write\'s order, and writes nothing; without them it folds', async () => {
       const repository = await fixture.open({ namespace: namespace() });
-      await foldInputs(repository, 'k', ['a', 'b', 'c']);
+      const v1 = versionOf(await foldInputs(repository, 'k', ['a', 'b', 'c']));
       const before = await repository.get('k');
-      expect(before?.version).toBe(1);
+      expect(before?.version).toBe(v1);
       const batch = ['x1', 'b', 'x2', 'a', 'x3'];
-      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1, next: group('k', ['a', 'b', 'c', ...batch], 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
       // checked before the version, and before a completion: nothing completes
-      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 9, next: group('k', batch, 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
-      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...batch], 1), completion: { id: 'no', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1 + 9, next: group('k', batch, 1) })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
+      expect(await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1, next: group('k', ['a', 'b', 'c', ...batch], 1), completion: { id: 'no', completedBy: 'size', leaseMs: 0 } })).toEqual({ kind: 'duplicate', inputIds: ['b', 'a'] });
       expect(await repository.get('k')).toEqual(before);
       expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
       // the others were not remembered: the write of the three others succeeds, at the version it read
       const rest = ['x1', 'x2', 'x3'];
-      const added = await repository.add({ key: 'k', inputIds: rest, expectedVersion: 1, next: group('k', ['a', 'b', 'c', ...rest], 1) });
-      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['a', 'b', 'c', ...rest], 1), version: 2 } });
-      expect(await repository.add({ key: 'k', inputIds: ['x3', 'new', 'x1'], expectedVersion: 2, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['x3', 'x1'] });
+      const added = await repository.add({ key: 'k', inputIds: rest, expectedVersion: v1, next: group('k', ['a', 'b', 'c', ...rest], 1) });
+      expect(added).toEqual({ kind: 'added', group: { ...group('k', ['a', 'b', 'c', ...rest], 1), version: v1 + 1 } });
+      expect(await repository.add({ key: 'k', inputIds: ['x3', 'new', 'x1'], expectedVersion: v1 + 1, next: group('k', ['x'], 1) })).toEqual({ kind: 'duplicate', inputIds: ['x3', 'x1'] });
     });
 
     it('a batch completes its group: the aggregate holds every input id of the group, and the batch is remembered', async () => {
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
-      await foldInput(repository, 'k', 'i1', { at: 10 });
+      const v1 = versionOf(await foldInput(repository, 'k', 'i1', { at: 10 }));
       clock.t += 1;
       const batch = ['i2', 'i3', 'i4'];
-      const outcome = await repository.add({ key: 'k', inputIds: batch, expectedVersion: 1, next: { ...group('k', ['i1', ...batch], 10), lastAt: 20 }, completion: { id: 'agg-batch', completedBy: 'size', leaseMs: 1_000 } });
+      const outcome = await repository.add({ key: 'k', inputIds: batch, expectedVersion: v1, next: { ...group('k', ['i1', ...batch], 10), lastAt: 20 }, completion: { id: 'agg-batch', completedBy: 'size', leaseMs: 1_000 } });
       expect(outcome).toEqual({
         kind: 'completed',
         aggregate: { id: 'agg-batch', key: 'k', value: { inputs: ['i1', 'i2', 'i3', 'i4'] }, inputIds: ['i1', 'i2', 'i3', 'i4'], correlationId: 'i1', firstAt: 10, lastAt: 20, completedBy: 'size', completedAt: clock.t, attempts: 1 },
@@ -214,12 +232,12 @@ export function describeAggregationRepository(label: string, setup: () => Promis
     it('an input completes its group: the group is gone and the aggregate is stored, claimed by the caller (attempts 1)', async () => {
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
-      await foldInput(repository, 'k', 'i1', { at: 10, correlationId: 'corr' });
+      const v1 = versionOf(await foldInput(repository, 'k', 'i1', { at: 10, correlationId: 'corr' }));
       clock.t += 5;
       const outcome = await repository.add({
         key: 'k',
         inputIds: ['i2'],
-        expectedVersion: 1,
+        expectedVersion: v1,
         next: { ...group('k', ['i1', 'i2'], 10), correlationId: 'corr', lastAt: 20 },
         completion: { id: 'agg-1', completedBy: 'size', leaseMs: 1_000 },
       });
@@ -240,16 +258,17 @@ export function describeAggregationRepository(label: string, setup: () => Promis
     it('complete() completes an open group at its version only; a stale version or a missing group leaves everything as it was', async () => {
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
-      await foldInput(repository, 'k', 'i1', { at: 10 });
-      await foldInput(repository, 'k', 'i2', { at: 20 });
-      expect(await repository.complete('k', 1, { id: 'stale', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
-      expect(await repository.complete('missing', 1, { id: 'missing', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      const v1 = versionOf(await foldInput(repository, 'k', 'i1', { at: 10 }));
+      expect(versionOf(await foldInput(repository, 'k', 'i2', { at: 20 }))).toBe(v1 + 1);
+      expect(await repository.complete('k', v1, { id: 'stale', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.complete('k', v1 + 2, { id: 'ahead', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.complete('missing', v1, { id: 'missing', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 1, completed: 0 });
       clock.t += 1;
-      const aggregate = await repository.complete('k', 2, { id: 'agg-k', completedBy: 'timeout', leaseMs: 500 });
+      const aggregate = await repository.complete('k', v1 + 1, { id: 'agg-k', completedBy: 'timeout', leaseMs: 500 });
       expect(aggregate).toEqual({ id: 'agg-k', key: 'k', value: { inputs: ['i1', 'i2'] }, inputIds: ['i1', 'i2'], correlationId: 'i1', firstAt: 10, lastAt: 20, completedBy: 'timeout', completedAt: clock.t, attempts: 1 });
       expect(await repository.get('k')).toBeUndefined();
-      expect(await repository.complete('k', 2, { id: 'twice', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
+      expect(await repository.complete('k', v1 + 1, { id: 'twice', completedBy: 'timeout', leaseMs: 0 })).toBeUndefined();
       expect(await repository.counts()).toEqual({ open: 0, completed: 1 });
     });
 
@@ -259,18 +278,66 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       const rounds = 25;
       for (let round = 0; round < rounds; round += 1) {
         const key = `k${round}`;
-        await foldInput(a, key, `${key}-i1`);
+        const version = versionOf(await foldInput(a, key, `${key}-i1`));
         const viaAdd = round % 2 === 1; // odd rounds: a completes with a new input while b completes by timeout
         const [first, second] = await Promise.all([
           viaAdd
-            ? a.add({ key, inputIds: [`${key}-i2`], expectedVersion: 1, next: group(key, [`${key}-i1`, `${key}-i2`], 1), completion: { id: `${key}-a`, completedBy: 'size', leaseMs: 60_000 } }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined))
-            : a.complete(key, 1, { id: `${key}-a`, completedBy: 'timeout', leaseMs: 60_000 }),
-          b.complete(key, 1, { id: `${key}-b`, completedBy: 'timeout', leaseMs: 60_000 }),
+            ? a.add({ key, inputIds: [`${key}-i2`], expectedVersion: version, next: group(key, [`${key}-i1`, `${key}-i2`], 1), completion: { id: `${key}-a`, completedBy: 'size', leaseMs: 60_000 } }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined))
+            : a.complete(key, version, { id: `${key}-a`, completedBy: 'timeout', leaseMs: 60_000 }),
+          b.complete(key, version, { id: `${key}-b`, completedBy: 'timeout', leaseMs: 60_000 }),
         ]);
         expect([first, second].filter((aggregate) => aggregate !== undefined), `round ${round}`).toHaveLength(1);
         expect(await a.get(key)).toBeUndefined();
       }
       expect(await b.counts()).toEqual({ open: 0, completed: rounds });
+    });
+
+    it('ABA: a stale view of a key\'s completed group never matches the key\'s next group — the stale write is a conflict and the new group is unchanged, round after round', async () => {
+      // A reads group G1 of k; B completes G1 and opens G2 on k with as many writes as A saw. Were a new
+      // group to start at a fixed version, G2 would be at A's stale version and A's write would overwrite it.
+      const name = namespace();
+      const [a, b] = await Promise.all([fixture.open({ namespace: name }), fixture.open({ namespace: name })]);
+      const rounds = 50;
+      const initialVersions = new Set<number>();
+      for (let round = 0; round < rounds; round += 1) {
+        const writes = 1 + (round % 3);
+        const id = (who: string, n: number): string => `r${round}-${who}${n}`;
+        let stale: StoredGroup<Probe> | undefined;
+        for (let n = 0; n < writes; n += 1) {
+          const outcome = await foldInput(a, 'k', id('a', n));
+          stale = outcome.kind === 'added' ? outcome.group : undefined;
+        }
+        if (stale === undefined) throw new Error(`round ${round}: A's group was not added`);
+        expect(stale.inputIds, `round ${round}`).toHaveLength(writes);
+        // B completes G1: by timeout on even rounds, with an input on odd ones
+        const closed = round % 2 === 0
+          ? await b.complete('k', stale.version, { id: `${name}-${round}-g1`, completedBy: 'timeout', leaseMs: 0 })
+          : await foldInput(b, 'k', id('b-close', 0), { completeAt: writes + 1 }).then((outcome) => (outcome.kind === 'completed' ? outcome.aggregate : undefined));
+        expect(closed?.inputIds.slice(0, writes), `round ${round}: G1 completed by B`).toEqual(stale.inputIds);
+        // B opens G2 on the same key, written as many times as A's view of G1
+        const first = versionOf(await foldInput(b, 'k', id('b', 0)));
+        expectInitialVersion(first);
+        initialVersions.add(first);
+        for (let n = 1; n < writes; n += 1) expect(versionOf(await foldInput(b, 'k', id('b', n))), `round ${round}`).toBe(first + n);
+        const g2 = await b.get('k');
+        expect(g2?.inputIds, `round ${round}`).toEqual(Array.from({ length: writes }, (_, n) => id('b', n)));
+
+        // A writes on its stale view of G1: a conflict, whether it folds, completes, or completes without an input
+        const late = id('a-late', 0);
+        const inputs = [...stale.inputIds, late];
+        const staleWrite = { key: 'k', inputIds: [late], expectedVersion: stale.version, next: { ...stale, value: { inputs }, inputIds: inputs, lastAt: stale.lastAt + 1 } };
+        expect(await a.add(staleWrite), `round ${round}: stale add`).toEqual({ kind: 'conflict' });
+        expect(await a.add({ ...staleWrite, completion: { id: `${name}-${round}-stale`, completedBy: 'size', leaseMs: 0 } }), `round ${round}: stale completing add`).toEqual({ kind: 'conflict' });
+        expect(await a.complete('k', stale.version, { id: `${name}-${round}-stale-timeout`, completedBy: 'timeout', leaseMs: 0 }), `round ${round}: stale complete`).toBeUndefined();
+        expect(await a.get('k'), `round ${round}: G2 unchanged`).toEqual(g2);
+
+        // A reads again and folds its input into G2 (not remembered by the conflicts), completing it
+        const retried = await foldInput(a, 'k', late, { completeAt: writes + 1 });
+        expect(retried.kind === 'completed' && retried.aggregate.inputIds, `round ${round}`).toEqual([...(g2?.inputIds ?? []), late]);
+        expect(await a.get('k')).toBeUndefined();
+      }
+      expect(initialVersions.size, 'new groups all started at one version').toBeGreaterThan(1);
+      expect(await a.counts()).toEqual({ open: 0, completed: 2 * rounds });
     });
 
     it('two instances folding into the same keys at once, retrying on conflict: every input in exactly one group, no fold lost', async () => {
@@ -317,8 +384,8 @@ export function describeAggregationRepository(label: string, setup: () => Promis
     it('claimUnconfirmed: nothing before the lease expires, then claimed again with attempts counted; released at once; confirm forgets', async () => {
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
-      await foldInput(repository, 'k', 'i1', { at: clock.t });
-      const aggregate = await repository.complete('k', 1, { id: 'agg', completedBy: 'timeout', leaseMs: 1_000 });
+      const version = versionOf(await foldInput(repository, 'k', 'i1', { at: clock.t }));
+      const aggregate = await repository.complete('k', version, { id: 'agg', completedBy: 'timeout', leaseMs: 1_000 });
       expect(aggregate?.attempts).toBe(1);
       expect(await repository.claimUnconfirmed(500, 10)).toEqual([]);
       clock.t += 999;
@@ -345,9 +412,9 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       const clock = new Clock();
       const repository = await fixture.open({ namespace: namespace(), now: clock.now });
       for (const [n, key] of ['c', 'a', 'b'].entries()) {
-        await foldInput(repository, key, `${key}-1`, { at: clock.t });
+        const version = versionOf(await foldInput(repository, key, `${key}-1`, { at: clock.t }));
         clock.t += 10;
-        await repository.complete(key, 1, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 100 - n * 40 }); // leases end out of order
+        await repository.complete(key, version, { id: `agg-${key}`, completedBy: 'timeout', leaseMs: 100 - n * 40 }); // leases end out of order
       }
       clock.t += 1_000;
       expect((await repository.claimUnconfirmed(60_000, 2)).map((claimed) => claimed.id)).toEqual(['agg-c', 'agg-a']);
@@ -425,7 +492,7 @@ export function describeAggregationRepository(label: string, setup: () => Promis
       expect(added.kind === 'added' && added.group.value).toStrictEqual(expected);
       expect((await repository.get('json'))?.value).toStrictEqual(expected);
       expect((await repository.expired(FAR_FUTURE, 10))[0]?.value).toStrictEqual(expected);
-      const completed = await repository.complete('json', 1, { id: 'agg-json', completedBy: 'stop', leaseMs: 0 });
+      const completed = await repository.complete('json', versionOf(added), { id: 'agg-json', completedBy: 'stop', leaseMs: 0 });
       expect(completed?.value).toStrictEqual(expected);
       expect((await repository.claimUnconfirmed(0, 10))[0]?.value).toStrictEqual(expected);
       // an awkward key and input id survive too
