@@ -32,6 +32,9 @@ const consumers = Number(process.env.MQTT_CONSUMERS ?? '1');
 if (!Number.isInteger(consumers) || consumers < 1) throw new RangeError(`MQTT_CONSUMERS must be a whole number ≥ 1, got '${process.env.MQTT_CONSUMERS ?? ''}'`);
 /** `MQTT_SHARE_GROUP=bridge`: this process is one of several instances sharing the devices (`$share/bridge/…`; each with its own `MQTT_CLIENT_ID` and `BUFFER_DIR`, one `DATABASE_URL`). */
 const shareGroup = process.env.MQTT_SHARE_GROUP || undefined;
+/** `SUMMARY_IDLE_MS`: a device's open summary completes after this long without a reading (default 5,000). */
+const summaryIdleMs = Number(process.env.SUMMARY_IDLE_MS || '5000');
+if (!Number.isInteger(summaryIdleMs) || summaryIdleMs < 1) throw new RangeError(`SUMMARY_IDLE_MS must be a whole number of milliseconds ≥ 1, got '${process.env.SUMMARY_IDLE_MS ?? ''}'`);
 
 function onStart(integration: RunningIntegration): StopHook {
   const mqtt = integration.transport<MqttTransport>('mqtt');
@@ -61,4 +64,4 @@ async function onStopped(): Promise<void> {
   console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
 }
 
-export default defineIntegration({ routes: flowRoutes({ names, consumers, buffered: environment.bufferDir !== undefined, summaryRepository: summaryStore.repository, ...(shareGroup === undefined ? {} : { shareGroup }) }), modules: flow.modules, onStart, onStopped });
+export default defineIntegration({ routes: flowRoutes({ names, consumers, summaryIdleMs, buffered: environment.bufferDir !== undefined, summaryRepository: summaryStore.repository, ...(shareGroup === undefined ? {} : { shareGroup }) }), modules: flow.modules, onStart, onStopped });

@@ -36,14 +36,14 @@ it('SIGKILL with 5,000+ readings in the buffer and summaries open, restarted: 0 
   const state = stateDirectory('crash');
   const proxy = new LinkProxy();
   await proxy.start();
-  const env = { MQTT_URL: mqttUrl, AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, FLOW_PREFIX: prefix, MQTT_CLIENT_ID: `${prefix}bridge`.slice(0, 48), STATE_DIR: state };
+  const env = { MQTT_URL: mqttUrl, AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, FLOW_PREFIX: prefix, MQTT_CLIENT_ID: `${prefix}bridge`.slice(0, 48), STATE_DIR: state, SUMMARY_IDLE_MS: '20000' }; // groups stay open through the cut and the kill
   const buffer = `buffer:${names.exchange}`;
   try {
     const first = startBridge(env);
     await bridgeStarted(first);
     const sent = e2eMessages(names.telemetryTopic.split('/devices/')[0] as string, { devices: 50, perDevice: 200, invalid: 0 });
     const devices = publishAtFixedRate(mqttUrl, sent, 1_000);
-    await until(() => devices.published() >= 1_500, () => `published ${devices.published()}`, 30_000);
+    await until(() => devices.published() >= 1_750, () => `published ${devices.published()}`, 30_000);
     await proxy.cut(); // RabbitMQ unreachable for this bridge: readings pile up in its buffer
     await until(() => (depthsShown(first, buffer).at(-1) ?? 0) >= 5_000, () => `buffer depths: ${depthsShown(first, buffer).slice(-3).join(', ')}`, 60_000);
     const heldAtKill = depthsShown(first, buffer).at(-1) ?? 0;
