@@ -150,9 +150,9 @@ class DurableAggregator<I, A> {
         this.storeFailed(remaining, key, error);
         return [];
       }
-      const { write, folded, failed } = this.writeFor(key, current, remaining);
+      const { write, consumed, failed } = this.writeFor(key, current, remaining);
       remaining = remaining.filter((input) => !failed.includes(input));
-      if (write === undefined) return []; // every input failed in the user's functions (each failed on its own)
+      if (write === undefined) return []; // nothing new: every input failed on its own, or repeated one already folded (acked)
       let outcome: AddOutcome<A>;
       try {
         outcome = await repository.add(write);
@@ -178,15 +178,15 @@ class DurableAggregator<I, A> {
           continue;
         }
         case 'added':
-          for (const input of folded) input.delivery.ack();
+          for (const input of consumed) input.delivery.ack();
           this.touched.add(key);
           this.arm(key, this.config.timeoutMs ?? 0);
-          return remaining.slice(folded.length);
+          return remaining.slice(consumed.length);
         case 'completed':
-          for (const input of folded) input.delivery.ack();
+          for (const input of consumed) input.delivery.ack();
           this.forget(key);
           this.publish(outcome.aggregate);
-          return remaining.slice(folded.length);
+          return remaining.slice(consumed.length);
       }
     }
     const error = new InterchangeError('AGGREGATE_CONFLICT', `aggregate: key '${key}' was written by others ${MAX_CONFLICT_RETRIES} times while ${remaining.length} input(s) were folded in`);
@@ -207,15 +207,24 @@ class DurableAggregator<I, A> {
    * the next write). An input whose strategy or completion check throws fails on its own and is left
    * out (`failed`); `write` is undefined when none was folded.
    */
-  private writeFor(key: string, current: StoredGroup<A> | undefined, inputs: readonly Waiting<I>[]): { write?: GroupWrite<A>; folded: Waiting<I>[]; failed: Waiting<I>[] } {
+  private writeFor(key: string, current: StoredGroup<A> | undefined, inputs: readonly Waiting<I>[]): { write?: GroupWrite<A>; consumed: Waiting<I>[]; failed: Waiting<I>[] } {
     const now = this.context.scheduler.now();
     const folded: Waiting<I>[] = [];
+    /** Folded, or the same input (id) as one folded: settled together once the write is durable. */
+    const consumed: Waiting<I>[] = [];
     const failed: Waiting<I>[] = [];
+    const ids = new Set(current?.inputIds ?? []);
     let value = current?.value;
     let inputIds = [...(current?.inputIds ?? [])];
     let completedBy: string | undefined;
     for (const input of inputs) {
       const { message } = input.delivery;
+      if (ids.has(message.id)) {
+        // the same input twice in one batch (delivered again while its first copy waited) or already
+        // in the group as read: folded once, acked with the write
+        consumed.push(input);
+        continue;
+      }
       try {
         const next = this.config.strategy(value, message);
         const ids = [...inputIds, message.id];
@@ -228,13 +237,19 @@ class DurableAggregator<I, A> {
         continue;
       }
       folded.push(input);
+      consumed.push(input);
+      ids.add(message.id);
       if (completedBy !== undefined) break;
     }
     const first = folded[0]?.delivery.message;
-    if (first === undefined) return { folded, failed };
+    if (first === undefined) {
+      // nothing new to write: only repeats of inputs already in the group (a store duplicate, in effect)
+      for (const input of consumed) input.delivery.ack();
+      return { consumed: [], failed };
+    }
     const next = { key, value: value as A, inputIds, correlationId: current?.correlationId ?? first.headers.correlationId ?? first.id, firstAt: current?.firstAt ?? now, lastAt: now };
     const write = { key, inputIds: folded.map((input) => input.delivery.message.id), expectedVersion: current?.version ?? 0, next };
-    return { write: completedBy === undefined ? write : { ...write, completion: this.completion(inputIds, completedBy) }, folded, failed };
+    return { write: completedBy === undefined ? write : { ...write, completion: this.completion(inputIds, completedBy) }, consumed, failed };
   }
 
   private storeFailed(inputs: readonly Waiting<I>[], key: string, cause: unknown): void {

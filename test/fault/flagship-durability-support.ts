@@ -115,7 +115,8 @@ export function checkSummaryTotals(summaries: readonly Message[], { devices, per
     }
     expect(count, `readings folded into ${deviceId(device)}'s summaries`).toBe(perDevice);
     const expectedTotal = Array.from({ length: perDevice }, (_, index) => temperatureOf(device, index)).reduce((sum, value) => sum + value, 0);
-    expect(total).toBeCloseTo(expectedTotal, 6);
+    const ranges = (): string => list.map((summary) => `${indexOf(summary.from)}..${indexOf(summary.to)}×${summary.count}`).join(' ');
+    expect(total, `${deviceId(device)}'s summaries fold other readings than its own, once each: ${ranges()}`).toBeCloseTo(expectedTotal, 6);
     expect(Math.min(...list.map((summary) => summary.minC))).toBe(temperatureOf(device, 0));
     expect(Math.max(...list.map((summary) => summary.maxC))).toBe(temperatureOf(device, perDevice - 1));
   }
