@@ -1,11 +1,12 @@
 import { InterchangeError } from '../../src/core/index.ts';
-import type {
-  AddOutcome,
-  CompletedAggregate,
-  Completion,
-  GroupWrite,
-  PersistentAggregationRepository,
-  StoredGroup,
+import {
+  completedAggregateOf,
+  type AddOutcome,
+  type CompletedAggregate,
+  type Completion,
+  type GroupWrite,
+  type PersistentAggregationRepository,
+  type StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
 import {
   ADD_FUNCTION_ARGUMENTS,
@@ -259,7 +260,7 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
         return { kind: 'added', group: { ...group, version: result.version } };
       case 'completed':
         if (completion === undefined) break;
-        return { kind: 'completed', aggregate: completedAggregate(group, completion, now) };
+        return { kind: 'completed', aggregate: completedAggregateOf(group, completion, now) };
       case 'duplicate':
         if (!Array.isArray(result.seen_ids)) break;
         return { kind: 'duplicate', inputIds: result.seen_ids };
@@ -371,22 +372,6 @@ export class PostgresAggregationRepository<A> implements PersistentAggregationRe
       throw new DatabaseError(`aggregation repository '${this.name}': ${operation} failed: ${(error as Error).message}`, { cause: error });
     }
   }
-}
-
-/** The aggregate `add` stored for `group` (as the add function writes it: completed now, claimed, attempts 1). */
-function completedAggregate<A>(group: Omit<StoredGroup<A>, 'version'>, completion: Completion, now: number): CompletedAggregate<A> {
-  return {
-    id: completion.id,
-    key: group.key,
-    value: group.value,
-    inputIds: group.inputIds,
-    correlationId: group.correlationId,
-    firstAt: group.firstAt,
-    lastAt: group.lastAt,
-    completedBy: completion.completedBy,
-    completedAt: now,
-    attempts: 1,
-  };
 }
 
 function toGroup<A>(row: GroupRow): StoredGroup<A> {

@@ -136,6 +136,12 @@ export interface PersistentAggregationRepository<A> {
   close?(): Promise<void>;
 }
 
+/** The completed aggregate a completion of `group` stores: completed at `now`, claimed by the completer (attempts 1). */
+export function completedAggregateOf<A>(group: Omit<StoredGroup<A>, 'version'>, completion: Completion, now: number): CompletedAggregate<A> {
+  const { key, value, inputIds, correlationId, firstAt, lastAt } = group;
+  return { id: completion.id, key, value, inputIds, correlationId, firstAt, lastAt, completedBy: completion.completedBy, completedAt: now, attempts: 1 };
+}
+
 /** The version of a new group: random in [1, 2^30], so a key's successive groups never share a version (see `StoredGroup.version`). */
 export function randomInitialVersion(): number {
   return randomInt(1, 2 ** 30 + 1);
@@ -241,18 +247,7 @@ export class InMemoryPersistentAggregationRepository<A> implements PersistentAgg
   }
 
   private store(group: StoredGroup<A>, completion: Completion, now: number): CompletedAggregate<A> {
-    const aggregate: CompletedAggregate<A> = {
-      id: completion.id,
-      key: group.key,
-      value: group.value,
-      inputIds: group.inputIds,
-      correlationId: group.correlationId,
-      firstAt: group.firstAt,
-      lastAt: group.lastAt,
-      completedBy: completion.completedBy,
-      completedAt: now,
-      attempts: 1,
-    };
+    const aggregate = completedAggregateOf(group, completion, now);
     this.completed.set(aggregate.id, { aggregate, claimedUntil: now + completion.leaseMs });
     return aggregate;
   }
