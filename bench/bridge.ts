@@ -28,8 +28,7 @@
 // 1 % of the messages are invalid; every payload is ~120 bytes of JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +41,7 @@ import { flowModules, flowNames, flowRoutes, flowTopology, SCHEMAS_DIRECTORY, ty
 import { routingKeyOf, toBackendReading } from '../examples/mqtt-to-amqp/telemetry.ts';
 import type { DeviceTelemetryV1 } from '../schemas/types.generated.ts';
 import { median, percentile } from './stats.ts';
+import { startBenchMosquitto } from './bench-mosquitto.ts';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MQTT_PORT = Number(process.env.BENCH_BRIDGE_MQTT_PORT ?? '18840');
@@ -174,33 +174,6 @@ async function child(kind: Bridge, prefix: string): Promise<void> {
 
 // ─── the orchestrator ─────────────────────────────────────────────────────────────────────────────
 
-/** A Mosquitto of the benchmark's own, with the packaged config's limits except the queue cap. */
-async function startMosquitto(): Promise<{ stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-mosquitto-'));
-  const config = join(dir, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${MQTT_PORT} 127.0.0.1`, 'allow_anonymous true', 'user root', 'max_queued_messages 0', `max_inflight_messages ${INFLIGHT}`, 'persistence false', 'log_dest none'].join('\n') + '\n');
-  const process_ = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port: MQTT_PORT });
-      socket.once('connect', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline || process_.exitCode !== null) throw new Error(`bench: mosquitto did not start on port ${MQTT_PORT} (in use?)`);
-    await sleep(50);
-  }
-  return {
-    stop: async () => {
-      if (process_.exitCode === null) await new Promise<void>((resolve) => process_.once('exit', () => resolve()) && process_.kill('SIGTERM'));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 function startChild(kind: Bridge, prefix: string): Promise<ChildProcess> {
   const profile = process.env.BENCH_BRIDGE_PROFILE; // a directory: each child writes a .cpuprofile there
@@ -362,7 +335,7 @@ async function orchestrate(): Promise<void> {
     `flagship bridge benchmark: ${MESSAGES.toLocaleString('en')} messages for throughput, ${LATENCY_MESSAGES.toLocaleString('en')} at ${RATES.join(' and ')} msgs/s for latency, ` +
       `${ROUNDS} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   );
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startBenchMosquitto(MQTT_PORT, INFLIGHT, 'bench');
   const admin = await amqpConnect(AMQP_URL);
   const adminChannel = await admin.createChannel();
   const topology = flowTopology(names);

@@ -21,8 +21,7 @@
 // per client), RabbitMQ at AMQP_URL, PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +31,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import pg from 'pg';
 import { flowNames, flowTopology, type FlowNames } from '../examples/mqtt-to-amqp/flow.ts';
 import { median } from './stats.ts';
+import { startBenchMosquitto } from './bench-mosquitto.ts';
 
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -52,33 +52,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A Mosquitto of the benchmark's own, with the packaged config's limits except the queue cap (as bench/bridge.ts). */
-async function startMosquitto(): Promise<{ stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-scale-mosquitto-'));
-  const config = join(dir, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${MQTT_PORT} 127.0.0.1`, 'allow_anonymous true', 'user root', 'max_queued_messages 0', `max_inflight_messages ${INFLIGHT}`, 'persistence false', 'log_dest none'].join('\n') + '\n');
-  const broker = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port: MQTT_PORT });
-      socket.once('connect', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline || broker.exitCode !== null) throw new Error(`bench: mosquitto did not start on port ${MQTT_PORT} (in use?)`);
-    await sleep(50);
-  }
-  return {
-    stop: async () => {
-      if (broker.exitCode === null) await new Promise<void>((resolve) => broker.once('exit', () => resolve()) && broker.kill('SIGTERM'));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** One instance of the flagship: the CLI as an operator runs it, with its own client id and state directory. */
 interface Instance {
@@ -273,7 +246,7 @@ async function main(): Promise<void> {
   );
   const database = new pg.Client({ connectionString: DATABASE_URL });
   await database.connect(); // loudly: PostgreSQL must be up
-  const mosquitto = await startMosquitto();
+  const mosquitto = await startBenchMosquitto(MQTT_PORT, INFLIGHT, 'bench-scale');
   const publishers: MqttClient[] = [];
   const runs = new Map<number, Run[]>(SCALES.map((scale) => [scale, []]));
   try {

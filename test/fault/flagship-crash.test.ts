@@ -1,35 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { BrokerAdmin, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
+import { expect, it } from 'vitest';
+import { readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { checkReadings, e2eMessages, uniquePrefix } from '../integration/flagship-support.ts';
 import { flowNames } from '../../examples/mqtt-to-amqp/flow.ts';
 import type { SummaryState } from '../../examples/mqtt-to-amqp/telemetry.ts';
 import { openEmbeddedDatabase, PostgresAggregationRepository } from '../../adapters/postgres/index.ts';
-import { killCliProcesses } from '../support/cli-process.ts';
 import { LinkProxy } from '../support/link-proxy.ts';
-import { bridgeStarted, checkSummaryTotals, collectUntil, depthsShown, foldedReadings, publishAtFixedRate, startBridge, startRoomyMosquitto, stateDirectory } from './flagship-durability-support.ts';
+import { bridgeStarted, checkSummaryTotals, collectUntil, crashFixture, depthsShown, foldedReadings, publishAtFixedRate, startBridge, stateDirectory } from './flagship-durability-support.ts';
 
 // The bridge SIGKILLed while its durable buffer holds thousands of readings (RabbitMQ cut off through a
 // proxy) and while per-device summaries are open in its embedded store; restarted on the same state.
-let mosquitto: { readonly url: string; stop(): Promise<void> } | undefined;
-let mqttUrl = '';
-const admin = new BrokerAdmin();
-const directory = mkdtempSync(join(tmpdir(), 'ic-crash-'));
-
-beforeAll(async () => {
-  mosquitto = await startRoomyMosquitto(directory);
-  mqttUrl = mosquitto.url;
-}, 60_000);
-afterEach(() => killCliProcesses());
-afterAll(async () => {
-  await mosquitto?.stop();
-  await admin.close();
-  rmSync(directory, { recursive: true, force: true });
-});
+const { mqttUrl: mosquittoUrl, admin } = crashFixture('crash');
 
 it('SIGKILL with 5,000+ readings in the buffer and summaries open, restarted: 0 readings lost, every device summary exact', async () => {
+  const mqttUrl = mosquittoUrl();
   const prefix = uniquePrefix('crash');
   const names = flowNames(prefix);
   admin.track({ queues: [names.readingsQueue, names.alertsQueue, names.summariesQueue, names.invalidQueue], exchanges: [names.exchange, names.deadLetterExchange] });

@@ -3,17 +3,17 @@
  * slowing down for the bridge), the bridge as the real CLI process (SIGKILL-able), the durable
  * buffer's depth read off its live lines, Mosquitto's log, and the per-device summary totals.
  */
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Message } from '../../src/core/index.ts';
 import type { DeviceSummary } from '../../examples/mqtt-to-amqp/telemetry.ts';
-import { cli, type CliRun } from '../support/cli-process.ts';
-import { readUntilQuiet } from '../integration/amqp-support.ts';
+import { cli, killCliProcesses, type CliRun } from '../support/cli-process.ts';
+import { BrokerAdmin, readUntilQuiet } from '../integration/amqp-support.ts';
 import { launchMosquitto, terminate } from '../support/mosquitto-process.ts';
 import { deviceId, temperatureOf, timestampOf, type E2eMessage } from '../integration/flagship-support.ts';
 
@@ -155,4 +155,40 @@ export async function startRoomyMosquitto(directory: string): Promise<{ readonly
   writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'max_inflight_messages 100', 'persistence false', 'set_tcp_nodelay true', ''].join('\n'));
   const child = await launchMosquitto(config, [port]);
   return { url: `mqtt://127.0.0.1:${port}`, stop: () => terminate(child) };
+}
+
+/** What a crash test's file shares: its own roomy Mosquitto, a RabbitMQ admin that deletes what the test declared, a scratch directory. */
+export interface CrashFixture {
+  /** The Mosquitto's URL (once `beforeAll` has run). */
+  readonly mqttUrl: () => string;
+  readonly admin: BrokerAdmin;
+  readonly directory: string;
+}
+
+/**
+ * Registers the hooks of a crash test's file: a roomy Mosquitto of its own before all, every CLI
+ * process killed after each test (a failed assertion must not leave a bridge running), and the
+ * broker, the RabbitMQ objects and the scratch directory removed after all.
+ */
+export function crashFixture(label: string): CrashFixture {
+  const directory = mkdtempSync(join(tmpdir(), `ic-${label}-`));
+  const admin = new BrokerAdmin();
+  let mosquitto: { readonly url: string; stop(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    mosquitto = await startRoomyMosquitto(directory);
+  }, 60_000);
+  afterEach(() => killCliProcesses());
+  afterAll(async () => {
+    await mosquitto?.stop();
+    await admin.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  return {
+    mqttUrl: () => {
+      if (mosquitto === undefined) throw new Error('the crash fixture\'s Mosquitto is not started: use mqttUrl() inside a test');
+      return mosquitto.url;
+    },
+    admin,
+    directory,
+  };
 }

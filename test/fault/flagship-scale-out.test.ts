@@ -1,34 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { AMQP_URL, BrokerAdmin, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
+import { expect, it } from 'vitest';
+import { AMQP_URL, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { checkReadings, e2eMessages, uniquePrefix } from '../integration/flagship-support.ts';
 import { flowNames } from '../../examples/mqtt-to-amqp/flow.ts';
-import { killCliProcesses, type CliRun } from '../support/cli-process.ts';
-import { bridgeStarted, checkSummaryTotals, collectUntil, foldedReadings, publishAtFixedRate, startBridge, startRoomyMosquitto } from './flagship-durability-support.ts';
+import type { CliRun } from '../support/cli-process.ts';
+import { bridgeStarted, checkSummaryTotals, collectUntil, foldedReadings, crashFixture, publishAtFixedRate, startBridge } from './flagship-durability-support.ts';
 
 // Three processes of the bridge on the same brokers and the same PostgreSQL: one shared MQTT
 // subscription group, each its own client id and buffer, one summary repository. One is SIGKILLed
 // mid-stream and comes back on its own state (as a StatefulSet restarts a pod with its volume).
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-let mosquitto: { readonly url: string; stop(): Promise<void> } | undefined;
-let mqttUrl = '';
-const admin = new BrokerAdmin();
-const directory = mkdtempSync(join(tmpdir(), 'ic-scale-'));
-
-beforeAll(async () => {
-  mosquitto = await startRoomyMosquitto(directory);
-  mqttUrl = mosquitto.url;
-}, 60_000);
-afterEach(() => killCliProcesses());
-afterAll(async () => {
-  await mosquitto?.stop();
-  await admin.close();
-  rmSync(directory, { recursive: true, force: true });
-});
+const { mqttUrl: mosquittoUrl, admin, directory } = crashFixture('scale');
 
 it('three bridges share 50 devices × 200 readings; one SIGKILLed mid-stream and restarted: 0 lost, per-device summaries exact', async () => {
+  const mqttUrl = mosquittoUrl();
   const prefix = uniquePrefix('scale');
   const names = flowNames(prefix);
   admin.track({ queues: [names.readingsQueue, names.alertsQueue, names.summariesQueue, names.invalidQueue], exchanges: [names.exchange, names.deadLetterExchange] });
