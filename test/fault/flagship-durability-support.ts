@@ -22,6 +22,11 @@ export interface FixedRatePublisher {
   readonly published: () => number;
   /** Resolves once every message is published and acknowledged by the broker (PUBACK). */
   readonly done: Promise<void>;
+  /**
+   * The most messages that were ever due at once when a tick came (about rate × 10 ms when the clock
+   * is kept): a large figure means this process paused and the devices then published in a burst.
+   */
+  readonly largestBurst: () => number;
 }
 
 /**
@@ -31,6 +36,7 @@ export interface FixedRatePublisher {
  */
 export function publishAtFixedRate(url: string, messages: readonly E2eMessage[], ratePerSecond: number): FixedRatePublisher {
   let published = 0;
+  let largestBurst = 0;
   const done = (async () => {
     const client = await mqtt.connectAsync(url, { protocolVersion: 4, clean: true, connectTimeout: 5_000, reconnectPeriod: 500, clientId: `fixed-rate-${process.pid}-${randomBytes(3).toString('hex')}` });
     try {
@@ -38,6 +44,7 @@ export function publishAtFixedRate(url: string, messages: readonly E2eMessage[],
       const started = performance.now();
       while (published < messages.length) {
         const due = Math.min(messages.length, Math.floor(((performance.now() - started) / 1000) * ratePerSecond));
+        largestBurst = Math.max(largestBurst, due - published);
         for (; published < due; published += 1) {
           const message = messages[published] as E2eMessage;
           acknowledged.push(client.publishAsync(message.topic, message.payload, { qos: 1 }));
@@ -49,7 +56,7 @@ export function publishAtFixedRate(url: string, messages: readonly E2eMessage[],
       await client.endAsync();
     }
   })();
-  return { published: () => published, done };
+  return { published: () => published, done, largestBurst: () => largestBurst };
 }
 
 /** A fresh directory for one bridge's state (its buffer, its embedded PGlite). */
