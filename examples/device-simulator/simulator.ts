@@ -62,17 +62,20 @@ const round1 = (value: number): number => Math.round(value * 10) / 10;
 export function* planTelemetry({ devices = 50, invalid = 0.02, topicPrefix = '', seed = 1, now = Date.now }: PlanOptions = {}): Generator<PlannedMessage> {
   const next = random(seed);
   const ids = deviceIds(devices);
-  const state = ids.map(() => ({ base: 15 + next() * 20, temperature: 0, humidity: 30 + next() * 40, battery: 60 + next() * 40 }));
+  const state = ids.map(() => ({ base: 15 + next() * 20, temperature: 0, humidity: 30 + next() * 40, battery: 60 + next() * 40, lastTs: 0 }));
   let invalidKinds = 0;
   for (let n = 0; ; n += 1) {
     const index = n % ids.length;
     const deviceId = ids[index] as string;
-    const device = state[index] as { base: number; temperature: number; humidity: number; battery: number };
+    const device = state[index] as { base: number; temperature: number; humidity: number; battery: number; lastTs: number };
     const topic = telemetryTopic(deviceId, topicPrefix);
     device.temperature = next() < 0.01 ? round1(50 + next() * 20) : round1(device.base + (next() - 0.5) * 4);
     device.humidity = Math.min(100, Math.max(0, device.humidity + (next() - 0.5) * 2));
     device.battery = Math.max(0, device.battery - next() * 0.01);
-    const reading = { deviceId, ts: new Date(now()).toISOString(), temperature: device.temperature, humidity: round1(device.humidity), battery: round1(device.battery) };
+    // a device's clock moves between its readings: two readings of one device never share a timestamp
+    // (the bridge takes identical bytes from one device for the same reading, redelivered)
+    device.lastTs = Math.max(now(), device.lastTs + 1);
+    const reading = { deviceId, ts: new Date(device.lastTs).toISOString(), temperature: device.temperature, humidity: round1(device.humidity), battery: round1(device.battery) };
     if (next() < invalid) {
       const kind = (['bad-json', 'schema', 'mismatch'] as const)[invalidKinds % 3] as TelemetryKind;
       invalidKinds += 1;

@@ -87,6 +87,11 @@ export interface FlowOptions {
    * lets several instances of the bridge fold one device's readings into the same summaries.
    */
   readonly summaryRepository?: PersistentAggregationRepository<SummaryState>;
+  /**
+   * At stop, complete and send the open summaries (default false: with a durable store they stay there
+   * and continue at the next start). The zero-setup stand-in turns it on: its store is process memory.
+   */
+  readonly completeSummariesOnStop?: boolean;
   /** Summary timing for tests: how often the repository is swept for groups that timed out elsewhere, and how long a completing instance holds a summary. */
   readonly summaryRecovery?: { readonly recoveryIntervalMs?: number; readonly leaseMs?: number };
   /**
@@ -159,6 +164,7 @@ export function flowRoutes({
   summaries: withSummaries = true,
   summaryRepository = new InMemoryPersistentAggregationRepository<SummaryState>(),
   summaryRecovery = {},
+  completeSummariesOnStop = false,
   buffered = false,
   consumers = 1,
   shareGroup = consumers > 1 ? `${names.exchange}-bridge` : undefined,
@@ -186,7 +192,7 @@ export function flowRoutes({
     );
     if (!withSummaries) return routed as RouteBuilder<unknown>;
     return routed
-      .aggregate({ correlate: (message) => message.body.deviceId, strategy: foldReading, size: summarySize, timeoutMs: summaryIdleMs, repository: summaryRepository, ...summaryRecovery }, { id: 'per-device' })
+      .aggregate({ correlate: (message) => message.body.deviceId, strategy: foldReading, size: summarySize, timeoutMs: summaryIdleMs, repository: summaryRepository, ...summaryRecovery, ...(completeSummariesOnStop ? { onStop: 'complete' as const } : {}) }, { id: 'per-device' })
       .transform((message): DeviceSummary => toSummary(message.body), { id: 'summarise' })
       .setHeaders(() => ({ contentType: 'application/json' }))
       .to(`${exchange}?routingKey=summary.{deviceId}`, { id: 'summaries' }) as RouteBuilder<unknown>;

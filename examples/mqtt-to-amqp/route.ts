@@ -56,7 +56,10 @@ function onStart(integration: RunningIntegration): StopHook {
   };
 }
 
-/** After the drain: the summaries of groups still open at Ctrl-C are sent by then, so the stand-in's counts are final. */
+/**
+ * After the drain. With the stand-in (no `AMQP_URL`) the summaries of groups still open at Ctrl-C are
+ * sent by then, so its counts are final; with a durable store they stay open there for the next start.
+ */
 async function onStopped(): Promise<void> {
   await summaryStore.close();
   if (flow.standIn === undefined) return;
@@ -64,4 +67,4 @@ async function onStopped(): Promise<void> {
   console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
 }
 
-export default defineIntegration({ routes: flowRoutes({ names, consumers, summaryIdleMs, buffered: environment.bufferDir !== undefined, summaryRepository: summaryStore.repository, ...(shareGroup === undefined ? {} : { shareGroup }) }), modules: flow.modules, onStart, onStopped });
+export default defineIntegration({ routes: flowRoutes({ names, consumers, summaryIdleMs, completeSummariesOnStop: environment.amqpUrl === undefined, buffered: environment.bufferDir !== undefined, summaryRepository: summaryStore.repository, ...(shareGroup === undefined ? {} : { shareGroup }) }), modules: flow.modules, onStart, onStopped });

@@ -73,3 +73,19 @@ it('the route file `npm start` runs exports the flagship routes and its modules'
     Object.assign(process.env, Object.fromEntries(Object.entries(saved).filter(([, value]) => value !== undefined)));
   }
 });
+
+it('with the stand-in, the summaries open at stop are completed and sent (completeSummariesOnStop); with a durable store they would stay open', { timeout: 40_000 }, async () => {
+  const open = async (completeSummariesOnStop: boolean): Promise<readonly DeviceSummary[]> => {
+    const prefix = uniquePrefix('stop');
+    const running = await startFlow(prefix, {}, { summaryIdleMs: 60_000, completeSummariesOnStop });
+    const topicPrefix = running.names.telemetryTopic.split('/devices/')[0] as string;
+    await simulate({ url: running.mqtt.url, devices: 1, rate: 0, count: 4, invalid: 0, topicPrefix, seed: 3 });
+    const telemetry = running.app.route('telemetry').metrics;
+    await until(() => telemetry.received >= 4 && telemetry.inFlight === 0, () => JSON.stringify(telemetry));
+    await running.stop();
+    return (running.flow.standIn?.queue(running.names.summariesQueue) ?? []).map((m) => m.body as DeviceSummary);
+  };
+  const completed = await open(true);
+  expect(completed.map((summary) => summary.count)).toEqual([4]);
+  expect(await open(false)).toEqual([]);
+});
