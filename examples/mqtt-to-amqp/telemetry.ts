@@ -3,9 +3,8 @@
  * the backend's contract, routing, and summarising per device. Pure functions and one step, so unit
  * tests, the route and the benchmark's raw bridges all share the very same code.
  */
-import { createHash } from 'node:crypto';
 import { InterchangeError, withBody, withHeaders, type Message } from 'interchange-eip';
-import { deliveryStep, failWithEvidence, registryFor, ValidationErrorsHeader, type HeaderValue, type StepFactory } from 'interchange-eip/spi';
+import { deliveryStep, derivedMessageId, failWithEvidence, registryFor, ValidationErrorsHeader, type HeaderValue, type StepFactory } from 'interchange-eip/spi';
 import type { BackendReadingV1, DeviceTelemetryV1 } from '../../schemas/types.generated.ts';
 
 export const TELEMETRY_CONTRACT = 'device.telemetry@1';
@@ -104,11 +103,7 @@ export function asReceived(failed: Message, original: Message): Message {
  * device never sends two different readings with the same bytes: each carries its own `ts`.
  */
 export function readingIdOf(topic: string, payload: unknown): string {
-  const hash = createHash('sha256').update(topic).update('\0');
-  if (payload instanceof Uint8Array) hash.update(payload);
-  else hash.update(typeof payload === 'string' ? payload : JSON.stringify(payload) ?? '');
-  const hex = hash.digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  return derivedMessageId([topic, payload instanceof Uint8Array ? payload : typeof payload === 'string' ? payload : (JSON.stringify(payload) ?? '')]);
 }
 
 function deviceIdOf(message: Message): string | undefined {

@@ -90,13 +90,13 @@ export function deriveMessage<T>(parent: Message<unknown>, body: T, options: { k
 }
 
 /**
- * The id of a message derived from several (an aggregate): a UUID-shaped sha256 over the ids, in
- * order, so the same ids always give the same id and another order another one. What
- * `combineMessages` uses, and what a durable aggregator names a completed group by before it has
- * the input messages at hand.
+ * The id of a message derived from several (an aggregate) or from its content (strings or bytes): a
+ * UUID-shaped sha256 over the parts, in order, so the same parts always give the same id and another
+ * order another one. What `combineMessages` uses, what a durable aggregator names a completed group
+ * by before it has the input messages at hand, and what the flagship derives a reading's id from.
  * @example derivedMessageId(['m1', 'm2'])
  */
-export function derivedMessageId(ids: readonly string[]): string {
+export function derivedMessageId(ids: readonly (string | Uint8Array)[]): string {
   const hash = createHash('sha256');
   for (const id of ids) hash.update(id).update('\0');
   const digest = hash.digest('hex');
