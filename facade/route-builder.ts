@@ -36,6 +36,11 @@ import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/rou
 export interface StepOptions {
   /** A stable id for the step (default `<kind>-<n>`), used in metrics, errors and dead-letter headers. */
   readonly id?: string;
+  /**
+   * The contract of the bodies this step passes on (`subject@version`), for the console's graph, which
+   * labels the edge after the step with it. Declarative only: `.validate()` and `.to(uri, { contract })` check.
+   */
+  readonly contract?: string;
 }
 
 export interface FromOptions extends SourceOptions {
@@ -216,6 +221,8 @@ export class RouteBuilder<T> implements RouteSource {
           sendsTo: step.sendsTo,
           sends: step.sends || branches.some((branch) => branch.some(sendsAnywhere)),
           branches,
+          contract: step.contract,
+          destinations: step.destinations ?? step.sendsTo,
           build: (context) => factory(context, branches.map((branch) => context.compile(branch))),
         };
       });
@@ -230,7 +237,7 @@ export class RouteBuilder<T> implements RouteSource {
   /** Appends a pattern's step (its spec, from the pattern's file) with its id and where it was declared. */
   private add<O>(spec: StepSpec<T, O>, options: StepOptions | undefined): RouteBuilder<O> {
     // the builder's type parameter checked the step's input; the route holds steps with types erased
-    const step: DeclaredStep = { ...(spec as unknown as StepSpec), id: options?.id, declaredAt: callerLocation() };
+    const step: DeclaredStep = { ...(spec as unknown as StepSpec), id: options?.id, declaredAt: callerLocation(), ...(options?.contract === undefined ? {} : { contract: options.contract }) };
     return new RouteBuilder<O>({ ...this.state, steps: [...this.state.steps, step] });
   }
 

@@ -88,7 +88,8 @@ export interface ToStepOptions {
 export function toStep<T>(destination: Destination<T>, { contract }: ToStepOptions = {}): StepSpec<T, T> {
   const send = to(destination);
   const sendsTo = typeof destination === 'string' && !isTemplate(destination) ? [destination] : [];
-  if (contract === undefined) return stepSpec('to', send, { sends: true, sendsTo });
+  const destinations = typeof destination === 'string' ? [destination] : [];
+  if (contract === undefined) return stepSpec('to', send, { sends: true, sendsTo, destinations });
   const check = validate<T>(contract, { direction: 'outbound' });
   return stepSpec<T, T>(
     'to',
@@ -97,7 +98,7 @@ export function toStep<T>(destination: Destination<T>, { contract }: ToStepOptio
       const sent = send(context);
       return (source) => sent(validated(source));
     },
-    { sends: true, sendsTo },
+    { sends: true, sendsTo, destinations, contract },
   );
 }
 

@@ -56,5 +56,5 @@ export function validate<O = unknown>(contract?: string, { direction = 'inbound'
  * on, as the DSL typed it from the contract.
  */
 export function validateStep<O = unknown>(contract?: string, options?: ValidateOptions): StepSpec<unknown, O> {
-  return stepSpec('validate', validate<O>(contract, options));
+  return stepSpec('validate', validate<O>(contract, options), { contract });
 }

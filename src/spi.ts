@@ -21,6 +21,8 @@ export { validateRoutes, type RouteDefinition, type RouteSource, type SourceOpti
 export type { RouteMetrics } from './runtime/route-metrics.ts';
 export type { RouteFailure, StopOptions } from './runtime/integration.ts';
 export type { RouteStatus } from './runtime/route-runtime.ts';
+export type { StepMetrics } from './runtime/route-metrics.ts';
+export { RouteObserver, type RouteProbe, type ObservedRoute, type ExecutionOutcome, type GaveUp, type PublishObservation } from './runtime/route-observer.ts';
 export { TransportRegistry } from './runtime/transport-registry.ts';
 
 // Contracts, for steps and adapters that validate: the registry, its errors, the typed contract map

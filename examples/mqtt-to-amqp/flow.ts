@@ -14,7 +14,7 @@ import { MqttTransport, type MqttTransportOptions } from 'interchange-eip/adapte
 import { bufferModule } from 'interchange-eip/adapters/buffer';
 import { openDatabase, openEmbeddedDatabase, PostgresAggregationRepository } from 'interchange-eip/adapters/postgres';
 import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
-import { asReceived, checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, toBackendReading, toSummary, type DeviceSummary, type SummaryState } from './telemetry.ts';
+import { asReceived, checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, TELEMETRY_CONTRACT, toBackendReading, toSummary, type DeviceSummary, type SummaryState } from './telemetry.ts';
 
 /** Every name the flow uses on the brokers. The defaults are the issue's; tests give each run its own. */
 export interface FlowNames {
@@ -201,8 +201,8 @@ export function flowRoutes({
   const intake = (id: string): RouteBuilder<unknown> => {
     const checked = from(source, { id, prefetch })
       .onError(policy, { maxAttempts: transientAttempts + 1, deadLetterUri: buffered ? deadBuffer : deadLetterExchange, deadLetterLabel: 'invalid', prepareDeadLetter: asReceived })
-      .step('check-telemetry', checkTelemetry())
-      .transform((message) => toBackendReading(message.body), { id: 'translate' })
+      .step('check-telemetry', checkTelemetry(), { contract: TELEMETRY_CONTRACT })
+      .transform((message) => toBackendReading(message.body), { id: 'translate', contract: READING_CONTRACT })
       .setHeaders(readingHeaders, { id: 'reading-headers' });
     return buffered ? (checked.to(buffer, { id: 'buffered' }) as RouteBuilder<unknown>) : toBackEnd(checked);
   };

@@ -94,5 +94,6 @@ function snapshot(sample: MetricsSnapshot): MetricsSnapshot {
 function sameCounters(a: Readonly<RouteMetrics> | undefined, b: Readonly<RouteMetrics>): boolean {
   if (a === undefined) return false;
   const sameSent = Object.keys(b.sent).length === Object.keys(a.sent).length && Object.keys(b.sent).every((step) => a.sent[step] === b.sent[step]);
-  return sameSent && (Object.keys(b) as (keyof RouteMetrics)[]).every((key) => key === 'sent' || a[key] === b[key]);
+  // per-step counters change only with the route's own (received, completed…): the line shows those
+  return sameSent && (Object.keys(b) as (keyof RouteMetrics)[]).every((key) => key === 'sent' || key === 'steps' || a[key] === b[key]);
 }

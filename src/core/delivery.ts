@@ -79,7 +79,7 @@ export abstract class Settlement<T = unknown> implements Delivery<T> {
 class Derived<T> implements Delivery<T> {
   constructor(
     readonly message: Message<T>,
-    private readonly root: Settlement<unknown>,
+    readonly root: Settlement<unknown>,
   ) {}
 
   get settled(): boolean {
@@ -105,6 +105,17 @@ class Derived<T> implements Delivery<T> {
   fork<U>(messages: readonly Message<U>[]): Delivery<U>[] {
     return forkOf(this.root, messages);
   }
+}
+
+/**
+ * The settlement a delivery passes on (`with` keeps it; `fork` makes one per part): the identity of
+ * one message's way through a route, for observers (metrics, traces) that follow it step by step.
+ * Undefined for a delivery of another implementation.
+ */
+export function settlementOf(delivery: Delivery): Settlement | undefined {
+  if (delivery instanceof Settlement) return delivery;
+  if (delivery instanceof Derived) return delivery.root;
+  return undefined;
 }
 
 /** Settles through a plain `Settle` target. */

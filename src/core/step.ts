@@ -62,6 +62,10 @@ export interface StepSpec<I = unknown, O = I> {
   /** Nested step lists (choice, multicast branches), compiled with the route and handed to `factory` in this order. */
   readonly branches: readonly (readonly DeclaredStep[])[];
   readonly factory: BranchingStepFactory<I, O>;
+  /** The contract of the bodies the step passes on, where it knows it (`validate`, `.to(uri, { contract })`): the graph's edge label. */
+  readonly contract?: string | undefined;
+  /** Every endpoint the step sends to as declared, templates included (`sendsTo` holds the static ones): the graph draws them. */
+  readonly destinations?: readonly string[] | undefined;
 }
 
 /** A step as the DSL declared it, before the route numbers it: its spec, its explicit id if any, where. */
@@ -78,9 +82,15 @@ export interface DeclaredStep extends StepSpec {
 export function stepSpec<I, O>(
   kind: string,
   factory: BranchingStepFactory<I, O>,
-  { sends = false, sendsTo = [], branches = [] }: { readonly sends?: boolean; readonly sendsTo?: readonly string[]; readonly branches?: readonly (readonly DeclaredStep[])[] } = {},
+  {
+    sends = false,
+    sendsTo = [],
+    branches = [],
+    contract,
+    destinations,
+  }: { readonly sends?: boolean; readonly sendsTo?: readonly string[]; readonly branches?: readonly (readonly DeclaredStep[])[]; readonly contract?: string | undefined; readonly destinations?: readonly string[] | undefined } = {},
 ): StepSpec<I, O> {
-  return { kind, sendsTo, sends, branches, factory };
+  return { kind, sendsTo, sends, branches, factory, contract, destinations };
 }
 
 /** A step as a route definition holds it: data about the step plus how to build it. */
@@ -95,5 +105,9 @@ export interface StepDefinition {
   readonly sends: boolean;
   /** Nested step lists (branches), validated and compiled with the route. */
   readonly branches: readonly (readonly StepDefinition[])[];
+  /** The contract of the bodies the step passes on, where declared (see `StepSpec.contract`). */
+  readonly contract?: string | undefined;
+  /** Every endpoint the step sends to as declared, templates included (see `StepSpec.destinations`). */
+  readonly destinations?: readonly string[] | undefined;
   build(context: StepContext): AnyStep;
 }

@@ -7,6 +7,7 @@ import { validateRoutes, type RouteSource } from '../dsl/route-definition.ts';
 import { MemoryTransport } from '../channel/memory-transport.ts';
 import { memoryModule } from '../channel/memory.module.ts';
 import type { RouteMetrics } from './route-metrics.ts';
+import { RouteObserver } from './route-observer.ts';
 import { RouteRuntime } from './route-runtime.ts';
 import { TransportRegistry } from './transport-registry.ts';
 
@@ -18,6 +19,8 @@ export interface IntegrationParts {
   readonly service: <T>(id: ServiceIdentifier<T>) => T;
   /** Components started after the routes and stopped before them (see `Lifecycle`). */
   readonly lifecycles?: readonly Lifecycle[];
+  /** Observers of every route (metrics, tracing, the console): see `RouteObserver`. */
+  readonly observers?: readonly RouteObserver[];
 }
 
 export interface StopOptions {
@@ -52,6 +55,7 @@ export class Integration {
   private readonly runtimes = new Map<string, RouteRuntime>();
   private readonly log: Logger;
   private readonly lifecycles: readonly Lifecycle[];
+  private readonly observers: RouteObserver[];
   private readonly failures = new Subject<RouteFailure>();
   /** Each route that fails while running (its source ended with an error); the route is then `failed`. */
   readonly failures$: Observable<RouteFailure> = this.failures.asObservable();
@@ -60,11 +64,13 @@ export class Integration {
     this.transports = parts.transports;
     this.log = parts.log;
     this.lifecycles = parts.lifecycles ?? [];
+    this.observers = [...(parts.observers ?? [])];
+    const observers = (): readonly RouteObserver[] => this.observers;
     const definitions = parts.routes.map((route) => route.definition());
     validateRoutes(definitions, parts.transports.schemes);
     const onFailed = (route: RouteRuntime, error: Error): void => this.failures.next({ routeId: route.id, error });
     for (const definition of definitions) {
-      this.runtimes.set(definition.id, new RouteRuntime(definition, { transports: parts.transports, scheduler: parts.scheduler, log: parts.log, service: parts.service, onFailed }));
+      this.runtimes.set(definition.id, new RouteRuntime(definition, { transports: parts.transports, scheduler: parts.scheduler, log: parts.log, service: parts.service, onFailed, observers }));
     }
     this.transports.refusePublishes(NOT_STARTED);
   }
@@ -84,7 +90,17 @@ export class Integration {
   }
 
   metrics(): Readonly<Record<string, Readonly<RouteMetrics>>> {
-    return Object.fromEntries(this.routes.map((route) => [route.id, { ...route.metrics }]));
+    return Object.fromEntries(
+      this.routes.map((route) => [route.id, { ...route.metrics, sent: { ...route.metrics.sent }, steps: Object.fromEntries(Object.entries(route.metrics.steps).map(([id, step]) => [id, { ...step }])) }]),
+    );
+  }
+
+  /**
+   * Adds an observer of every route (metrics, tracing, the console). It sees each route from that
+   * route's next start on: add observers before `start`.
+   */
+  observe(observer: RouteObserver): void {
+    this.observers.push(observer);
   }
 
   async start(): Promise<void> {
@@ -140,6 +156,8 @@ export interface IntegrationOptions {
   readonly container?: Container;
   readonly scheduler?: SchedulerLike;
   readonly logger?: Logger;
+  /** Observers of every route (also bound as `RouteObserver` multi-bindings by modules). */
+  readonly observers?: readonly RouteObserver[];
 }
 
 /**
@@ -149,7 +167,7 @@ export interface IntegrationOptions {
  * const app = createIntegration({ routes: [from('memory:in').to('memory:out')] });
  * await app.start();
  */
-export function createIntegration({ routes, modules = [], container = new Container(), scheduler, logger }: IntegrationOptions): Integration & { readonly container: Container } {
+export function createIntegration({ routes, modules = [], container = new Container(), scheduler, logger, observers = [] }: IntegrationOptions): Integration & { readonly container: Container } {
   container.load(coreModule, ...modules);
   // the given logger is the container's too, so transports resolved from DI log through it
   if (logger !== undefined) container.rebind<Logger>(Logger).toConstantValue(logger);
@@ -161,6 +179,7 @@ export function createIntegration({ routes, modules = [], container = new Contai
     log: logger ?? container.get<Logger>(Logger),
     service: (id) => container.get(id),
     lifecycles: container.getAll<Lifecycle>(Lifecycle, { optional: true }),
+    observers: [...container.getAll<RouteObserver>(RouteObserver, { optional: true }), ...observers],
   });
   return Object.assign(integration, { container });
 }

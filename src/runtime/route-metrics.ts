@@ -21,8 +21,28 @@ export interface RouteMetrics {
   handedBack: number;
   /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list), and dead letters under the error handler's `deadLetterLabel`. */
   sent: Record<string, number>;
+  /** Per step id (steps in branches too; `intake` for messages failed before the first step): what it passed on and how often it failed. */
+  steps: Record<string, StepMetrics>;
+}
+
+/** Counters of one step of a route. */
+export interface StepMetrics {
+  /** Deliveries the step passed on downstream (a splitter's parts, an aggregator's aggregates count one each). */
+  passed: number;
+  /** Failures in the step (one message may fail several times when retried). */
+  failed: number;
 }
 
 export function emptyMetrics(): RouteMetrics {
-  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0, handedBack: 0, sent: {} };
+  return { received: 0, completed: 0, filtered: 0, failed: 0, retried: 0, deadLettered: 0, discarded: 0, rejected: 0, expired: 0, inFlight: 0, handedBack: 0, sent: {}, steps: {} };
+}
+
+/** The counters of one step, created at zero on first use. */
+export function stepMetricsOf(metrics: RouteMetrics, stepId: string): StepMetrics {
+  let step = metrics.steps[stepId];
+  if (step === undefined) {
+    step = { passed: 0, failed: 0 };
+    metrics.steps[stepId] = step;
+  }
+  return step;
 }

@@ -1,5 +1,5 @@
 import type { ServiceIdentifier } from 'inversify';
-import { Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, Subject, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   assertNever,
   deadLetterMessage,
@@ -9,6 +9,9 @@ import {
   reducedDeadLetter,
   parseEndpoint,
   Settlement,
+  settlementOf,
+  NotStartedError,
+  createDelivery,
   StepError,
   toError,
   type AnyStep,
@@ -21,7 +24,8 @@ import {
 } from '../core/index.ts';
 import { RateLimitedLog } from '../core/rate-limited-log.ts';
 import type { RouteDefinition } from '../dsl/route-definition.ts';
-import { emptyMetrics, type RouteMetrics } from './route-metrics.ts';
+import { emptyMetrics, stepMetricsOf, type RouteMetrics } from './route-metrics.ts';
+import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver, RouteProbe } from './route-observer.ts';
 import type { TransportRegistry } from './transport-registry.ts';
 
 /**
@@ -42,27 +46,51 @@ class Run {
   }
 }
 
-/** Tracks one admitted delivery (a class, not closures: it is allocated per message). */
+/**
+ * Tracks one admitted delivery (a class, not closures: it is allocated per message). With observers,
+ * it is also the execution they follow: their states, its start, how it ended.
+ */
 class InFlight extends Settlement {
+  /** How it ended, where a step said so (filtered, dead-lettered, discarded); an ack without one completed. */
+  outcome: ExecutionOutcome | undefined = undefined;
+  /** `performance.now()` when the delivery entered its current step (observers only). */
+  stepStartedAt = 0;
+  /** Told how the execution ended, before its source is settled (replays). */
+  onEnd: ((outcome: ExecutionOutcome) => void) | undefined = undefined;
+
   constructor(
     private readonly route: RouteRuntime,
     private readonly run: Run,
     private readonly source: Delivery,
+    message: Message,
+    /** One state per probe of the run (undefined without observers). */
+    readonly states: unknown[] | undefined,
+    readonly startedAt: number,
   ) {
-    super(source.message);
+    super(message);
+  }
+
+  override get origin(): Message {
+    return this.source.origin;
   }
 
   protected onAck(): void {
     if (this.run.ended) return; // handed back when its run ended: the source redelivers it
-    this.route.settledOne(this.run);
+    this.route.settledOne(this.run, this, this.outcome ?? 'completed', undefined);
     this.source.ack();
   }
 
   protected onNack(reason: Error): void {
     if (this.run.ended) return;
-    this.route.settledOne(this.run);
+    this.route.settledOne(this.run, this, 'rejected', reason);
     this.source.nack(reason);
   }
+}
+
+/** The execution a delivery belongs to, if it is still the admitted one's own way (not a part of a split). */
+function executionOf(delivery: Delivery): InFlight | undefined {
+  const settlement = settlementOf(delivery);
+  return settlement instanceof InFlight ? settlement : undefined;
 }
 
 /** Failure lines per route, outcome and error code before they are only counted (per window). */
@@ -80,6 +108,8 @@ export interface RouteDependencies {
   readonly service: <T>(id: ServiceIdentifier<T>) => T;
   /** Told when the route fails: its source ended with an error (a fatal transport failure). */
   readonly onFailed?: (route: RouteRuntime, error: Error) => void;
+  /** Observers, each asked for a probe at every start (metrics, tracing, the console). */
+  readonly observers?: () => readonly RouteObserver[];
 }
 
 const DEFAULT_PREFETCH = 100;
@@ -112,6 +142,10 @@ export class RouteRuntime {
   /** True while `start` subscribes: a failure then is thrown to the caller, not logged. */
   private starting = false;
   private readonly warnings: RateLimitedLog;
+  /** The probes of the current run (empty without observers). */
+  private probes: readonly RouteProbe[] = [];
+  /** Admits a delivery into the current run as if the source had (replays). */
+  private inject: ((delivery: Delivery, onEnd: (outcome: ExecutionOutcome) => void) => void) | undefined;
 
   constructor(
     readonly definition: RouteDefinition,
@@ -144,6 +178,7 @@ export class RouteRuntime {
     const endpoint = parseEndpoint(this.definition.source);
     const transport = this.deps.transports.forScheme(endpoint.scheme);
     const run = new Run();
+    this.probes = (this.deps.observers?.() ?? []).flatMap((observer) => observer.attach({ id: this.id, definition: this.definition }) ?? []);
     const pipeline = this.compile(this.definition.steps, run);
     const intake = new Subject<Delivery>();
     this.intake = intake;
@@ -152,6 +187,12 @@ export class RouteRuntime {
     this.failedWith = undefined;
     this.run = run;
     this.statusValue = 'started';
+    this.inject = (delivery, onEnd) => {
+      const admitted = this.admit(delivery, run);
+      if (admitted === undefined) return;
+      admitted.onEnd = onEnd;
+      intake.next(admitted);
+    };
     this.pipeline = intake.pipe(pipeline).subscribe({
       next: (delivery) => {
         this.metrics.completed += 1;
@@ -236,6 +277,7 @@ export class RouteRuntime {
     this.metrics.inFlight -= handedBack;
     this.metrics.handedBack += handedBack;
     this.run = undefined;
+    this.inject = undefined;
     this.pipeline?.unsubscribe();
     this.source?.unsubscribe();
     this.pipeline = undefined;
@@ -251,7 +293,7 @@ export class RouteRuntime {
    * Wraps a source delivery so the route counts it in flight until it settles; drops expired ones;
    * hands one the transport could not take whole (`intakeError`) to the error handler at `intake`.
    */
-  private admit(source: Delivery, run: Run): Delivery | undefined {
+  private admit(source: Delivery, run: Run): InFlight | undefined {
     const metrics = this.metrics;
     metrics.received += 1;
     if (isExpired(source.message)) {
@@ -261,7 +303,20 @@ export class RouteRuntime {
     }
     metrics.inFlight += 1;
     run.inFlight += 1;
-    const admitted = new InFlight(this, run, source);
+    const probes = this.probes;
+    let admitted: InFlight;
+    if (probes.length === 0) {
+      admitted = new InFlight(this, run, source, source.message, undefined, 0);
+    } else {
+      const states: unknown[] = [];
+      let message = source.message;
+      for (const probe of probes) states.push(probe.begin?.(message));
+      for (let index = 0; index < probes.length; index += 1) {
+        const carry = probes[index]?.carry;
+        if (carry !== undefined) message = carry.call(probes[index], states[index], message);
+      }
+      admitted = new InFlight(this, run, source, message, states, performance.now());
+    }
     if (source.intakeError === undefined) return admitted;
     const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
     // its last attempt: a message the transport could not take is no better the second time
@@ -270,15 +325,68 @@ export class RouteRuntime {
   }
 
   /** @internal called by InFlight once the delivery it tracks has settled, while its run goes on */
-  settledOne(run: Run): void {
+  settledOne(run: Run, execution: InFlight, outcome: ExecutionOutcome, error: Error | undefined): void {
     run.inFlight -= 1;
     this.metrics.inFlight -= 1;
+    execution.onEnd?.(outcome);
+    const states = execution.states;
+    if (states !== undefined) {
+      const durationMs = performance.now() - execution.startedAt;
+      const probes = this.probes;
+      for (let index = 0; index < probes.length; index += 1) probes[index]?.end?.(states[index], outcome, durationMs, error);
+    }
     this.checkIdle();
   }
 
+  /**
+   * Runs one message through the route as if its source had delivered it (the console's replay of a
+   * dead letter): resolves with how its execution ended. Rejects with `NotStartedError` unless the
+   * route is running.
+   */
+  replay(message: Message): Promise<ExecutionOutcome> {
+    const inject = this.inject;
+    if (inject === undefined || this.statusValue !== 'started') return Promise.reject(new NotStartedError(`route '${this.id}' is ${this.statusValue}: start it to replay into it`));
+    return new Promise<ExecutionOutcome>((resolve) => {
+      let outcome: ExecutionOutcome | undefined;
+      const source = createDelivery(message, {
+        ack: () => resolve(outcome ?? 'completed'),
+        nack: () => resolve('rejected'),
+      });
+      inject(source, (ended) => (outcome = ended));
+    });
+  }
+
   private compile(steps: readonly StepDefinition[], run: Run): AnyStep {
-    const built = steps.map((step) => step.build(this.contextFor(step, run)));
+    const built = steps.map((step) => this.observed(step, step.build(this.contextFor(step, run))));
     return (source) => built.reduce((stream, step) => stream.pipe(step), source);
+  }
+
+  /**
+   * A built step between the runtime's two boundary hooks: counting each delivery it passes on (the
+   * graph's per-edge rates) and, with observers, telling them when the admitted delivery enters and
+   * leaves it (step spans, step latency).
+   */
+  private observed(step: StepDefinition, built: AnyStep): AnyStep {
+    const counters = stepMetricsOf(this.metrics, step.id);
+    const probes = this.probes;
+    if (probes.length === 0) return (source) => boundary(built(source), () => (counters.passed += 1));
+    const leaf = step.branches.length === 0;
+    const enter = (delivery: Delivery): void => {
+      const execution = executionOf(delivery);
+      const states = execution?.states;
+      if (execution === undefined || states === undefined) return;
+      if (leaf) execution.stepStartedAt = performance.now();
+      for (let index = 0; index < probes.length; index += 1) probes[index]?.enterStep?.(states[index], step);
+    };
+    const leave = (delivery: Delivery): void => {
+      counters.passed += 1;
+      const execution = executionOf(delivery);
+      const states = execution?.states;
+      if (execution === undefined || states === undefined) return;
+      const durationMs = leaf ? performance.now() - execution.stepStartedAt : undefined;
+      for (let index = 0; index < probes.length; index += 1) probes[index]?.leaveStep?.(states[index], step, durationMs);
+    };
+    return (source) => boundary(built(boundary(source, enter)), leave);
   }
 
   /** A step's view of the route, for one run: once the run has ended, its late failures and filters change nothing. */
@@ -291,8 +399,16 @@ export class RouteRuntime {
       declaredAt: step.declaredAt,
       scheduler,
       log,
-      publish: (uri, messages) => {
+      publish: (uri, sent) => {
+        const observations = this.probes.length === 0 ? undefined : this.observePublish(step, uri, sent);
+        const messages = observations?.messages ?? sent;
         const sending = transports.publish(uri, messages);
+        if (observations !== undefined) {
+          sending.then(
+            () => observations.done(undefined),
+            (error: unknown) => observations.done(error),
+          );
+        }
         // counted on the side: the step sees the very promise the transport returned, with no extra turn
         sending.then(
           () => {
@@ -305,6 +421,7 @@ export class RouteRuntime {
       service,
       filtered: (delivery) => {
         if (!run.ended) metrics.filtered += 1;
+        markOutcome(delivery, 'filtered');
         delivery.ack();
       },
       // a delivery of an ended run went back to the source, which redelivers it: no retry, no dead letter
@@ -313,10 +430,35 @@ export class RouteRuntime {
     };
   }
 
+  /** What the probes make of one publish: the messages to send and one callback for its confirmation. */
+  private observePublish(step: StepDefinition, uri: string, sent: readonly Message[]): { messages: readonly Message[]; done(error: unknown): void } | undefined {
+    let messages = sent;
+    const observations: PublishObservation[] = [];
+    for (const probe of this.probes) {
+      const observation = probe.publish?.(step, uri, messages);
+      if (observation === undefined) continue;
+      observations.push(observation);
+      if (observation.messages !== undefined) messages = observation.messages;
+    }
+    if (observations.length === 0) return undefined;
+    return {
+      messages,
+      done: (error) => {
+        for (const observation of observations) observation.done(error);
+      },
+    };
+  }
+
+  /** Tells the probes of a message the route gave up on. */
+  private gaveUp(event: GaveUp): void {
+    for (const probe of this.probes) probe.gaveUp?.(event);
+  }
+
   /** Applies the route's error handler to one failed delivery; returns a retry delay or settles it. */
   private failed(step: StepDefinition, delivery: Delivery, thrown: unknown, attempt: number): number | undefined {
     const metrics = this.metrics;
     metrics.failed += 1;
+    stepMetricsOf(metrics, step.id).failed += 1;
     const error = thrown instanceof StepError ? thrown : new StepError(this.id, step.id, step.declaredAt, thrown);
     const handler = this.definition.errorHandler;
     let policy: FailurePolicy;
@@ -339,6 +481,7 @@ export class RouteRuntime {
         if (uri === undefined) {
           metrics.rejected += 1;
           this.report('rejected to the source', step, error, delivery.message, policy.reason);
+          if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
           delivery.nack(error);
           return undefined;
         }
@@ -356,6 +499,8 @@ export class RouteRuntime {
           metrics.deadLettered += 1;
           if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
           this.report('dead-lettered', step, error, delivery.message, reason, { to: uri });
+          if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'dead-lettered', step, error, message: failedMessage, deadLetter: dead, uri, reason, at: Date.now() });
+          markOutcome(delivery, 'dead-lettered');
           delivery.ack();
         };
         const notSent = (sendError: unknown): void => {
@@ -373,11 +518,14 @@ export class RouteRuntime {
       case 'discard':
         metrics.discarded += 1;
         this.report('discarded', step, error, delivery.message, policy.reason);
+        if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'discarded', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
+        markOutcome(delivery, 'discarded');
         delivery.ack();
         return undefined;
       case 'reject':
         metrics.rejected += 1;
         this.report('rejected to the source', step, error, delivery.message, undefined);
+        if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, at: Date.now() });
         delivery.nack(error);
         return undefined;
       default:
@@ -391,6 +539,26 @@ export class RouteRuntime {
     const about = { route: this.id, code: error.code };
     this.warnings.warn(`${outcome}\u0000${error.code}`, `message ${outcome}`, { ...about, step: step.id, reason: reason === undefined ? text : `${reason}: ${text}`, messageId: message.id, ...extra }, about);
   }
+}
+
+/** Records how the admitted delivery's execution ends, where a step decides it (observers and replays read it). */
+function markOutcome(delivery: Delivery, outcome: ExecutionOutcome): void {
+  const execution = executionOf(delivery);
+  if (execution !== undefined) execution.outcome = outcome;
+}
+
+/** A pass-through operator calling `seen` with each delivery before passing it on (lighter than `tap`). */
+function boundary(source: Observable<Delivery>, seen: (delivery: Delivery) => void): Observable<Delivery> {
+  return new Observable<Delivery>((subscriber) =>
+    source.subscribe({
+      next: (delivery) => {
+        seen(delivery);
+        subscriber.next(delivery);
+      },
+      error: (error: unknown) => subscriber.error(error),
+      complete: () => subscriber.complete(),
+    }),
+  );
 }
 
 function clip(text: string): string {
