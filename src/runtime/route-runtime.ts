@@ -53,8 +53,10 @@ class Run {
 class InFlight extends Settlement {
   /** How it ended, where a step said so (filtered, dead-lettered, discarded); an ack without one completed. */
   outcome: ExecutionOutcome | undefined = undefined;
-  /** `performance.now()` when the delivery entered its current step (observers only). */
+  /** `performance.now()` when the delivery entered its current step (followed executions only). */
   stepStartedAt = 0;
+  /** Whether the probes follow this execution step by step (`RouteProbe.followSteps`). */
+  followed = false;
   /** Told how the execution ended, before its source is settled (replays). */
   onEnd: ((outcome: ExecutionOutcome) => void) | undefined = undefined;
 
@@ -63,8 +65,9 @@ class InFlight extends Settlement {
     private readonly run: Run,
     private readonly source: Delivery,
     message: Message,
-    /** One state per probe of the run (undefined without observers). */
-    readonly states: unknown[] | undefined,
+    /** The execution probes' states: the one state with one probe, else one per probe (see `ProbeSet`). */
+    readonly states: unknown,
+    /** `performance.now()` at admission when a probe times executions, else 0. */
     readonly startedAt: number,
   ) {
     super(message);
@@ -142,8 +145,8 @@ export class RouteRuntime {
   /** True while `start` subscribes: a failure then is thrown to the caller, not logged. */
   private starting = false;
   private readonly warnings: RateLimitedLog;
-  /** The probes of the current run (empty without observers). */
-  private probes: readonly RouteProbe[] = [];
+  /** The probes of the current run (none without observers). */
+  private probes: ProbeSet = NO_PROBES;
   /** Admits a delivery into the current run as if the source had (replays). */
   private inject: ((delivery: Delivery, onEnd: (outcome: ExecutionOutcome) => void) => void) | undefined;
 
@@ -178,7 +181,7 @@ export class RouteRuntime {
     const endpoint = parseEndpoint(this.definition.source);
     const transport = this.deps.transports.forScheme(endpoint.scheme);
     const run = new Run();
-    this.probes = (this.deps.observers?.() ?? []).flatMap((observer) => observer.attach({ id: this.id, definition: this.definition }) ?? []);
+    this.probes = new ProbeSet((this.deps.observers?.() ?? []).flatMap((observer) => observer.attach({ id: this.id, definition: this.definition }) ?? []));
     const pipeline = this.compile(this.definition.steps, run);
     const intake = new Subject<Delivery>();
     this.intake = intake;
@@ -305,17 +308,12 @@ export class RouteRuntime {
     run.inFlight += 1;
     const probes = this.probes;
     let admitted: InFlight;
-    if (probes.length === 0) {
+    if (probes.execution.length === 0) {
       admitted = new InFlight(this, run, source, source.message, undefined, 0);
     } else {
-      const states: unknown[] = [];
-      let message = source.message;
-      for (const probe of probes) states.push(probe.begin?.(message));
-      for (let index = 0; index < probes.length; index += 1) {
-        const carry = probes[index]?.carry;
-        if (carry !== undefined) message = carry.call(probes[index], states[index], message);
-      }
-      admitted = new InFlight(this, run, source, message, states, performance.now());
+      const begun = probes.begin(source.message);
+      admitted = new InFlight(this, run, source, begun.message, begun.states, probes.timed ? performance.now() : 0);
+      admitted.followed = begun.followed;
     }
     if (source.intakeError === undefined) return admitted;
     const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
@@ -329,12 +327,7 @@ export class RouteRuntime {
     run.inFlight -= 1;
     this.metrics.inFlight -= 1;
     execution.onEnd?.(outcome);
-    const states = execution.states;
-    if (states !== undefined) {
-      const durationMs = performance.now() - execution.startedAt;
-      const probes = this.probes;
-      for (let index = 0; index < probes.length; index += 1) probes[index]?.end?.(states[index], outcome, durationMs, error);
-    }
+    if (this.probes.timed) this.probes.end(execution.states, outcome, performance.now() - execution.startedAt, error);
     this.checkIdle();
   }
 
@@ -369,22 +362,19 @@ export class RouteRuntime {
   private observed(step: StepDefinition, built: AnyStep): AnyStep {
     const counters = stepMetricsOf(this.metrics, step.id);
     const probes = this.probes;
-    if (probes.length === 0) return (source) => boundary(built(source), () => (counters.passed += 1));
+    if (!probes.followsSteps) return (source) => boundary(built(source), () => (counters.passed += 1));
     const leaf = step.branches.length === 0;
     const enter = (delivery: Delivery): void => {
       const execution = executionOf(delivery);
-      const states = execution?.states;
-      if (execution === undefined || states === undefined) return;
+      if (execution === undefined || !execution.followed) return;
       if (leaf) execution.stepStartedAt = performance.now();
-      for (let index = 0; index < probes.length; index += 1) probes[index]?.enterStep?.(states[index], step);
+      probes.enterStep(execution.states, step);
     };
     const leave = (delivery: Delivery): void => {
       counters.passed += 1;
       const execution = executionOf(delivery);
-      const states = execution?.states;
-      if (execution === undefined || states === undefined) return;
-      const durationMs = leaf ? performance.now() - execution.stepStartedAt : undefined;
-      for (let index = 0; index < probes.length; index += 1) probes[index]?.leaveStep?.(states[index], step, durationMs);
+      if (execution === undefined || !execution.followed) return;
+      probes.leaveStep(execution.states, step, leaf ? performance.now() - execution.stepStartedAt : undefined);
     };
     return (source) => boundary(built(boundary(source, enter)), leave);
   }
@@ -400,9 +390,15 @@ export class RouteRuntime {
       scheduler,
       log,
       publish: (uri, sent) => {
-        const observations = this.probes.length === 0 ? undefined : this.observePublish(step, uri, sent);
+        const observations = this.probes.publishing.length === 0 ? undefined : this.observePublish(step, uri, sent);
         const messages = observations?.messages ?? sent;
-        const sending = transports.publish(uri, messages);
+        let sending: Promise<void>;
+        try {
+          sending = transports.publish(uri, messages);
+        } catch (thrown) {
+          // a destination that cannot even be resolved (a bad computed URI): the same failure, as a rejection
+          sending = Promise.reject(thrown instanceof Error ? thrown : new Error(String(thrown)));
+        }
         if (observations !== undefined) {
           sending.then(
             () => observations.done(undefined),
@@ -434,7 +430,7 @@ export class RouteRuntime {
   private observePublish(step: StepDefinition, uri: string, sent: readonly Message[]): { messages: readonly Message[]; done(error: unknown): void } | undefined {
     let messages = sent;
     const observations: PublishObservation[] = [];
-    for (const probe of this.probes) {
+    for (const probe of this.probes.publishing) {
       const observation = probe.publish?.(step, uri, messages);
       if (observation === undefined) continue;
       observations.push(observation);
@@ -451,7 +447,7 @@ export class RouteRuntime {
 
   /** Tells the probes of a message the route gave up on. */
   private gaveUp(event: GaveUp): void {
-    for (const probe of this.probes) probe.gaveUp?.(event);
+    for (const probe of this.probes.all) probe.gaveUp?.(event);
   }
 
   /** Applies the route's error handler to one failed delivery; returns a retry delay or settles it. */
@@ -481,7 +477,7 @@ export class RouteRuntime {
         if (uri === undefined) {
           metrics.rejected += 1;
           this.report('rejected to the source', step, error, delivery.message, policy.reason);
-          if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
+          if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
           delivery.nack(error);
           return undefined;
         }
@@ -499,7 +495,7 @@ export class RouteRuntime {
           metrics.deadLettered += 1;
           if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
           this.report('dead-lettered', step, error, delivery.message, reason, { to: uri });
-          if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'dead-lettered', step, error, message: failedMessage, deadLetter: dead, uri, reason, at: Date.now() });
+          if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'dead-lettered', step, error, message: failedMessage, deadLetter: dead, uri, reason, at: Date.now() });
           markOutcome(delivery, 'dead-lettered');
           delivery.ack();
         };
@@ -518,14 +514,14 @@ export class RouteRuntime {
       case 'discard':
         metrics.discarded += 1;
         this.report('discarded', step, error, delivery.message, policy.reason);
-        if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'discarded', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
+        if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'discarded', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
         markOutcome(delivery, 'discarded');
         delivery.ack();
         return undefined;
       case 'reject':
         metrics.rejected += 1;
         this.report('rejected to the source', step, error, delivery.message, undefined);
-        if (this.probes.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, at: Date.now() });
+        if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'rejected', step, error, message: delivery.message, at: Date.now() });
         delivery.nack(error);
         return undefined;
       default:
@@ -540,6 +536,75 @@ export class RouteRuntime {
     this.warnings.warn(`${outcome}\u0000${error.code}`, `message ${outcome}`, { ...about, step: step.id, reason: reason === undefined ? text : `${reason}: ${text}`, messageId: message.id, ...extra }, about);
   }
 }
+
+/**
+ * The probes of one run, sorted by what they observe, so that a run pays only for the hooks its probes
+ * have: executions (`begin`/`carry`/`end`, states kept per execution), steps (only of the executions
+ * some probe follows), publishes, give-ups. With one execution probe its state is kept as it is, with
+ * several in an array (one allocation per message).
+ */
+class ProbeSet {
+  readonly execution: readonly RouteProbe[];
+  readonly publishing: readonly RouteProbe[];
+  /** Some probe has `end`: executions are timed. */
+  readonly timed: boolean;
+  /** Some probe has step hooks: the runtime tells them of the steps of the executions they follow. */
+  readonly followsSteps: boolean;
+
+  constructor(readonly all: readonly RouteProbe[]) {
+    this.execution = all.filter((probe) => probe.begin !== undefined || probe.carry !== undefined || probe.end !== undefined || probe.enterStep !== undefined || probe.leaveStep !== undefined);
+    this.publishing = all.filter((probe) => probe.publish !== undefined);
+    this.timed = this.execution.some((probe) => probe.end !== undefined);
+    this.followsSteps = this.execution.some((probe) => probe.enterStep !== undefined || probe.leaveStep !== undefined);
+  }
+
+  begin(received: Message): { states: unknown; message: Message; followed: boolean } {
+    const probes = this.execution;
+    let message = received;
+    let followed = false;
+    if (probes.length === 1) {
+      const probe = probes[0] as RouteProbe;
+      const state = probe.begin?.(message);
+      if (probe.carry !== undefined) message = probe.carry(state, message);
+      followed = followsWith(probe, state);
+      return { states: state, message, followed };
+    }
+    const states: unknown[] = [];
+    for (const probe of probes) {
+      const state = probe.begin?.(message);
+      states.push(state);
+      if (probe.carry !== undefined) message = probe.carry(state, message);
+      followed ||= followsWith(probe, state);
+    }
+    return { states, message, followed };
+  }
+
+  enterStep(states: unknown, step: StepDefinition): void {
+    const probes = this.execution;
+    if (probes.length === 1) probes[0]?.enterStep?.(states, step);
+    else for (let index = 0; index < probes.length; index += 1) probes[index]?.enterStep?.((states as unknown[])[index], step);
+  }
+
+  leaveStep(states: unknown, step: StepDefinition, durationMs: number | undefined): void {
+    const probes = this.execution;
+    if (probes.length === 1) probes[0]?.leaveStep?.(states, step, durationMs);
+    else for (let index = 0; index < probes.length; index += 1) probes[index]?.leaveStep?.((states as unknown[])[index], step, durationMs);
+  }
+
+  end(states: unknown, outcome: ExecutionOutcome, durationMs: number, error: Error | undefined): void {
+    const probes = this.execution;
+    if (probes.length === 1) probes[0]?.end?.(states, outcome, durationMs, error);
+    else for (let index = 0; index < probes.length; index += 1) probes[index]?.end?.((states as unknown[])[index], outcome, durationMs, error);
+  }
+}
+
+/** Whether a probe follows the steps of an execution it began with `state`. */
+function followsWith(probe: RouteProbe, state: unknown): boolean {
+  if (probe.enterStep === undefined && probe.leaveStep === undefined) return false;
+  return probe.followSteps?.(state) ?? true;
+}
+
+const NO_PROBES = new ProbeSet([]);
 
 /** Records how the admitted delivery's execution ends, where a step decides it (observers and replays read it). */
 function markOutcome(delivery: Delivery, outcome: ExecutionOutcome): void {

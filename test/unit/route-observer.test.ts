@@ -69,7 +69,6 @@ describe('route observers', () => {
       .process(
         (message) => {
           if (message.body.n < 0) throw new Error('negative number');
-          return message;
         },
         { id: 'check' },
       )
@@ -122,7 +121,6 @@ describe('replay into a route', () => {
       .filter((message) => message.body.n !== 0)
       .process((message) => {
         if (message.body.n < 0) throw new Error('negative');
-        return message;
       })
       .to('memory:replay-out');
 
