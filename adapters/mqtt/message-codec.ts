@@ -29,8 +29,11 @@ export interface EncodedPublish {
  *   no MQTT 3.1.1 envelope; the message's MQTT 5 standard properties (content type, expiry, response
  *   topic, correlation data) are still set, being part of the protocol. A consumer gets a fresh id.
  *   (`headers=standard` on a publish endpoint means `none`: the standard properties and the payload.)
+ * - `trace`: as `none`, plus the W3C trace context — headers `traceparent` and `tracestate` as user
+ *   properties of those names (MQTT 5): what a device or foreign consumer that traces needs, and
+ *   nothing else of Interchange's.
  */
-export type HeaderMapping = 'all' | 'none';
+export type HeaderMapping = 'all' | 'none' | 'trace';
 
 /**
  * What of an inbound PUBLISH besides its payload may become the message's id and headers (consume
@@ -41,6 +44,12 @@ export type HeaderMapping = 'all' | 'none';
  *   Not correlation data, not the other user properties (no `message-id`: the id is fresh; no
  *   `ic-types`), no MQTT 3.1.1 envelope: a `{"$ic":1,…}` payload is a body like any other.
  * - `none`: nothing from the publisher but the payload (its content type does not steer decoding).
+ * - `trace`: as `none`, plus the publisher's W3C trace context, so a traced device's trace goes on
+ *   through the back end: user property `traceparent` → header `traceparent` only when it is exactly
+ *   well-formed (version `00`, lowercase hex, ids not all zero: `isTraceparent`), and `tracestate`
+ *   only beside such a `traceparent` and when it is at most 512 characters of well-formed list
+ *   members (`isTracestate`); a repeated property, or anything else, is dropped. Trace context steers
+ *   no behaviour: at worst a device names a trace its messages then appear in.
  * - `all`: the publisher is a trusted Interchange peer (Interchange ↔ Interchange over MQTT): its id,
  *   every user property (typed through `ic-types`), correlation data → `correlationId`, the 3.1.1
  *   envelope — the inverse of `encodeMessage` with `HeaderMapping` `all`.
@@ -48,7 +57,7 @@ export type HeaderMapping = 'all' | 'none';
  * and `attempt` (never from the publisher); outside `all` no header named `x-interchange-*` comes
  * from input.
  */
-export type InboundHeaders = 'standard' | 'none' | 'all';
+export type InboundHeaders = 'standard' | 'none' | 'all' | 'trace';
 
 /** How a consumer decodes inbound PUBLISHes (endpoint options `headers` and `userProperties`). */
 export interface InboundPolicy {
@@ -87,7 +96,8 @@ export function isReservedHeaderName(name: string): boolean {
  * property), `replyTo` → Response Topic, `correlationId` → Correlation Data (and a user property),
  * id → user property `message-id`. `attempt` is not sent (it counts deliveries at one destination).
  * MQTT 3.1.1 has no properties: the message travels as a JSON envelope `{"$ic":1,id,headers,body}`.
- * With `headers: 'none'` only the payload (and MQTT 5's standard properties) — see `HeaderMapping`.
+ * With `headers: 'none'` only the payload (and MQTT 5's standard properties), with `trace` also the
+ * W3C trace context as user properties (MQTT 5) — see `HeaderMapping`.
  * Bodies: Buffer/Uint8Array raw; strings raw when contentType is `text/*`; anything else JSON.
  *
  * Throws `MqttUnencodableError` for a body JSON cannot serialize (a cycle, a BigInt) and an
@@ -95,7 +105,7 @@ export function isReservedHeaderName(name: string): boolean {
  */
 export function encodeMessage(message: Message, protocolVersion: 4 | 5, mapping: HeaderMapping = 'all'): EncodedPublish {
   const { headers } = message;
-  if (mapping === 'none') return { payload: encodeBody(message.body, headers.contentType), properties: protocolVersion === 5 ? standardProperties(headers, undefined) : undefined };
+  if (mapping !== 'all') return { payload: encodeBody(message.body, headers.contentType), properties: protocolVersion === 5 ? standardProperties(headers, mapping === 'trace' ? traceProperties(headers) : undefined) : undefined };
   if (protocolVersion === 4) {
     const { attempt: _attempt, ...kept } = headers;
     return { payload: toJson({ [ENVELOPE]: 1, id: message.id, headers: kept, body: encodableBody(message.body) }), properties: undefined };
@@ -237,7 +247,7 @@ function encodableBody(body: unknown): unknown {
 export function decodeMessage(packet: IPublishPacket, params: Record<string, string> | undefined, attempt: number, rawPayload = false, inbound: InboundPolicy = STANDARD_INBOUND): Message {
   const payload = packet.payload as Buffer;
   const trust = inbound.headers;
-  const properties = trust === 'none' ? undefined : packet.properties;
+  const properties = trust === 'none' || trust === 'trace' ? undefined : packet.properties;
   const headers: Record<string, HeaderValue | undefined> = {};
   let id: string | undefined;
   let body: unknown;
@@ -257,6 +267,7 @@ export function decodeMessage(packet: IPublishPacket, params: Record<string, str
       }
     }
   }
+  if (trust === 'trace' && packet.properties?.userProperties !== undefined) readTraceContext(packet.properties.userProperties, headers);
   const contentType = headers.contentType as string | undefined;
   if (rawPayload || contentType === 'application/octet-stream') body = payload;
   else if (contentType?.startsWith('text/') === true) body = payload.toString();
@@ -293,6 +304,48 @@ function readPeerProperties(user: Readonly<Record<string, string | string[]>>, h
     }
   }
   return id;
+}
+
+/**
+ * An untrusted publisher's W3C trace context into `headers` (`headers=trace`): `traceparent` when
+ * `isTraceparent`, then `tracestate` when `isTracestate`; a repeated property is ambiguous and dropped.
+ */
+function readTraceContext(user: Readonly<Record<string, string | string[]>>, headers: Record<string, HeaderValue | undefined>): void {
+  const traceparent = Object.hasOwn(user, 'traceparent') ? user.traceparent : undefined;
+  if (!isTraceparent(traceparent)) return;
+  headers.traceparent = traceparent;
+  const tracestate = Object.hasOwn(user, 'tracestate') ? user.tracestate : undefined;
+  if (isTracestate(tracestate) && tracestate !== '') headers.tracestate = tracestate;
+}
+
+/** The W3C trace context headers as user properties (`HeaderMapping` `trace`), or undefined without a `traceparent`. */
+function traceProperties(headers: Headers): Record<string, string> | undefined {
+  const { traceparent, tracestate } = headers;
+  if (typeof traceparent !== 'string') return undefined;
+  return typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent };
+}
+
+/*
+ * W3C Trace Context, read strictly. The same rules as `facade/observability/trace-context.ts`
+ * (`parseTraceparent`, `isValidTracestate`), which an adapter may not import; the trace-context unit
+ * test checks that both agree.
+ */
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+const TRACESTATE_MEMBER = /^(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+
+/** Whether a value is a W3C `traceparent` Interchange takes from an untrusted publisher: exactly version `00`, lowercase hex, trace and span ids not all zero. */
+export function isTraceparent(value: unknown): value is string {
+  return typeof value === 'string' && value.length === 55 && TRACEPARENT.test(value);
+}
+
+/** Whether a value is a W3C `tracestate` Interchange passes on: at most 512 characters, at most 32 list members, each well-formed. */
+export function isTracestate(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > 512) return false;
+  const members = value.split(',');
+  return members.length <= 32 && members.every((member) => {
+    const trimmed = member.replace(/^[ \t]+|[ \t]+$/g, '');
+    return trimmed === '' || TRACESTATE_MEMBER.test(trimmed);
+  });
 }
 
 /** A user property may repeat (MQTT 5): the last value counts. */

@@ -189,10 +189,10 @@ export const mqttEndpointOptionsSchema = {
     qos: { enum: ['0', '1', '2'], description: 'QoS of the subscription / of published messages (default: the transport\'s qos, else 1)' },
     retain: { enum: ['true', 'false'], description: 'publish: set the retain flag (default false)' },
     headers: {
-      enum: ['all', 'none', 'standard'],
+      enum: ['all', 'none', 'standard', 'trace'],
       description:
-        'publish: `all` sends the id and headers as MQTT 5 user properties (3.1.1: a JSON envelope); `none` (or `standard`) the payload and the MQTT 5 standard properties alone (default all). ' +
-        'consume: what of a PUBLISH besides its payload becomes headers — `standard` the MQTT 5 standard properties (content type, expiry, response topic) and the `userProperties` allow-list, with a fresh id; `none` nothing; `all` everything, id included, from a trusted Interchange peer (default standard)',
+        'publish: `all` sends the id and headers as MQTT 5 user properties (3.1.1: a JSON envelope); `none` (or `standard`) the payload and the MQTT 5 standard properties alone; `trace` as `none` plus the W3C trace context (user properties traceparent, tracestate) (default all). ' +
+        'consume: what of a PUBLISH besides its payload becomes headers — `standard` the MQTT 5 standard properties (content type, expiry, response topic) and the `userProperties` allow-list, with a fresh id; `none` nothing; `trace` nothing but the W3C trace context of an untrusted publisher (user property traceparent only when strictly well-formed, tracestate only beside it and when at most 512 well-formed characters; anything else dropped); `all` everything, id included, from a trusted Interchange peer (default standard)',
     },
     userProperties: {
       type: 'string',

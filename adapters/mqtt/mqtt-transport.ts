@@ -359,13 +359,13 @@ function announce(connection: MqttConnection, status: LastWillOptions, payload: 
 /** Publish endpoint option `headers` (validated by `validateMqttEndpointOptions`): `all`, the default, or `none` (`standard` is `none`: the payload and the MQTT 5 standard properties). */
 function headerMappingOf(endpoint: Endpoint): HeaderMapping {
   const headers = endpoint.options.headers;
-  return headers === 'none' || headers === 'standard' ? 'none' : 'all';
+  return headers === 'none' || headers === 'standard' ? 'none' : headers === 'trace' ? 'trace' : 'all';
 }
 
 /** Consume endpoint options `headers` (default `standard`) and `userProperties` (validated by `validateMqttEndpointOptions`). */
 function inboundPolicyOf(endpoint: Endpoint): InboundPolicy {
   const { headers, userProperties } = endpoint.options;
-  if (headers === 'all' || headers === 'none') return { headers };
+  if (headers === 'all' || headers === 'none' || headers === 'trace') return { headers };
   return userProperties === undefined ? STANDARD_INBOUND : { headers: 'standard', userProperties: new Set(userProperties.split(',')) };
 }
 

@@ -22,6 +22,14 @@ export interface OutboxOptions extends TableNames {
   readonly registry?: SchemaRegistry;
   /** Refuse messages that name no contract (default false). */
   readonly requireContract?: boolean;
+  /**
+   * The W3C trace context to stamp on a message added without a `traceparent` header, so the route
+   * that consumes the published row continues the caller's trace: pass `activeTraceHeaders` (the
+   * active OpenTelemetry span's `traceparent`/`tracestate`, from `interchange-eip`). Called once per
+   * such message, in `add`; undefined (its default, or what it returns) stamps nothing. A message's
+   * own `traceparent` is always kept: headers are stored and published as they are.
+   */
+  readonly traceHeaders?: () => { readonly traceparent: string; readonly tracestate?: string } | undefined;
 }
 
 /** A message as stored in (and read back from) the outbox table. */
@@ -46,6 +54,8 @@ export interface OutboxRow {
  * inserted); refuses a destination that is not a concrete endpoint URI (`EndpointError`), a body that
  * is neither JSON nor bytes (`OutboxMessageError`) and a contract without a registry
  * (`PostgresConfigurationError`). It runs one `INSERT` on `tx` and never commits or rolls back.
+ * Headers are stored and published as they are — a `traceparent` included, so a trace goes on
+ * through the outbox; option `traceHeaders` stamps the caller's on messages created without one.
  * The tables must exist (`migrate`).
  * @example
  * await db.transaction(async (tx) => {
@@ -57,11 +67,13 @@ export class Outbox {
   readonly tables: ResolvedTables;
   private readonly registry: SchemaRegistry | undefined;
   private readonly requireContract: boolean;
+  private readonly traceHeaders: OutboxOptions['traceHeaders'];
 
-  constructor({ registry, requireContract = false, ...names }: OutboxOptions = {}) {
+  constructor({ registry, requireContract = false, traceHeaders, ...names }: OutboxOptions = {}) {
     this.tables = resolveTables(names);
     this.registry = registry;
     this.requireContract = requireContract;
+    this.traceHeaders = traceHeaders;
   }
 
   /** Inserts one message in the caller's transaction `tx`. */
@@ -87,7 +99,7 @@ export class Outbox {
     if (isTemplate(destination)) throw new OutboxMessageError(`outbox destination must be a concrete endpoint URI, got the template '${destination}'`);
     parseEndpoint(destination);
     const checked = this.validated(message, contract ?? message.headers.schema);
-    const { attempt: _attempt, ...headers } = checked.headers;
+    const { attempt: _attempt, ...headers } = this.traced(checked).headers;
     const body: unknown = checked.body;
     let json: string | null = null;
     let bytes: Uint8Array | null = null;
@@ -101,6 +113,13 @@ export class Outbox {
       if (json === null) throw new OutboxMessageError(`message ${message.id}: body is not JSON-serialisable (${typeof body})`);
     }
     return [message.id, destination, partitionKey ?? destination, JSON.stringify(headers), json, bytes];
+  }
+
+  /** The message with the caller's trace context (`traceHeaders`) when it carries none of its own. */
+  private traced(message: Message): Message {
+    if (this.traceHeaders === undefined || message.headers.traceparent !== undefined) return message;
+    const trace = this.traceHeaders();
+    return trace === undefined ? message : withHeaders(message, trace.tracestate === undefined ? { traceparent: trace.traceparent } : { traceparent: trace.traceparent, tracestate: trace.tracestate });
   }
 
   private validated(message: Message, contract: string | undefined): Message {

@@ -176,9 +176,10 @@ export function flowRoutes({
   const buffer = `buffer:${names.exchange}`;
   const deadBuffer = `buffer:${names.exchange}.dead`;
   // payload=raw: bodies are the bytes as the device sent them; the check parses them once, and an
-  // invalid message is dead-lettered with its original bytes. headers=none: nothing a device sends
-  // besides topic and payload becomes a header or an id (devices are untrusted input).
-  const options = 'qos=1&payload=raw&headers=none';
+  // invalid message is dead-lettered with its original bytes. Nothing a device sends
+  // besides topic and payload becomes a header or an id (devices are untrusted input). headers=trace:
+  // only a well-formed W3C traceparent (and tracestate), so one trace runs device → bridge → RabbitMQ.
+  const options = 'qos=1&payload=raw&headers=trace';
   const source = shareGroup === undefined ? `mqtt:${names.telemetryTopic}?${options}` : `mqtt:$share/${shareGroup}/${names.telemetryTopic}?${options}`;
 
   /** RabbitMQ, then the summaries: the tail both the direct and the buffered bridge end with. */

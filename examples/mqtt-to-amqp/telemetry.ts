@@ -87,7 +87,7 @@ export function asReceived(failed: Message, original: Message): Message {
   const evidence: Record<string, HeaderValue> = { [MQTT_TOPIC_HEADER]: String(original.headers.mqttTopic ?? '') };
   // the topic's device id (the adapter's, from the topic): a replay from the console runs the check again with it
   if (typeof original.headers.deviceId === 'string') evidence.deviceId = original.headers.deviceId;
-  // what the adapter itself says of the message (an oversized one: its size and hash): never the device's input under headers=none
+  // what the adapter itself says of the message (an oversized one: its size and hash): never the device's input under headers=trace
   for (const name in original.headers) {
     const value = original.headers[name];
     if (name.startsWith('x-interchange-') && value !== undefined) evidence[name] = value;

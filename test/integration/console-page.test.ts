@@ -20,7 +20,7 @@ const TOKEN = 's3cret';
 // The strict policy the real console server is expected to send: the page must work under it.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-const MQTT = 'mqtt:devices/+deviceId/telemetry?qos=1&payload=raw&headers=none';
+const MQTT = 'mqtt:devices/+deviceId/telemetry?qos=1&payload=raw&headers=trace';
 const BUFFER = 'buffer:telemetry';
 const DEAD_BUFFER = 'buffer:telemetry.dead';
 const ALERTS = 'amqp:exchange/telemetry?routingKey=alert.{deviceId}';

@@ -54,16 +54,16 @@ describe('content-based routing', () => {
     const choice = route?.definition().steps.find((step) => step.kind === 'choice');
     const uris = choice?.branches.map((branch) => branch.map((step) => step.id));
     expect(uris).toEqual([['alerts'], ['readings']]);
-    expect(route?.definition().source).toBe('mqtt:p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
+    expect(route?.definition().source).toBe('mqtt:p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=trace');
   });
 
   it('scales out on a shared subscription: one route per consumer connection, each with the summaries inline', () => {
     const routes = flowRoutes({ names: flowNames('p-'), consumers: 3 }).map((route) => route.definition());
     expect(routes.map((route) => route.id)).toEqual(['telemetry-1', 'telemetry-2', 'telemetry-3']);
     expect(routes.every((route) => route.steps.some((step) => step.kind === 'aggregate'))).toBe(true);
-    expect(new Set(routes.slice(0, 3).map((route) => route.source))).toEqual(new Set(['mqtt:$share/p-telemetry-bridge/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none']));
+    expect(new Set(routes.slice(0, 3).map((route) => route.source))).toEqual(new Set(['mqtt:$share/p-telemetry-bridge/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=trace']));
     expect(flowRoutes({ summaries: false }).map((route) => route.definition().id)).toEqual(['telemetry']);
-    expect(flowRoutes({ names: flowNames('p-'), shareGroup: 'g' })[0]?.definition().source).toBe('mqtt:$share/g/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
+    expect(flowRoutes({ names: flowNames('p-'), shareGroup: 'g' })[0]?.definition().source).toBe('mqtt:$share/g/p-/devices/+deviceId/telemetry?qos=1&payload=raw&headers=trace');
   });
 
   it('buffered: the intake ends at the durable buffer, forward takes it to RabbitMQ and the summaries, dead letters have their own buffer', () => {

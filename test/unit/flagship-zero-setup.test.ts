@@ -66,7 +66,7 @@ it('the route file `npm start` runs exports the flagship routes and its modules'
   try {
     const loaded = await loadRouteFile('examples/mqtt-to-amqp/route.ts');
     expect(loaded.routes.map((route) => route.definition().id)).toEqual(['telemetry']);
-    expect(loaded.routes[0]?.definition().source).toBe('mqtt:devices/+deviceId/telemetry?qos=1&payload=raw&headers=none');
+    expect(loaded.routes[0]?.definition().source).toBe('mqtt:devices/+deviceId/telemetry?qos=1&payload=raw&headers=trace');
     expect(loaded.modules).toHaveLength(3);
     expect(loaded.onStart).toBeTypeOf('function');
   } finally {

@@ -32,5 +32,7 @@ describe('mqtt: endpoint options', () => {
   it('accepts every documented option', async () => {
     const publishing = transport().publish(parseEndpoint('mqtt:t?qos=2&retain=true&headers=none'), [createMessage({})]);
     await expect(publishing).rejects.toThrow(/not connected/); // past validation: only the connection is missing
+    const tracing = transport().publish(parseEndpoint('mqtt:t?qos=1&headers=trace'), [createMessage({})]);
+    await expect(tracing).rejects.toThrow(/not connected/);
   });
 });

@@ -181,3 +181,54 @@ describe('mqtt inbound trust: userProperties allow-list', () => {
     expect(new TopicPattern('devices/+deviceId/telemetry').paramsOf(TOPIC)).toEqual({ deviceId: 'd1' });
   });
 });
+
+describe('mqtt inbound trust: headers=trace (W3C trace context of an untrusted publisher)', () => {
+  const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const traced = (userProperties: Record<string, string | string[]>) => publish({ properties: { ...forged.properties, userProperties: { ...forged.properties?.userProperties, ...userProperties } } });
+
+  it('takes a well-formed traceparent and tracestate, and nothing else the device sent', () => {
+    const message = decode(traced({ traceparent: TRACEPARENT, tracestate: 'vendor=abc,other=1' }), { headers: 'trace' }, 2);
+    expect(message.id).toMatch(UUID);
+    expect(message.headers).toEqual({ traceparent: TRACEPARENT, tracestate: 'vendor=abc,other=1', deviceId: 'd1', mqttTopic: TOPIC, attempt: 2 });
+    expect(message.body).toEqual({ t: 21.5 });
+  });
+
+  it.each([
+    ['uppercase hex', TRACEPARENT.toUpperCase()],
+    ['version ff', `ff${TRACEPARENT.slice(2)}`],
+    ['a later version', `01${TRACEPARENT.slice(2)}`],
+    ['an all-zero trace id', `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`],
+    ['an all-zero span id', '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01'],
+    ['trailing data', `${TRACEPARENT}-extra`],
+    ['a 60,000-character value', `${TRACEPARENT}${'0'.repeat(60_000)}`],
+    ['a repeated property', [TRACEPARENT, TRACEPARENT]],
+  ])('drops a traceparent with %s, and its tracestate with it', (_case, traceparent) => {
+    const { headers } = decode(traced({ traceparent, tracestate: 'vendor=abc' }), { headers: 'trace' });
+    expect(headers).toEqual({ deviceId: 'd1', mqttTopic: TOPIC });
+  });
+
+  it.each([
+    ['over 512 characters', `a=${'v'.repeat(250)},b=${'v'.repeat(250)},c=${'v'.repeat(10)}`],
+    ['malformed', 'Not A Trace State'],
+    ['repeated', ['a=1', 'b=2']],
+    ['empty', ''],
+  ])('keeps the traceparent but drops a tracestate %s', (_case, tracestate) => {
+    const { headers } = decode(traced({ traceparent: TRACEPARENT, tracestate }), { headers: 'trace' });
+    expect(headers).toEqual({ traceparent: TRACEPARENT, deviceId: 'd1', mqttTopic: TOPIC });
+  });
+
+  it('like none, the content type does not steer decoding; an MQTT 3.1.1 PUBLISH (no properties) gives no trace context', () => {
+    const packet = publish({ payload: Buffer.from('{"a":1}'), properties: { contentType: 'application/octet-stream', userProperties: { traceparent: TRACEPARENT } } });
+    expect(decode(packet, { headers: 'trace' }).body).toEqual({ a: 1 });
+    expect(decode(publish({}), { headers: 'trace' }).headers).toEqual({ deviceId: 'd1', mqttTopic: TOPIC });
+  });
+
+  it('the other untrusted modes take no trace context', () => {
+    for (const inbound of [undefined, { headers: 'none' }] as const) expect(decode(traced({ traceparent: TRACEPARENT }), inbound).headers.traceparent).toBeUndefined();
+  });
+
+  it('is a valid consume option, without userProperties', () => {
+    expect(() => validateMqttEndpointOptions(parseEndpoint('mqtt:a/+d?headers=trace&qos=1'))).not.toThrow();
+    expect(() => validateMqttEndpointOptions(parseEndpoint('mqtt:a/+d?headers=trace&userProperties=site'))).toThrow(/userProperties applies to headers=standard/);
+  });
+});

@@ -64,4 +64,20 @@ describe('MQTT message codec', () => {
     expect(back.headers.tenant).toBeUndefined();
     expect(back.body).toEqual({ t: 21.5 });
   });
+
+  it('headers=trace: as none, plus traceparent and tracestate as MQTT 5 user properties, read back by a headers=trace consumer', () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const traced = createMessage({ t: 21.5 }, { headers: { tenant: 'acme', traceparent, tracestate: 'vendor=abc', contentType: 'application/json' } });
+    expect(encodeMessage(traced, 5, 'trace')).toEqual({ payload: '{"t":21.5}', properties: { contentType: 'application/json', userProperties: { traceparent, tracestate: 'vendor=abc' } } });
+    expect(encodeMessage(traced, 4, 'trace')).toEqual({ payload: '{"t":21.5}', properties: undefined });
+    expect(encodeMessage(createMessage({ t: 1 }), 5, 'trace')).toEqual({ payload: '{"t":1}', properties: undefined });
+    const back = decodeMessage(received(encodeMessage(traced, 5, 'trace')), undefined, 1, false, { headers: 'trace' });
+    expect(back.headers).toEqual({ traceparent, tracestate: 'vendor=abc', mqttTopic: 't' });
+  });
+
+  it('headers=all carries traceparent and tracestate like any header, both ways', () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const back = decodeMessage(received(encodeMessage(createMessage(1, { headers: { traceparent, tracestate: 'a=1' } }), 5)), undefined, 1, false, PEER);
+    expect(back.headers).toMatchObject({ traceparent, tracestate: 'a=1' });
+  });
 });
