@@ -2,8 +2,18 @@
 export type Command =
   | { readonly name: 'help' }
   | { readonly name: 'version' }
-  | { readonly name: 'run'; readonly file: string; readonly drainTimeoutMs: number; readonly quiet: boolean }
+  | RunCommand
   | SchemasCommand;
+
+/** `interchange run <file>`. */
+export interface RunCommand {
+  readonly name: 'run';
+  readonly file: string;
+  readonly drainTimeoutMs: number;
+  readonly quiet: boolean;
+  /** `--http [host:]port`: serve the console (metrics, health, graph, dead letters) there. */
+  readonly http?: { readonly host: string; readonly port: number };
+}
 
 /** `interchange schemas check|docs|types [dir]`. */
 export interface SchemasCommand {
@@ -25,7 +35,7 @@ export class UsageError extends Error {
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 export const usage = `Usage:
-  interchange run <routes.ts> [--drain-timeout <ms>] [--quiet]
+  interchange run <routes.ts> [--drain-timeout <ms>] [--quiet] [--http [host:]port]
   interchange schemas check [dir]
   interchange schemas docs [dir] [--out <file.md>]
   interchange schemas types [dir] [--out <file.ts>] [--check]
@@ -50,6 +60,15 @@ Commands:
 Options:
   --drain-timeout <ms>  How long in-flight messages may take to settle on stop (default ${DEFAULT_DRAIN_TIMEOUT_MS}).
   --quiet               No live counters; only the final counts.
+  --http [host:]port    Serve the console: /metrics (Prometheus), /health/live, /health/ready, /graph
+                        and a web page with the live graph and the dead letters (127.0.0.1 unless a
+                        host is given; any other host needs INTERCHANGE_CONSOLE_TOKEN). Replaying a
+                        dead letter and stopping or starting a route need that token too.
+
+Environment:
+  LOG_LEVEL             trace, debug, info (default), warn, error, fatal or silent. Logs are JSON
+                        lines on stderr, pretty on a terminal; secrets are never written.
+  INTERCHANGE_CONSOLE_TOKEN  The console's token (--http): what writes, and any non-loopback host, need.
   -v, --version         Print Interchange's version.
   -h, --help            Show this help.
 
@@ -73,6 +92,7 @@ export function parseCommandLine(args: readonly string[]): Command {
   let file: string | undefined;
   let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
   let quiet = false;
+  let http: { host: string; port: number } | undefined;
   for (let index = 0; index < rest.length; index += 1) {
     const arg = rest[index] as string;
     const [option, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -82,6 +102,8 @@ export function parseCommandLine(args: readonly string[]): Command {
     } else if (option === '--drain-timeout') {
       const value = inline ?? rest[(index += 1)];
       drainTimeoutMs = milliseconds(value);
+    } else if (option === '--http') {
+      http = httpAddress(inline ?? rest[(index += 1)]);
     } else if (option.startsWith('-')) {
       throw new UsageError(`unknown option '${option}'`);
     } else if (file === undefined) {
@@ -91,7 +113,17 @@ export function parseCommandLine(args: readonly string[]): Command {
     }
   }
   if (file === undefined) throw new UsageError('run needs a route file');
-  return { name: 'run', file, drainTimeoutMs, quiet };
+  return { name: 'run', file, drainTimeoutMs, quiet, ...(http === undefined ? {} : { http }) };
+}
+
+/** `8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080` → host and port (host 127.0.0.1 unless given). */
+function httpAddress(value: string | undefined): { host: string; port: number } {
+  const text = value?.trim() ?? '';
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]+)?:)?(\d{1,5})$/.exec(text);
+  const port = match === null ? Number.NaN : Number(match[2]);
+  if (match === null || !Number.isInteger(port) || port > 65_535) throw new UsageError(`--http needs [host:]port, e.g. 9090 or 0.0.0.0:9090, got '${value ?? ''}'`);
+  const host = match[1] === undefined || match[1] === '' ? '127.0.0.1' : match[1].replace(/^\[|\]$/g, '');
+  return { host, port };
 }
 
 function milliseconds(value: string | undefined): number {

@@ -7,6 +7,10 @@ import { LiveDisplay, type LiveOutput } from './live-display.ts';
 import { liveLine } from './live-line.ts';
 import { loadRouteFile, type StopHook } from './route-file.ts';
 import { shutdownSignals } from './shutdown-signals.ts';
+import { createPinoLogger } from '../observability/pino-logger.ts';
+import { createPrometheusMetrics } from '../observability/prometheus-metrics.ts';
+import { tracingObserver } from '../observability/tracing.ts';
+import { startConsole } from '../console/console-server.ts';
 
 export interface RunIo {
   readonly stdout: LiveOutput;
@@ -26,6 +30,8 @@ export interface RunIo {
  * Throws what loading, validating or `onStart` throws (the caller maps it to an exit code).
  */
 export async function runCommand(command: Extract<Command, { name: 'run' }>, io: RunIo): Promise<number> {
+  // first: a bad LOG_LEVEL fails (RangeError) before anything loads
+  const logger = createPinoLogger();
   const loaded = await loadRouteFile(command.file);
   const container = new Container();
   container.load(...(loaded.modules ?? []));
@@ -35,7 +41,10 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
     container.load(module);
     io.stdout.write(`interchange: ${announcement}\n`);
   }
-  const integration = createIntegration({ routes: loaded.routes, container });
+  // tracing through the OpenTelemetry API: a no-op until an SDK is registered (node --import ./tracing.mjs)
+  const integration = createIntegration({ routes: loaded.routes, container, logger, observers: [tracingObserver()] });
+  const consoleServer = command.http === undefined ? undefined : await startConsole(integration, { ...command.http, token: process.env.INTERCHANGE_CONSOLE_TOKEN || undefined, metrics: createPrometheusMetrics(integration), logger });
+  if (consoleServer !== undefined) io.stdout.write(`interchange: console on ${consoleServer.url} (metrics, health, graph, dead letters)\n`);
   const signals = shutdownSignals((signal) => {
     io.stderr.write(`\n${signal} again: exiting without draining\n`);
     io.exit(1);
@@ -56,6 +65,7 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
     clearInterval(keepAlive);
     signals.dispose();
     await integration.stop({ drainTimeoutMs: Math.min(command.drainTimeoutMs, 1000) });
+    await consoleServer?.close();
     const failed = integration.routes.find((route) => route.failure === error);
     if (failed === undefined) throw error;
     io.stderr.write(`interchange: route '${failed.id}' failed to start: ${describe(error)}\n`);
@@ -78,6 +88,8 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   io.stdout.write('stopping: draining in-flight messages…\n');
   await stopHook?.();
   await integration.stop({ drainTimeoutMs: command.drainTimeoutMs });
+  // the console answers until the drain is over (ready turns 503 while routes stop)
+  await consoleServer?.close();
   clearInterval(keepAlive);
   signals.dispose();
   const handedBack = integration.routes.filter((route) => route.metrics.handedBack > 0);
