@@ -12,7 +12,7 @@ export interface AmqpMemoryModule extends ContainerModule {
  * `amqpModule`: the same topology and endpoint URIs, nothing installed. The broker is created here,
  * once per module (every container loading the module shares it), and logs through the container's
  * `Logger` unless `options.logger` is given.
- * @example const amqp = amqpMemoryModule({ topology }); createIntegration({ routes, modules: [amqp] }); amqp.broker.depths()
+ * @example const amqp = amqpMemoryModule({ topology }); createIntegration({ routes, modules: [amqp] }); amqp.broker.queueDepths()
  */
 export function amqpMemoryModule(options: AmqpMemoryBrokerOptions = {}): AmqpMemoryModule {
   let logger: Logger = options.logger ?? consoleLogger;

@@ -92,7 +92,7 @@ interface Death {
  *   no priorities (queues are FIFO); TTLs expire at the head of a queue.
  * - Also an `ObservableTransport`: `observe('amqp:queue/q')` sees every message entering the queue,
  *   `observe('amqp:exchange/x')` every message the exchange accepted (routed, or not mandatory), without consuming them.
- * @example const broker = new AmqpMemoryBroker({ topology }); await broker.publish(parseEndpoint('amqp:exchange/telemetry?routingKey=reading.d-1'), [message]); broker.depths()
+ * @example const broker = new AmqpMemoryBroker({ topology }); await broker.publish(parseEndpoint('amqp:exchange/telemetry?routingKey=reading.d-1'), [message]); broker.queueDepths()
  */
 export class AmqpMemoryBroker implements Transport, ObservableTransport {
   readonly scheme = 'amqp';
@@ -139,7 +139,7 @@ export class AmqpMemoryBroker implements Transport, ObservableTransport {
   }
 
   /** Every queue's depth and losses, by queue name. */
-  depths(): Record<string, QueueDepth> {
+  queueDepths(): Record<string, QueueDepth> {
     return Object.fromEntries(
       [...this.topology.allQueues()].map((queue) => [queue.name, { messages: queue.depth, unacknowledged: queue.unacknowledged, consumers: queue.consumerCount, dropped: queue.dropped, deadLettered: queue.deadLettered }]),
     );
@@ -306,7 +306,7 @@ export class AmqpMemoryBroker implements Transport, ObservableTransport {
     queue.dropped += 1;
     if (reason === 'maxlen' && !this.warnedFull.has(queue)) {
       this.warnedFull.add(queue);
-      this.log.warn(`amqp (memory): queue '${queue.name}' is full (${queue.maxLength} messages): discarding the oldest; counted in depths()`, { queue: queue.name, maxLength: queue.maxLength });
+      this.log.warn(`amqp (memory): queue '${queue.name}' is full (${queue.maxLength} messages): discarding the oldest; counted in queueDepths()`, { queue: queue.name, maxLength: queue.maxLength });
     }
   };
 }

@@ -45,7 +45,8 @@ function onStart(integration: RunningIntegration): StopHook {
   }
   console.log(`mqtt-to-amqp: simulating 20 devices at 200 msgs/s (2 % invalid) → ${redactUrl(mqtt.url)}; SIMULATE=0 to turn off`);
   const stop = new AbortController();
-  const topicPrefix = names.telemetryTopic.split('/devices/')[0] ?? '';
+  // the flow's topic is `[<prefix>/]devices/+deviceId/telemetry`: the simulator publishes under the same prefix
+  const topicPrefix = names.telemetryTopic.startsWith('devices/') ? '' : (names.telemetryTopic.split('/devices/')[0] ?? '');
   const simulation = simulate({ url: mqtt.url, devices: 20, rate: 200, count: 0, invalid: 0.02, topicPrefix, signal: stop.signal }).then(
     (report) => `mqtt-to-amqp: simulator ${describeReport(report)}`,
     (error: unknown) => `mqtt-to-amqp: simulator failed: ${error instanceof Error ? error.message : String(error)}`,
@@ -63,7 +64,7 @@ function onStart(integration: RunningIntegration): StopHook {
 async function onStopped(): Promise<void> {
   await summaryStore.close();
   if (flow.standIn === undefined) return;
-  const depths = Object.entries(flow.standIn.depths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
+  const depths = Object.entries(flow.standIn.queueDepths()).map(([queue, depth]) => `${queue} ${depth.messages}${depth.dropped > 0 ? ` (+${depth.dropped} dropped)` : ''}`);
   console.log(`mqtt-to-amqp: in-memory stand-in queues: ${depths.join(', ')}`);
 }
 

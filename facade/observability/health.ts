@@ -77,9 +77,7 @@ export function healthOf(source: HealthSource, { highWaterMark = 0.9, connectedS
   for (const transport of source.transports.all) {
     transports.push(transportCheck(transport, connectedStates));
     if (!isDepthReportingTransport(transport)) continue;
-    const depths: unknown = transport.depths();
-    if (!Array.isArray(depths)) continue; // a `depths()` of another shape (the AMQP stand-in's per-queue record)
-    for (const depth of depths as readonly EndpointDepth[]) buffers.push(bufferCheck(depth, highWaterMark));
+    for (const depth of transport.depths()) buffers.push(bufferCheck(depth, highWaterMark));
   }
   const ready = routes.every((check) => check.ok) && transports.every((check) => check.ok) && buffers.every((check) => check.ok);
   return {

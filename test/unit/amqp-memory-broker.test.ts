@@ -113,7 +113,7 @@ describe('the in-memory broker routes', () => {
     expect(ns(amqp.queue('alerts'))).toEqual([2]);
     expect(ns(amqp.queue('summaries'))).toEqual([3]);
     expect(ns(amqp.queue('invalid'))).toEqual([4]);
-    expect(amqp.depths().readings).toEqual({ messages: 2, unacknowledged: 0, consumers: 0, dropped: 0, deadLettered: 0 });
+    expect(amqp.queueDepths().readings).toEqual({ messages: 2, unacknowledged: 0, consumers: 0, dropped: 0, deadLettered: 0 });
   });
 
   it('keeps the id, body and headers through the AMQP encoding, with attempt 1', async () => {
@@ -131,7 +131,7 @@ describe('the in-memory broker routes', () => {
     await expect(refused).rejects.toMatchObject({ code: 'UNROUTABLE', exchange: 'telemetry', routingKey: 'other.d-1' });
     await expect(publish(amqp, 'amqp:exchange/telemetry?routingKey=summary.a.b', numbered(1))).rejects.toBeInstanceOf(UnroutableError); // `*` is one word
     await expect(publish(amqp, 'amqp:exchange/telemetry?routingKey=other.d-1&mandatory=false', numbered(1))).resolves.toBeUndefined();
-    expect(Object.values(amqp.depths()).map((depth) => depth.messages)).toEqual([0, 0, 0, 0]);
+    expect(Object.values(amqp.queueDepths()).map((depth) => depth.messages)).toEqual([0, 0, 0, 0]);
   });
 
   it('declares queues on first use, refuses unknown exchanges unless ?type= declares them', async () => {
@@ -194,7 +194,7 @@ describe('the in-memory broker bounds its queues as RabbitMQ does', () => {
     const amqp = broker({ topology: flagship, defaultMaxLength: 2, logger });
     for (let n = 1; n <= 5; n += 1) await publish(amqp, `amqp:exchange/telemetry?routingKey=reading.d-${n}`, numbered(1, n));
     expect(ns(amqp.queue('readings'))).toEqual([4, 5]);
-    expect(amqp.depths().readings).toMatchObject({ messages: 2, dropped: 3 });
+    expect(amqp.queueDepths().readings).toMatchObject({ messages: 2, dropped: 3 });
     expect(logger.warnings).toEqual([expect.stringContaining("queue 'readings' is full")]);
   });
 
@@ -204,7 +204,7 @@ describe('the in-memory broker bounds its queues as RabbitMQ does', () => {
     const { held } = hold(amqp, 'amqp:queue/q', { prefetch: 2 });
     await publish(amqp, 'amqp:queue/q', numbered(2, 3));
     expect(ns(held.map((delivery) => delivery.message))).toEqual([1, 2]);
-    expect(amqp.depths().q).toMatchObject({ messages: 2, unacknowledged: 2, dropped: 0 });
+    expect(amqp.queueDepths().q).toMatchObject({ messages: 2, unacknowledged: 2, dropped: 0 });
   });
 
   it('reject-publish: a full queue refuses with PublishRejectedError; the other queues of the publish take it', async () => {
@@ -237,13 +237,13 @@ describe('the in-memory broker bounds its queues as RabbitMQ does', () => {
     expect(ns(amqp.queue('dead'))).toEqual([2, 3]);
     expect(amqp.queue('dead').map((message) => message.headers['x-first-death-reason'])).toEqual(['maxlen', 'maxlen']);
     expect(amqp.queue('dead').map((message) => message.headers['x-first-death-queue'])).toEqual(['refusing', 'dropping']);
-    expect(amqp.depths().dropping).toMatchObject({ dropped: 0, deadLettered: 1 });
+    expect(amqp.queueDepths().dropping).toMatchObject({ dropped: 0, deadLettered: 1 });
   });
 
   it('bounds bodies by maxLengthBytes', async () => {
     const amqp = broker({ topology: { queues: [{ name: 'q', maxLengthBytes: 20 }] } });
     await publish(amqp, 'amqp:queue/q', [createMessage(Buffer.alloc(8)), createMessage(Buffer.alloc(8)), createMessage(Buffer.alloc(8))]);
-    expect(amqp.depths().q).toMatchObject({ messages: 2, dropped: 1 });
+    expect(amqp.queueDepths().q).toMatchObject({ messages: 2, dropped: 1 });
   });
 
   it('expires messages past messageTtlMs to the dead-letter exchange', async () => {
@@ -313,8 +313,8 @@ describe('the in-memory broker settles', () => {
     expect(dead?.body).toEqual({ n: 1 });
     expect(dead?.headers).toMatchObject({ 'x-first-death-reason': 'rejected', 'x-first-death-queue': 'work', 'x-first-death-exchange': '' });
     expect(JSON.parse(String(dead?.headers['x-death']))).toEqual([expect.objectContaining({ count: 1, reason: 'rejected', queue: 'work', 'routing-keys': ['work'] })]);
-    expect(amqp.depths().work).toMatchObject({ messages: 0, unacknowledged: 0, deadLettered: 1 });
-    expect(amqp.depths().plain).toMatchObject({ messages: 0, unacknowledged: 0, dropped: 1 });
+    expect(amqp.queueDepths().work).toMatchObject({ messages: 0, unacknowledged: 0, deadLettered: 1 });
+    expect(amqp.queueDepths().plain).toMatchObject({ messages: 0, unacknowledged: 0, dropped: 1 });
     expect(logger.warnings).toHaveLength(2);
   });
 
@@ -334,7 +334,7 @@ describe('the in-memory broker settles', () => {
     const amqp = broker({ topology: { exchanges: [{ name: 'dlx', type: 'fanout' }], queues: [{ name: 'q', maxLength: 1, deadLetterExchange: 'dlx' }], bindings: [{ exchange: 'dlx', queue: 'q' }] } });
     await publish(amqp, 'amqp:queue/q', numbered(3));
     expect(ns(amqp.queue('q'))).toEqual([3]);
-    expect(amqp.depths().q).toMatchObject({ dropped: 2, deadLettered: 0 });
+    expect(amqp.queueDepths().q).toMatchObject({ dropped: 2, deadLettered: 0 });
   });
 });
 
@@ -347,10 +347,10 @@ describe('the in-memory broker consumes from exchanges and closes', () => {
     await publish(amqp, 'amqp:exchange/telemetry?routingKey=alert.d-1', numbered(1, 2));
     expect(ns(tap.held.map((delivery) => delivery.message))).toEqual([1, 2]);
     expect(ns(alertsOnly.held.map((delivery) => delivery.message))).toEqual([2]);
-    expect(Object.keys(amqp.depths()).filter((name) => name.startsWith('amq.gen-'))).toHaveLength(2);
+    expect(Object.keys(amqp.queueDepths()).filter((name) => name.startsWith('amq.gen-'))).toHaveLength(2);
     tap.subscription.unsubscribe();
     alertsOnly.subscription.unsubscribe();
-    expect(Object.keys(amqp.depths())).toEqual(['readings', 'alerts', 'summaries', 'invalid']);
+    expect(Object.keys(amqp.queueDepths())).toEqual(['readings', 'alerts', 'summaries', 'invalid']);
   });
 
   it('close refuses publishes and stops intake; connect opens again with the messages kept', async () => {
@@ -374,7 +374,7 @@ describe('the in-memory broker consumes from exchanges and closes', () => {
     expect(ns(intoReadings)).toEqual([1]);
     expect(ns(intoExchange)).toEqual([1, 2]);
     expect(intoReadings[0]?.headers.attempt).toBeUndefined();
-    expect(amqp.depths().readings?.messages).toBe(1);
+    expect(amqp.queueDepths().readings?.messages).toBe(1);
   });
 });
 
@@ -408,6 +408,6 @@ describe('amqpMemoryModule', () => {
     await test.kit.sendAll('amqp:queue/summaries', [{ n: 1 }, { n: 2 }, { n: 3 }]);
     await alerts.expect(2);
     expect(alerts.bodies()).toEqual([{ n: 2 }, { n: 3 }]);
-    expect(amqp.broker.depths().summaries).toMatchObject({ messages: 0, unacknowledged: 0 });
+    expect(amqp.broker.queueDepths().summaries).toMatchObject({ messages: 0, unacknowledged: 0 });
   });
 });

@@ -159,7 +159,7 @@ describe('the in-memory RabbitMQ stand-in (AmqpMemoryBroker) on the flow topolog
     await publish('amqp:exchange/telemetry?routingKey=summary.d-1', 3);
     await publish('amqp:exchange/telemetry.dlx', 4);
     await expect(publish('amqp:exchange/telemetry?routingKey=other.d-1', 5)).rejects.toMatchObject({ code: 'UNROUTABLE' });
-    expect(Object.fromEntries(Object.entries(standIn.depths()).map(([queue, depth]) => [queue, depth.messages]))).toEqual({
+    expect(Object.fromEntries(Object.entries(standIn.queueDepths()).map(([queue, depth]) => [queue, depth.messages]))).toEqual({
       'telemetry.readings': 1,
       'telemetry.alerts': 1,
       'telemetry.summaries': 1,
@@ -168,7 +168,7 @@ describe('the in-memory RabbitMQ stand-in (AmqpMemoryBroker) on the flow topolog
     await publish('amqp:exchange/telemetry?routingKey=reading.d-2', 6);
     await publish('amqp:exchange/telemetry?routingKey=reading.d-3', 7);
     expect(standIn.queue('telemetry.readings').map((m) => (m.body as { n: number }).n)).toEqual([6, 7]);
-    expect(standIn.depths()['telemetry.readings']).toMatchObject({ messages: 2, dropped: 1 });
+    expect(standIn.queueDepths()['telemetry.readings']).toMatchObject({ messages: 2, dropped: 1 });
   });
 
   it('hands what it routed to a consumer of the queue', async () => {
@@ -177,6 +177,6 @@ describe('the in-memory RabbitMQ stand-in (AmqpMemoryBroker) on the flow topolog
     const delivery = await new Promise<{ message: { body: unknown }; ack(): void }>((resolve) => standIn.consume(parseEndpoint('amqp:queue/telemetry.alerts')).subscribe(resolve));
     expect(delivery.message.body).toEqual({ n: 1 });
     delivery.ack();
-    expect(standIn.depths()['telemetry.alerts']).toMatchObject({ messages: 0, unacknowledged: 0 });
+    expect(standIn.queueDepths()['telemetry.alerts']).toMatchObject({ messages: 0, unacknowledged: 0 });
   });
 });

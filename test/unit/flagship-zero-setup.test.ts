@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { loadRouteFile } from '../../facade/cli/route-file.ts';
 import { simulate, type SimulatorReport } from '../../examples/device-simulator/simulator.ts';
 import type { DeviceSummary } from '../../examples/mqtt-to-amqp/telemetry.ts';
@@ -30,7 +31,7 @@ it('runs with nothing installed: embedded MQTT broker, in-memory RabbitMQ stand-
     // inputs folded into a summary are acked by the aggregator: settled, not `completed` (the summaries are)
     await until(() => telemetry.received >= 2_000 && telemetry.inFlight === 0, () => JSON.stringify(app.metrics()));
     // the last groups of each device complete after 300 ms idle
-    await until(() => app.route('telemetry').metrics.inFlight === 0 && (standIn?.queue(names.summariesQueue) ?? []).reduce((sum, m) => sum + (m.body as DeviceSummary).count, 0) === valid, () => JSON.stringify(standIn?.depths()));
+    await until(() => app.route('telemetry').metrics.inFlight === 0 && (standIn?.queue(names.summariesQueue) ?? []).reduce((sum, m) => sum + (m.body as DeviceSummary).count, 0) === valid, () => JSON.stringify(standIn?.queueDepths()));
   } finally {
     await running.stop();
   }
@@ -88,4 +89,24 @@ it('with the stand-in, the summaries open at stop are completed and sent (comple
   const completed = await open(true);
   expect(completed.map((summary) => summary.count)).toEqual([4]);
   expect(await open(false)).toEqual([]);
+});
+
+it('`npm start` as a user runs it — the CLI, no MQTT_URL, no AMQP_URL, no FLOW_PREFIX: the simulated devices reach the bridge and Ctrl-C drains and stops', { timeout: 60_000 }, async () => {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !['MQTT_URL', 'AMQP_URL', 'FLOW_PREFIX', 'DATABASE_URL', 'SIMULATE'].includes(name)));
+  const cli = spawn(process.execPath, ['--conditions=interchange-source', 'bin/interchange.js', 'run', 'examples/mqtt-to-amqp/route.ts', '--quiet'], { env: { ...env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  cli.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  cli.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+  await until(() => stdout.includes('simulating 20 devices'), () => stdout + stderr);
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // ~600 readings at 200/s
+  cli.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000))]);
+  if (code === 'hung') cli.kill('SIGKILL');
+  expect(code, stdout + stderr).toBe(0);
+  const received = Number(/telemetry\s+in (\d+)/.exec(stdout)?.[1] ?? 0);
+  const sent = Number(/simulator sent (\d+)/.exec(stdout)?.[1] ?? -1);
+  expect(received, stdout).toBeGreaterThan(200);
+  expect(received, stdout).toBe(sent);
 });
