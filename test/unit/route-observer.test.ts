@@ -104,6 +104,26 @@ describe('route observers', () => {
     expect(app.metrics().router?.steps.other).toEqual({ passed: 0, failed: 0 });
   });
 
+  it('follow the steps only of the executions a probe asks for (followSteps), and end every execution', async () => {
+    const steps: string[] = [];
+    const ended: string[] = [];
+    const sampling: RouteObserver = {
+      attach: (): RouteProbe<boolean> => ({
+        begin: (message) => (message.body as number) % 2 === 0,
+        followSteps: (even) => even,
+        leaveStep: (_even, step, durationMs) => steps.push(`${step.id} ${durationMs === undefined ? 'untimed' : 'timed'}`),
+        end: (even, outcome) => ended.push(`${String(even)} ${outcome}`),
+      }),
+    };
+    const app = createIntegration({ routes: [from<number>('memory:in', { id: 'sampled' }).transform((message) => message.body, { id: 'same' }).to('memory:out', { id: 'send' })], observers: [sampling], logger: silentLogger });
+    apps.push(app);
+    await app.start();
+    await app.transports.publish('memory:in', [1, 2, 3, 4].map((n) => createMessage(n)));
+    await settle();
+    expect(steps.sort()).toEqual(['same timed', 'same timed', 'send timed', 'send timed']); // 2 and 4 only
+    expect(ended).toEqual(['false completed', 'true completed', 'false completed', 'true completed']);
+  });
+
   it('count each step without observers too, and cost no probe calls', async () => {
     const app = createIntegration({ routes: [from<number>('memory:in', { id: 'plain' }).filter((message) => message.body > 1).to('memory:out')] });
     apps.push(app);
