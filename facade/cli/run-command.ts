@@ -1,6 +1,8 @@
 import { relative } from 'node:path';
 import { Container } from 'inversify';
-import { createIntegration, type RouteFailure } from '../../src/runtime/integration.ts';
+import { createIntegration, type Integration, type RouteFailure } from '../../src/runtime/integration.ts';
+import type { Logger } from '../../src/core/logger.ts';
+import type { RunningConsole } from '../console/console-server.ts';
 import { depthLine, isDepthReportingTransport, type Transport } from '../../src/core/index.ts';
 import type { Command } from './command-line.ts';
 import { LiveDisplay, type LiveOutput } from './live-display.ts';
@@ -8,9 +10,7 @@ import { liveLine } from './live-line.ts';
 import { loadRouteFile, type StopHook } from './route-file.ts';
 import { shutdownSignals } from './shutdown-signals.ts';
 import { createPinoLogger } from '../observability/pino-logger.ts';
-import { createPrometheusMetrics } from '../observability/prometheus-metrics.ts';
 import { tracingObserver } from '../observability/tracing.ts';
-import { startConsole } from '../console/console-server.ts';
 
 export interface RunIo {
   readonly stdout: LiveOutput;
@@ -43,7 +43,7 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   }
   // tracing through the OpenTelemetry API: a no-op until an SDK is registered (node --import ./tracing.mjs)
   const integration = createIntegration({ routes: loaded.routes, container, logger, observers: [tracingObserver()] });
-  const consoleServer = command.http === undefined ? undefined : await startConsole(integration, { ...command.http, token: process.env.INTERCHANGE_CONSOLE_TOKEN || undefined, metrics: createPrometheusMetrics(integration), logger });
+  const consoleServer = command.http === undefined ? undefined : await serveConsole(integration, command.http, logger);
   if (consoleServer !== undefined) io.stdout.write(`interchange: console on ${consoleServer.url} (metrics, health, graph, dead letters)\n`);
   const signals = shutdownSignals((signal) => {
     io.stderr.write(`\n${signal} again: exiting without draining\n`);
@@ -111,6 +111,12 @@ export async function runCommand(command: Extract<Command, { name: 'run' }>, io:
   io.stdout.write(`stopped after ${elapsedSeconds.toFixed(1)} s; final counts (msg/s averaged over the run):\n`);
   io.stdout.write(integration.routes.map((route) => `${liveLine(route.id, undefined, route.metrics, elapsedSeconds, { idWidth })}\n`).join(''));
   return exitCode;
+}
+
+/** The console with Prometheus metrics (imported only with --http: prom-client and the server stay unloaded otherwise). */
+async function serveConsole(integration: Integration, address: { host: string; port: number }, logger: Logger): Promise<RunningConsole> {
+  const [{ startConsole }, { createPrometheusMetrics }] = await Promise.all([import('../console/console-server.ts'), import('../observability/prometheus-metrics.ts')]);
+  return startConsole(integration, { ...address, token: process.env.INTERCHANGE_CONSOLE_TOKEN || undefined, metrics: createPrometheusMetrics(integration), logger });
 }
 
 function describe(error: unknown): string {

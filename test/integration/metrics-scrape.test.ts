@@ -10,6 +10,7 @@ import { migrate, openDatabase, Outbox, OutboxRelay } from '../../adapters/postg
 import { parseEndpoint } from '../../src/core/index.ts';
 import { AMQP_URL, BrokerAdmin, uniqueName, until } from './amqp-support.ts';
 import { dropSchema, POSTGRES_URL, RecordingPublisher, uniqueSchema } from '../unit/postgres/support.ts';
+import { parse, value } from '../support/prometheus-text.ts';
 
 // A scrape of a real integration: RabbitMQ and a durable buffer (temp directory), then an outbox on
 // the real PostgreSQL. Fails when either server is down.
@@ -21,31 +22,6 @@ afterAll(async () => {
   rmSync(directory, { recursive: true, force: true });
 });
 
-interface Sample {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-function parse(text: string): Sample[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((line) => {
-      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (match === null) throw new Error(`not a sample line: ${line}`);
-      const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map(([, key, value]) => [key as string, value as string]));
-      return { name: match[1] as string, labels, value: Number(match[3]) };
-    });
-}
-
-/** The value of the one sample of `name` with exactly these labels. */
-function value(samples: readonly Sample[], name: string, labels: Readonly<Record<string, string>> = {}): number {
-  const wanted = JSON.stringify(Object.entries(labels).sort());
-  const found = samples.filter((sample) => sample.name === name && JSON.stringify(Object.entries(sample.labels).sort()) === wanted);
-  if (found.length !== 1) throw new Error(`${found.length} samples of ${name}${JSON.stringify(labels)}`);
-  return (found[0] as Sample).value;
-}
 
 describe('metrics scrape', () => {
   it('shows a RabbitMQ route, its confirms, its links and the depth of the buffer it fills', async () => {

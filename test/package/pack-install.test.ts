@@ -134,6 +134,26 @@ describe('the package installed into a fresh project outside the repository', ()
     for (const url of urls) expect(url).toMatch(new RegExp(`/node_modules/interchange-eip/dist/.*\\.js$`));
   });
 
+  it('the installed package serves the console: its page, script and graph layout library ship in dist/', async () => {
+    const script = [
+      "import { createIntegration, from } from 'interchange-eip';",
+      "import { startConsole, createPrometheusMetrics } from 'interchange-eip/observability';",
+      "const app = createIntegration({ routes: [from('memory:a', { id: 'a' }).to('memory:b')] });",
+      'const server = await startConsole(app, { port: 0, metrics: createPrometheusMetrics(app, { defaultMetrics: false }) });',
+      'await app.start();',
+      "const answers = await Promise.all(['', 'static/app.js', 'static/app.css', 'static/dagre.min.js', 'graph', 'metrics'].map(async (path) => { const response = await fetch(server.url + path); return path + ' ' + response.status + ' ' + (response.headers.get('content-type') ?? ''); }));",
+      'console.log(answers.join("\\n"));',
+      'await app.stop(); await server.close();',
+    ].join('\n');
+    const { stdout } = await ok(process.execPath, ['--input-type=module', '-e', script], project, 30_000);
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(6);
+    for (const line of lines) expect(line).toMatch(/^(\S+ )?200 /);
+    expect(lines[0]).toContain('text/html');
+    expect(lines[1]).toContain('javascript');
+    expect(lines[3]).toContain('javascript');
+  });
+
   it('interchange --version and --help answer from the installed CLI', async () => {
     const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
     expect((await ok('npx', ['--no', '--', 'interchange', '--version'], project)).stdout.trim()).toBe(version);
