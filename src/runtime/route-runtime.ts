@@ -8,8 +8,6 @@ import {
   PartialPublishError,
   reducedDeadLetter,
   parseEndpoint,
-  Settlement,
-  settlementOf,
   NotStartedError,
   createDelivery,
   StepError,
@@ -25,76 +23,10 @@ import {
 import { RateLimitedLog } from '../core/rate-limited-log.ts';
 import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { emptyMetrics, stepMetricsOf, type RouteMetrics } from './route-metrics.ts';
-import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver, RouteProbe } from './route-observer.ts';
+import { executionOf, InFlight, markOutcome, Run } from './execution.ts';
+import { NO_PROBES, ProbeSet } from './probe-set.ts';
+import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver } from './route-observer.ts';
 import type { TransportRegistry } from './transport-registry.ts';
-
-/**
- * One run of a route, from `start` to `stop`: the deliveries it took and has not settled. A stop whose
- * deadline passes ends the run — its unsettled deliveries go back to the source and leave the count —;
- * a delivery of an ended run settling late changes nothing (neither the source nor a later run's count).
- */
-class Run {
-  inFlight = 0;
-  ended = false;
-
-  /** Ends the run; returns how many of its deliveries were still unsettled (handed back). */
-  end(): number {
-    this.ended = true;
-    const unsettled = this.inFlight;
-    this.inFlight = 0;
-    return unsettled;
-  }
-}
-
-/**
- * Tracks one admitted delivery (a class, not closures: it is allocated per message). With observers,
- * it is also the execution they follow: their states, its start, how it ended.
- */
-class InFlight extends Settlement {
-  /** How it ended, where a step said so (filtered, dead-lettered, discarded); an ack without one completed. */
-  outcome: ExecutionOutcome | undefined = undefined;
-  /** `performance.now()` when the delivery entered its current step (followed executions only). */
-  stepStartedAt = 0;
-  /** Whether the probes follow this execution step by step (`RouteProbe.followSteps`). */
-  followed = false;
-  /** Told how the execution ended, before its source is settled (replays). */
-  onEnd: ((outcome: ExecutionOutcome) => void) | undefined = undefined;
-
-  constructor(
-    private readonly route: RouteRuntime,
-    private readonly run: Run,
-    private readonly source: Delivery,
-    message: Message,
-    /** The execution probes' states: the one state with one probe, else one per probe (see `ProbeSet`). */
-    readonly states: unknown,
-    /** `performance.now()` at admission when a probe times executions, else 0. */
-    readonly startedAt: number,
-  ) {
-    super(message);
-  }
-
-  override get origin(): Message {
-    return this.source.origin;
-  }
-
-  protected onAck(): void {
-    if (this.run.ended) return; // handed back when its run ended: the source redelivers it
-    this.route.settledOne(this.run, this, this.outcome ?? 'completed', undefined);
-    this.source.ack();
-  }
-
-  protected onNack(reason: Error): void {
-    if (this.run.ended) return;
-    this.route.settledOne(this.run, this, 'rejected', reason);
-    this.source.nack(reason);
-  }
-}
-
-/** The execution a delivery belongs to, if it is still the admitted one's own way (not a part of a split). */
-function executionOf(delivery: Delivery): InFlight | undefined {
-  const settlement = settlementOf(delivery);
-  return settlement instanceof InFlight ? settlement : undefined;
-}
 
 /** Failure lines per route, outcome and error code before they are only counted (per window). */
 const WARNINGS_PER_WINDOW = 10;
@@ -537,80 +469,7 @@ export class RouteRuntime {
   }
 }
 
-/**
- * The probes of one run, sorted by what they observe, so that a run pays only for the hooks its probes
- * have: executions (`begin`/`carry`/`end`, states kept per execution), steps (only of the executions
- * some probe follows), publishes, give-ups. With one execution probe its state is kept as it is, with
- * several in an array (one allocation per message).
- */
-class ProbeSet {
-  readonly execution: readonly RouteProbe[];
-  readonly publishing: readonly RouteProbe[];
-  /** Some probe has `end`: executions are timed. */
-  readonly timed: boolean;
-  /** Some probe has step hooks: the runtime tells them of the steps of the executions they follow. */
-  readonly followsSteps: boolean;
 
-  constructor(readonly all: readonly RouteProbe[]) {
-    this.execution = all.filter((probe) => probe.begin !== undefined || probe.carry !== undefined || probe.end !== undefined || probe.enterStep !== undefined || probe.leaveStep !== undefined);
-    this.publishing = all.filter((probe) => probe.publish !== undefined);
-    this.timed = this.execution.some((probe) => probe.end !== undefined);
-    this.followsSteps = this.execution.some((probe) => probe.enterStep !== undefined || probe.leaveStep !== undefined);
-  }
-
-  begin(received: Message): { states: unknown; message: Message; followed: boolean } {
-    const probes = this.execution;
-    let message = received;
-    let followed = false;
-    if (probes.length === 1) {
-      const probe = probes[0] as RouteProbe;
-      const state = probe.begin?.(message);
-      if (probe.carry !== undefined) message = probe.carry(state, message);
-      followed = followsWith(probe, state);
-      return { states: state, message, followed };
-    }
-    const states: unknown[] = [];
-    for (const probe of probes) {
-      const state = probe.begin?.(message);
-      states.push(state);
-      if (probe.carry !== undefined) message = probe.carry(state, message);
-      followed ||= followsWith(probe, state);
-    }
-    return { states, message, followed };
-  }
-
-  enterStep(states: unknown, step: StepDefinition): void {
-    const probes = this.execution;
-    if (probes.length === 1) probes[0]?.enterStep?.(states, step);
-    else for (let index = 0; index < probes.length; index += 1) probes[index]?.enterStep?.((states as unknown[])[index], step);
-  }
-
-  leaveStep(states: unknown, step: StepDefinition, durationMs: number | undefined): void {
-    const probes = this.execution;
-    if (probes.length === 1) probes[0]?.leaveStep?.(states, step, durationMs);
-    else for (let index = 0; index < probes.length; index += 1) probes[index]?.leaveStep?.((states as unknown[])[index], step, durationMs);
-  }
-
-  end(states: unknown, outcome: ExecutionOutcome, durationMs: number, error: Error | undefined): void {
-    const probes = this.execution;
-    if (probes.length === 1) probes[0]?.end?.(states, outcome, durationMs, error);
-    else for (let index = 0; index < probes.length; index += 1) probes[index]?.end?.((states as unknown[])[index], outcome, durationMs, error);
-  }
-}
-
-/** Whether a probe follows the steps of an execution it began with `state`. */
-function followsWith(probe: RouteProbe, state: unknown): boolean {
-  if (probe.enterStep === undefined && probe.leaveStep === undefined) return false;
-  return probe.followSteps?.(state) ?? true;
-}
-
-const NO_PROBES = new ProbeSet([]);
-
-/** Records how the admitted delivery's execution ends, where a step decides it (observers and replays read it). */
-function markOutcome(delivery: Delivery, outcome: ExecutionOutcome): void {
-  const execution = executionOf(delivery);
-  if (execution !== undefined) execution.outcome = outcome;
-}
 
 /** A pass-through operator calling `seen` with each delivery before passing it on (lighter than `tap`). */
 function boundary(source: Observable<Delivery>, seen: (delivery: Delivery) => void): Observable<Delivery> {
