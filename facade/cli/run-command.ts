@@ -125,5 +125,6 @@ function describe(error: unknown): string {
 
 /** One line per endpoint of every transport that reports its depth (a durable buffer's fill). */
 function depthLines(transports: readonly Transport[]): string[] {
-  return transports.filter(isDepthReportingTransport).flatMap((transport) => transport.depths().map(depthLine));
+  // in-process channels come and go within microseconds: their depth is in the metrics, not on the live line
+  return transports.filter((transport) => isDepthReportingTransport(transport) && transport.scheme !== 'memory').flatMap((transport) => (isDepthReportingTransport(transport) ? transport.depths().map(depthLine) : []));
 }

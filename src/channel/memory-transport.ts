@@ -11,6 +11,8 @@ import {
   type Endpoint,
   type Logger,
   type Message,
+  type DepthReportingTransport,
+  type EndpointDepth,
   type ObservableTransport,
   type Transport,
 } from '../core/index.ts';
@@ -85,7 +87,7 @@ interface Channel {
  * Also an `ObservableTransport`: `observe(endpoint)` sees every message accepted for a channel
  * without consuming it (what the test kit's mocks use on channels a route consumes).
  */
-export class MemoryTransport implements Transport, ObservableTransport {
+export class MemoryTransport implements Transport, ObservableTransport, DepthReportingTransport {
   readonly scheme = 'memory';
   private readonly channels = new Map<string, Channel>();
   private readonly observers = new Map<string, Set<Subscriber<Message>>>();
@@ -116,6 +118,18 @@ export class MemoryTransport implements Transport, ObservableTransport {
     let total = 0;
     for (const queue of this.channels.get(name)?.queues ?? []) total += queue.depth;
     return total;
+  }
+
+  /** Every channel's depth and bound (`DepthReportingTransport`: the metrics' channel depth gauges). */
+  depths(): EndpointDepth[] {
+    const depths: EndpointDepth[] = [];
+    for (const [name, channel] of this.channels) {
+      let messages = 0;
+      for (const queue of channel.queues) messages += queue.depth;
+      const capacity = channel.shared?.capacity;
+      depths.push({ uri: `memory:${name}`, messages, ...(capacity === undefined ? {} : { capacityMessages: capacity, full: messages >= capacity }) });
+    }
+    return depths;
   }
 
   async publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void> {

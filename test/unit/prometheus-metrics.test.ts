@@ -3,6 +3,7 @@ import { BehaviorSubject, Observable } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMessage, from, retry, silentLogger, type RouteSource } from '../../facade/index.ts';
 import { createPrometheusMetrics, type PrometheusMetrics } from '../../facade/observability/prometheus-metrics.ts';
+import { healthOf } from '../../facade/observability/health.ts';
 import { createIntegration, type Integration } from '../../src/runtime/integration.ts';
 import { Transport, type Delivery, type EndpointDepth, type TransportStatus } from '../../src/spi.ts';
 import { until } from '../support/wait.ts';
@@ -236,6 +237,20 @@ describe('prometheus metrics', () => {
     link.held = [];
     samples = parse(await metrics.scrape());
     expect(samples.some((s) => s.name === 'interchange_endpoint_depth_messages')).toBe(false);
+  });
+
+  it('shows the depth of in-process channels (memory:) against their bound; readiness ignores them', async () => {
+    const app = integration([from('memory:busy-in', { id: 'busy' }).to('memory:nobody-reads?capacity=50')]);
+    const metrics = watch(app);
+    await app.start();
+    await app.transports.publish('memory:busy-in', Array.from({ length: 5 }, (_, n) => createMessage({ n })));
+    await until(() => app.route('busy').metrics.completed === 5);
+    const samples = parse(await metrics.scrape());
+    const endpoint = { transport: 'memory', endpoint: 'memory:nobody-reads' };
+    expect(value(samples, 'interchange_endpoint_depth_messages', endpoint)).toBe(5);
+    expect(value(samples, 'interchange_endpoint_capacity_messages', endpoint)).toBe(50);
+    expect(value(samples, 'interchange_endpoint_depth_messages', { transport: 'memory', endpoint: 'memory:busy-in' })).toBe(0);
+    expect(healthOf(app).ready.checks.buffers).toEqual([]);
   });
 
   it('queries the outbox backlog once per scrape; a failing query keeps the last values and sets outbox_up 0', async () => {
