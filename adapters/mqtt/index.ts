@@ -10,3 +10,4 @@ export * from './forward-store.ts';
 export { MqttMessageTooLargeError } from './oversize-publish.ts';
 export { DeadLetterTopic } from './dead-letter-topic.ts';
 export { environment } from './mqtt-environment.ts';
+export { MqttConnections, type MqttConnectionState, type MqttConnectionStatus, type MqttTransportStatus } from './mqtt-connection.ts';

@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
-import { backoffDelay, batchWrites, NotConnectedError, redactUrl, type Logger } from '../../src/core/index.ts';
+import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
+import { backoffDelay, batchWrites, NotConnectedError, redactText, redactUrl, type Logger, type TransportStatus } from '../../src/core/index.ts';
 import { MqttConnectionRefusedError, type LastWillOptions, type MqttTlsOptions } from './mqtt-options.ts';
 import { installPublishEncoder } from './publish-encoder.ts';
 import { installPublishParser } from './publish-parser.ts';
@@ -40,6 +41,22 @@ export interface ConnectionConfig {
   readonly onPublish?: (packet: IPublishPacket) => void;
 }
 
+/**
+ * A connection's state, with the AMQP adapter's names: `idle` (not opened), `connecting` (the first
+ * connect, not yet acknowledged), `connected` (CONNACK received), `reconnecting` (lost after a first
+ * connect; retrying with backoff), `closed` (ended, or refused for good: no more retries).
+ */
+export type MqttConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** One connection's state (see `MqttConnection.status$`). */
+export interface MqttConnectionStatus extends TransportStatus {
+  readonly state: MqttConnectionState;
+  /** When the state was entered (epoch ms). */
+  readonly since: number;
+  /** Redacted text of the last connection error (kept after a reconnect, as AMQP's is). */
+  readonly lastError?: string;
+}
+
 /** Passed to mqtt.js's `customHandleAcks` callback: "not now" — the PUBACK/PUBREC is sent later, in order, by us. */
 export const HELD = new Error('acknowledgement held until the delivery settles');
 
@@ -55,6 +72,9 @@ interface PacketWriter {
  * one (packet ids are per connection; the broker redelivers what was not acknowledged).
  *
  * Secrets (password, TLS key) are passed to mqtt.js only, never logged.
+ *
+ * `status$` follows mqtt.js's client events (connect, reconnect, close, offline, error, disconnect, end) — never
+ * the message path: it replays the current status, then emits each change of state or of last error.
  */
 export class MqttConnection {
   readonly client: MqttClient;
@@ -71,6 +91,7 @@ export class MqttConnection {
   private readonly connectListeners = new Set<(sessionPresent: boolean) => void>();
   private readonly closeListeners = new Set<() => void>();
   private readonly refusalListeners = new Set<(error: Error) => void>();
+  private readonly statusSubject = new BehaviorSubject<MqttConnectionStatus>({ state: 'idle', since: Date.now() });
 
   constructor(
     readonly config: ConnectionConfig,
@@ -113,8 +134,10 @@ export class MqttConnection {
     }
     this.client.on('error', (error) => {
       if (error === HELD) return;
-      this.log.warn('mqtt client error', { clientId: config.clientId, error: error.message });
+      const text = redactText(error.message, secretsOf(config));
+      this.log.warn('mqtt client error', { clientId: config.clientId, error: text });
       if (isRefusal(error)) for (const listener of this.refusalListeners) listener(error);
+      this.setState(this.refused ? 'closed' : this.status.state, text);
     });
     this.client.on('connect', (connack: IConnackPacket) => {
       this.attempts = 0;
@@ -125,12 +148,30 @@ export class MqttConnection {
       }
       this.serverReceiveMaximum = connack.properties?.receiveMaximum ?? 65_535;
       this.serverMaximumPacketSize = connack.properties?.maximumPacketSize;
+      this.setState('connected');
       for (const listener of this.connectListeners) listener(connack.sessionPresent);
     });
     this.client.on('close', () => {
       for (const listener of this.closeListeners) listener();
       this.scheduleReconnect();
+      this.setRetrying();
     });
+    this.client.on('reconnect', () => this.setRetrying());
+    this.client.on('offline', () => this.setRetrying()); // not emitted while mqtt.js's own reconnecting is off (ours is used)
+    this.client.on('end', () => this.setState('closed'));
+    this.client.on('disconnect', (packet) => {
+      const reason = packet.properties?.reasonString;
+      this.setState(this.status.state, `the broker disconnected the client (reason code 0x${(packet.reasonCode ?? 0).toString(16)}${reason === undefined ? '' : `: ${reason}`})`);
+    });
+  }
+
+  /** State changes and new errors, the current status first. Never errors; completes never. */
+  get status$(): Observable<MqttConnectionStatus> {
+    return this.statusSubject.asObservable();
+  }
+
+  get status(): MqttConnectionStatus {
+    return this.statusSubject.value;
   }
 
   get connected(): boolean {
@@ -172,12 +213,14 @@ export class MqttConnection {
         this.refused = true; // the same configuration would be refused again: no reconnecting
         clearTimeout(this.timer);
         this.timer = undefined;
+        this.setState('closed');
         reject(new MqttConnectionRefusedError(`MQTT broker ${redactUrl(this.config.url)} refused client '${this.config.clientId}': ${error.message}`, { cause: error }));
       };
       this.connectListeners.add(onConnect);
       this.refusalListeners.add(onRefusal);
       if (!this.started) {
         this.started = true;
+        this.setState('connecting');
         this.client.connect();
       }
     });
@@ -202,6 +245,22 @@ export class MqttConnection {
         resolve();
       });
     });
+    this.setState('closed');
+  }
+
+  /** Not connected and retrying: `reconnecting` after a first connect, `connecting` before; `closed` once ended or refused. */
+  private setRetrying(): void {
+    if (this.ending || this.refused) this.setState('closed');
+    else if (!this.client.connected) this.setState(this.generation === 0 ? 'connecting' : 'reconnecting');
+  }
+
+  /** Emits when the state or the last error changes; `since` moves with the state only. */
+  private setState(state: MqttConnectionState, lastError?: string): void {
+    const previous = this.status;
+    const error = lastError ?? previous.lastError;
+    if (previous.state === state && previous.lastError === error) return;
+    const since = previous.state === state ? previous.since : Date.now();
+    this.statusSubject.next(error === undefined ? { state, since } : { state, since, lastError: error });
   }
 
   private scheduleReconnect(): void {
@@ -214,6 +273,14 @@ export class MqttConnection {
       if (!this.ending && !this.client.connected) this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
     }, delay);
   }
+}
+
+/** What the connection's error texts must never show: the password, a TLS key given as text. */
+function secretsOf(config: ConnectionConfig): string[] {
+  const secrets: string[] = [];
+  if (config.password !== undefined) secrets.push(config.password);
+  if (typeof config.tls?.key === 'string') secrets.push(config.tls.key);
+  return secrets;
 }
 
 /** mqtt.js's logger while `DEBUG` is unset. */
@@ -232,3 +299,87 @@ function isRefusal(error: Error): boolean {
   return typeof code === 'string' && /CERT|UNABLE_TO_VERIFY|HOSTNAME|ERR_TLS|ERR_SSL|SELF_SIGNED/.test(code);
 }
 
+
+/** A transport's status over its connections (see `MqttConnections`). */
+export interface MqttTransportStatus extends MqttConnectionStatus {
+  /** Connections counted: the publisher's and each consumer's, once established and until ended. */
+  readonly connections: number;
+  /** Of those, connected now. */
+  readonly connected: number;
+}
+
+/**
+ * One status over the connections of a transport (the publisher's, one per consumer — several for
+ * the consumers of one shared subscription): `connected` only when every counted connection is;
+ * `reconnecting` as soon as one is lost. A connection is counted from its first CONNACK until it
+ * ends: a consumer still making its first connect does not turn a connected transport back to
+ * `connecting` (as an AMQP consumer opening a channel does not) — if it never connects, its route
+ * fails (`NotConnectedError` after the connect timeout), which readiness sees. Before any counted
+ * connection the transport is `connecting`; `idle` before it opens, `closed` once closed.
+ * `lastError` is the latest error of any connection, prefixed with its client id.
+ */
+export class MqttConnections {
+  private readonly subject = new BehaviorSubject<MqttTransportStatus>({ state: 'idle', since: Date.now(), connections: 0, connected: 0 });
+  private readonly followed = new Map<MqttConnection, Subscription>();
+  private phase: 'idle' | 'open' | 'closed' = 'idle';
+  private lastError: string | undefined;
+
+  get status$(): Observable<MqttTransportStatus> {
+    return this.subject.asObservable();
+  }
+
+  get status(): MqttTransportStatus {
+    return this.subject.value;
+  }
+
+  /** The transport connects (again). */
+  open(): void {
+    this.phase = 'open';
+    this.update();
+  }
+
+  /** Counts `connection` from its first CONNACK; its errors become the transport's `lastError`. */
+  follow(connection: MqttConnection): void {
+    if (this.followed.has(connection)) return;
+    let seenError = connection.status.lastError;
+    const subscription = connection.status$.subscribe((status) => {
+      if (status.lastError !== undefined && status.lastError !== seenError) this.lastError = `client '${connection.config.clientId}': ${status.lastError}`;
+      seenError = status.lastError;
+      this.update();
+    });
+    this.followed.set(connection, subscription);
+    if (this.phase === 'idle') this.phase = 'open';
+    this.update();
+  }
+
+  /** Stops counting `connection` (its consumer was stopped). */
+  unfollow(connection: MqttConnection): void {
+    this.followed.get(connection)?.unsubscribe();
+    if (this.followed.delete(connection)) this.update();
+  }
+
+  /** The transport closes: `closed` from now on, whatever its connections do while they end. */
+  close(): void {
+    for (const subscription of this.followed.values()) subscription.unsubscribe();
+    this.followed.clear();
+    this.phase = 'closed';
+    this.update();
+  }
+
+  private update(): void {
+    let connections = 0;
+    let connected = 0;
+    for (const connection of this.followed.keys()) {
+      const state = connection.status.state;
+      if (state !== 'connected' && state !== 'reconnecting') continue; // idle or in its first connect; or ended
+      connections += 1;
+      if (state === 'connected') connected += 1;
+    }
+    const state: MqttConnectionState =
+      this.phase !== 'open' ? this.phase : connections === 0 ? 'connecting' : connected === connections ? 'connected' : 'reconnecting';
+    const previous = this.status;
+    if (previous.state === state && previous.lastError === this.lastError && previous.connections === connections && previous.connected === connected) return;
+    const since = previous.state === state ? previous.since : Date.now();
+    this.subject.next({ state, since, connections, connected, ...(this.lastError === undefined ? {} : { lastError: this.lastError }) });
+  }
+}

@@ -17,13 +17,14 @@ import {
   type Endpoint,
   type Logger,
   type Message,
+  type StatusReportingTransport,
   type Transport,
 } from '../../src/core/index.ts';
 import { DeadLetterTopic } from './dead-letter-topic.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.ts';
 import { ForwardStore, HeldPublish } from './forward-store.ts';
 import { assertPublishable, encodeMessage, STANDARD_INBOUND, type HeaderMapping, type InboundPolicy, type PublishLimits } from './message-codec.ts';
-import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
+import { MqttConnection, MqttConnections, type ConnectionConfig, type MqttTransportStatus } from './mqtt-connection.ts';
 import { MqttUnencodableError } from './mqtt-errors.ts';
 import { MQTT_MAX_PACKET_BYTES, validateMqttEndpointOptions, validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
@@ -68,8 +69,10 @@ type Qos = 0 | 1 | 2;
  *   the broker drops them. `provision` creates that session ahead (like declaring a queue).
  * - `close` stops every consumer (unacknowledged messages stay with their sessions), lets in-flight
  *   publishes finish, disconnects. Idempotent.
+ * - `status$` (health checks, metrics): `connected` only when the publisher's connection and every
+ *   consumer's established one are; `reconnecting` while any is lost (see `MqttConnections`).
  */
-export class MqttTransport implements Transport {
+export class MqttTransport implements Transport, StatusReportingTransport<MqttTransportStatus> {
   readonly scheme = 'mqtt';
   private readonly options: MqttTransportOptions;
   private readonly log: Logger;
@@ -90,6 +93,7 @@ export class MqttTransport implements Transport {
   private brokerUrl: string | undefined;
   private embedded: EmbeddedBroker | undefined;
   private deadLetters: DeadLetterTopic | undefined;
+  private readonly connections = new MqttConnections();
 
   /** Throws `MqttConfigError` for invalid options or a configuration that cannot keep a session; `EndpointError` for a `url` whose user info needs percent-encoding. */
   constructor(options: MqttTransportOptions & { readonly logger?: Logger }) {
@@ -108,6 +112,15 @@ export class MqttTransport implements Transport {
   get url(): string {
     if (this.brokerUrl === undefined) throw new NotConnectedError('mqtt transport: the embedded broker starts on connect()');
     return this.brokerUrl;
+  }
+
+  /** Connection state changes over all this transport's connections, the current one first (see `MqttConnections`). */
+  get status$(): Observable<MqttTransportStatus> {
+    return this.connections.status$;
+  }
+
+  get status(): MqttTransportStatus {
+    return this.connections.status;
   }
 
   /** Outgoing messages held for an unreachable broker (store-and-forward). */
@@ -136,6 +149,8 @@ export class MqttTransport implements Transport {
     this.store = store;
     this.publisherConnection = connection;
     this.publisher = new MqttPublisher(connection, store, this.log);
+    this.connections.open();
+    this.connections.follow(connection);
     const status = this.options.lastWill;
     if (status !== undefined) connection.onConnect(() => announce(connection, status, status.onlinePayload ?? 'online'));
     try {
@@ -213,6 +228,7 @@ export class MqttTransport implements Transport {
         subscriber,
       );
       this.subscriptions.add(subscription);
+      this.connections.follow(subscription.connection);
       const previous = this.ending.get(clientId) ?? Promise.resolve();
       void previous.then(() => {
         if (!subscriber.closed) subscription.start();
@@ -222,6 +238,7 @@ export class MqttTransport implements Transport {
       return () => {
         options.signal?.removeEventListener('abort', onAbort);
         this.subscriptions.delete(subscription);
+        this.connections.unfollow(subscription.connection);
         const ended = subscription.close().finally(() => {
           if (this.ending.get(clientId) === ended) this.ending.delete(clientId);
         });
@@ -262,6 +279,7 @@ export class MqttTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.connections.close();
     const subscriptions = [...this.subscriptions];
     this.subscriptions.clear();
     await Promise.all([...subscriptions.map((subscription) => subscription.close()), ...this.ending.values()]);

@@ -14,7 +14,7 @@ describe('optional transport abilities', () => {
     const transports: readonly Transport[] = [memory, mqtt, amqp];
     expect(transports.filter(isObservableTransport)).toEqual([memory]);
     expect(transports.filter(isProvisionableTransport)).toEqual([mqtt]);
-    expect(transports.filter(isStatusReportingTransport)).toEqual([amqp]);
+    expect(transports.filter(isStatusReportingTransport)).toEqual([mqtt, amqp]);
   });
 
   it('a narrowed transport is used through the ability, no cast', async () => {
