@@ -195,14 +195,14 @@ export function flowRoutes({
     return routed
       .aggregate({ correlate: (message) => message.body.deviceId, strategy: foldReading, size: summarySize, timeoutMs: summaryIdleMs, repository: summaryRepository, ...summaryRecovery, ...(completeSummariesOnStop ? { onStop: 'complete' as const } : {}) }, { id: 'per-device' })
       .transform((message): DeviceSummary => toSummary(message.body), { id: 'summarise' })
-      .setHeaders(() => ({ contentType: 'application/json' }))
+      .setHeaders(() => ({ contentType: 'application/json' }), { id: 'summary-headers' })
       .to(`${exchange}?routingKey=summary.{deviceId}`, { id: 'summaries' }) as RouteBuilder<unknown>;
   };
 
   const intake = (id: string): RouteBuilder<unknown> => {
     const checked = from(source, { id, prefetch })
       .onError(policy, { maxAttempts: transientAttempts + 1, deadLetterUri: buffered ? deadBuffer : deadLetterExchange, deadLetterLabel: 'invalid', prepareDeadLetter: asReceived })
-      .step('check-telemetry', checkTelemetry(), { contract: TELEMETRY_CONTRACT })
+      .step('check-telemetry', checkTelemetry(), { id: 'check-telemetry', contract: TELEMETRY_CONTRACT })
       .transform((message) => toBackendReading(message.body), { id: 'translate', contract: READING_CONTRACT })
       .setHeaders(readingHeaders, { id: 'reading-headers' });
     return buffered ? (checked.to(buffer, { id: 'buffered' }) as RouteBuilder<unknown>) : toBackEnd(checked);

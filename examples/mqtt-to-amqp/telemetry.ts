@@ -68,10 +68,10 @@ export function checkTelemetry(): StepFactory<unknown, DeviceTelemetryV1> {
       try {
         body = checkedTelemetry(registry.validate(TELEMETRY_CONTRACT, message.body) as DeviceTelemetryV1, deviceIdOf(message));
       } catch (error) {
-        failWithEvidence(context, delivery, error, { [MQTT_TOPIC_HEADER]: String(message.headers.mqttTopic ?? '') });
+        failWithEvidence(context, delivery, error, { [MQTT_TOPIC_HEADER]: topicOf(message) });
         return;
       }
-      emit(delivery.with({ ...withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT }), id: readingIdOf(String(message.headers.mqttTopic ?? ''), message.body) }));
+      emit(delivery.with({ ...withHeaders(withBody(message, body), { schema: TELEMETRY_CONTRACT }), id: readingIdOf(topicOf(message), message.body) }));
     });
   };
 }
@@ -84,7 +84,7 @@ export function checkTelemetry(): StepFactory<unknown, DeviceTelemetryV1> {
  * Nothing else of the failed message goes along (its headers may be the device's input).
  */
 export function asReceived(failed: Message, original: Message): Message {
-  const evidence: Record<string, HeaderValue> = { [MQTT_TOPIC_HEADER]: String(original.headers.mqttTopic ?? '') };
+  const evidence: Record<string, HeaderValue> = { [MQTT_TOPIC_HEADER]: topicOf(original) };
   // the topic's device id (the adapter's, from the topic): a replay from the console runs the check again with it
   if (typeof original.headers.deviceId === 'string') evidence.deviceId = original.headers.deviceId;
   // what the adapter itself says of the message (an oversized one: its size and hash): never the device's input under headers=trace
@@ -106,6 +106,11 @@ export function asReceived(failed: Message, original: Message): Message {
  */
 export function readingIdOf(topic: string, payload: unknown): string {
   return derivedMessageId([topic, payload instanceof Uint8Array ? payload : typeof payload === 'string' ? payload : (JSON.stringify(payload) ?? '')]);
+}
+
+/** The device's topic: the adapter's `mqttTopic`, or the evidence header of a dead letter replayed from the console. */
+function topicOf(message: Message): string {
+  return String(message.headers.mqttTopic ?? message.headers[MQTT_TOPIC_HEADER] ?? '');
 }
 
 function deviceIdOf(message: Message): string | undefined {

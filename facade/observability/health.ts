@@ -66,7 +66,7 @@ export const DEFAULT_CONNECTED_STATES: ReadonlySet<string> = new Set(['connected
  * The integration's health: live while it was not stopped; ready when every route is started, every
  * transport that reports its status (`StatusReportingTransport`) is connected, and every buffer a
  * transport reports (`DepthReportingTransport`) is below its high-water mark and not full. A transport
- * that reports no status (memory, MQTT today) is taken as connected: its state is `not-reported`.
+ * that reports no status (memory) is taken as connected: its state is `not-reported`.
  * Synchronous and cheap: `status$` replays the current status on subscription, depths are counters.
  * @example const { ready } = healthOf(integration); if (ready.status === 'unready') console.log(ready.checks)
  */

@@ -22,7 +22,7 @@ interface Watched {
  * Per transport: whether its link is up and how often it was lost, from `status$` (subscribed from
  * the start: it emits the current state at once, and holds no timer); per endpoint of a transport
  * that reports depth: what it holds, read at scrape time (`depths()` is synchronous and cheap).
- * Transports without these abilities (memory, MQTT today) have no series here.
+ * Transports without these abilities (memory) have no series here.
  */
 export class TransportGauges {
   private readonly watched: Watched[] = [];

@@ -244,7 +244,7 @@ describe('prometheus metrics', () => {
     const metrics = watch(app);
     await app.start();
     await app.transports.publish('memory:busy-in', Array.from({ length: 5 }, (_, n) => createMessage({ n })));
-    await until(() => app.route('busy').metrics.completed === 5);
+    await until(() => app.route('busy').metrics.completed === 5, () => JSON.stringify(app.route('busy').metrics));
     const samples = parse(await metrics.scrape());
     const endpoint = { transport: 'memory', endpoint: 'memory:nobody-reads' };
     expect(value(samples, 'interchange_endpoint_depth_messages', endpoint)).toBe(5);
