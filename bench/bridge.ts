@@ -28,7 +28,7 @@
 // 1 % of the messages are invalid; every payload is ~120 bytes of JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,13 +46,15 @@ import { startBenchMosquitto } from './bench-mosquitto.ts';
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MQTT_PORT = Number(process.env.BENCH_BRIDGE_MQTT_PORT ?? '18840');
 const MQTT_URL = `mqtt://127.0.0.1:${MQTT_PORT}`;
-const MESSAGES = Number(process.env.BENCH_BRIDGE_MESSAGES ?? '20000');
+export const MESSAGES = Number(process.env.BENCH_BRIDGE_MESSAGES ?? '20000');
 const WINDOW = Number(process.env.BENCH_BRIDGE_WINDOW ?? '2000');
-const LATENCY_MESSAGES = Number(process.env.BENCH_BRIDGE_LATENCY_MESSAGES ?? '5000');
-const RATES = (process.env.BENCH_BRIDGE_RATES ?? '1000,2000').split(',').map(Number);
-const ROUNDS = Number(process.env.BENCH_BRIDGE_ROUNDS ?? '3');
+export const LATENCY_MESSAGES = Number(process.env.BENCH_BRIDGE_LATENCY_MESSAGES ?? '5000');
+export const RATES = (process.env.BENCH_BRIDGE_RATES ?? '1000,2000').split(',').map(Number);
+export const ROUNDS = Number(process.env.BENCH_BRIDGE_ROUNDS ?? '3');
 const BRIDGES = ['naive-safe', 'fast-unsafe', 'interchange', 'interchange-shared', 'interchange-buffered'] as const;
 type Bridge = (typeof BRIDGES)[number];
+/** A bridge a child can run: these, and issue 16's `interchange-observed` (bench/observability.ts runs it). */
+export type BridgeKind = Bridge | 'interchange-observed';
 const ONLY = process.env.BENCH_BRIDGE_ONLY?.split(',') as Bridge[] | undefined;
 const STALL_MS = 20_000;
 /** Device connections publishing (each has Mosquitto's 20 QoS 1 messages in flight at most). */
@@ -146,12 +148,20 @@ async function rawBridge(kind: 'naive-safe' | 'fast-unsafe', names: FlowNames): 
   };
 }
 
-/** The flagship's bare bridge (no summaries); `buffered`: through the durable buffer in a fresh temporary directory, removed at stop. */
-async function interchangeBridge(names: FlowNames, consumers: number, buffered = false): Promise<() => Promise<void>> {
+/**
+ * The flagship's bare bridge (no summaries); `buffered`: through the durable buffer in a fresh temporary directory, removed at stop;
+ * `observed` (issue 16): with Prometheus metrics and the tracing observer (no OpenTelemetry SDK registered).
+ */
+async function interchangeBridge(names: FlowNames, consumers: number, buffered = false, observed = false): Promise<() => Promise<void>> {
   const bufferDir = buffered ? mkdtempSync(join(tmpdir(), 'bench-bridge-buffer-')) : undefined;
   const environment = { mqttUrl: MQTT_URL, amqpUrl: AMQP_URL, mqttClientId: `bench-ic-${randomBytes(3).toString('hex')}`, ...(bufferDir === undefined ? {} : { bufferDir }) };
   const flow = flowModules(names, environment, { mqtt: { persistentSession: false } });
   const app = createIntegration({ logger: silentLogger, modules: flow.modules, routes: flowRoutes({ names, summaries: false, consumers, buffered }) });
+  if (observed) {
+    const { createPrometheusMetrics, tracingObserver } = await import('../facade/observability/index.ts');
+    createPrometheusMetrics(app);
+    app.observe(tracingObserver());
+  }
   await app.start();
   return async () => {
     try {
@@ -162,10 +172,12 @@ async function interchangeBridge(names: FlowNames, consumers: number, buffered =
   };
 }
 
-async function child(kind: Bridge, prefix: string): Promise<void> {
+async function child(kind: BridgeKind, prefix: string): Promise<void> {
   const names = flowNames(prefix);
   const stop =
-    kind === 'naive-safe' || kind === 'fast-unsafe' ? await rawBridge(kind, names) : await interchangeBridge(names, kind === 'interchange-shared' ? 4 : 1, kind === 'interchange-buffered');
+    kind === 'naive-safe' || kind === 'fast-unsafe'
+      ? await rawBridge(kind, names)
+      : await interchangeBridge(names, kind === 'interchange-shared' ? 4 : 1, kind === 'interchange-buffered', kind === 'interchange-observed');
   console.log('ready');
   await new Promise<void>((resolve) => process.once('SIGTERM', resolve));
   await stop();
@@ -175,7 +187,7 @@ async function child(kind: Bridge, prefix: string): Promise<void> {
 // ─── the orchestrator ─────────────────────────────────────────────────────────────────────────────
 
 
-function startChild(kind: Bridge, prefix: string): Promise<ChildProcess> {
+function startChild(kind: BridgeKind, prefix: string): Promise<ChildProcess> {
   const profile = process.env.BENCH_BRIDGE_PROFILE; // a directory: each child writes a .cpuprofile there
   const flags = profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profile];
   const proc = spawn(process.execPath, [...flags, '--conditions=interchange-source', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, prefix], {
@@ -236,12 +248,13 @@ async function outputReader(names: FlowNames, onArrival: (key: string | undefine
   };
 }
 
-interface Measurement {
+export interface Measurement {
   readonly throughput: number;
   readonly latency: Record<number, { readonly p50: number; readonly p99: number }>;
 }
 
-async function measure(kind: Bridge, prefix: string, publishers: readonly MqttClient[]): Promise<Measurement> {
+/** One bridge's throughput and latency at the fixed rates, in a child process of its own, against a rig (`openRig`). */
+export async function measure(kind: BridgeKind, prefix: string, publishers: readonly MqttClient[]): Promise<Measurement> {
   const names = flowNames(prefix);
   const topicPrefix = names.telemetryTopic.split('/devices/')[0] as string;
   const sentAt = new Map<string, number>();
@@ -327,14 +340,12 @@ async function measure(kind: Bridge, prefix: string, publishers: readonly MqttCl
   }
 }
 
-async function orchestrate(): Promise<void> {
-  const bridges = BRIDGES.filter((bridge) => ONLY === undefined || ONLY.includes(bridge));
-  const prefix = `bench-${Date.now().toString(36)}-`;
+/**
+ * What `measure` runs against: the benchmark's own Mosquitto, the flow's topology under `prefix` in
+ * RabbitMQ, the device connections; `close` removes the topology and stops the broker.
+ */
+export async function openRig(prefix: string): Promise<{ publishers: MqttClient[]; close(): Promise<void> }> {
   const names = flowNames(prefix);
-  console.log(
-    `flagship bridge benchmark: ${MESSAGES.toLocaleString('en')} messages for throughput, ${LATENCY_MESSAGES.toLocaleString('en')} at ${RATES.join(' and ')} msgs/s for latency, ` +
-      `${ROUNDS} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
-  );
   const mosquitto = await startBenchMosquitto(MQTT_PORT, INFLIGHT, 'bench');
   const admin = await amqpConnect(AMQP_URL);
   const adminChannel = await admin.createChannel();
@@ -349,6 +360,26 @@ async function orchestrate(): Promise<void> {
       return publisher;
     }),
   );
+  return {
+    publishers,
+    async close(): Promise<void> {
+      await Promise.all(publishers.map((publisher) => publisher.endAsync()));
+      for (const queue of topology.queues ?? []) await adminChannel.deleteQueue(queue.name).catch(() => undefined);
+      for (const exchange of topology.exchanges ?? []) await adminChannel.deleteExchange(exchange.name).catch(() => undefined);
+      await admin.close();
+      await mosquitto.stop();
+    },
+  };
+}
+
+async function orchestrate(): Promise<void> {
+  const bridges = BRIDGES.filter((bridge) => ONLY === undefined || ONLY.includes(bridge));
+  const prefix = `bench-${Date.now().toString(36)}-`;
+  console.log(
+    `flagship bridge benchmark: ${MESSAGES.toLocaleString('en')} messages for throughput, ${LATENCY_MESSAGES.toLocaleString('en')} at ${RATES.join(' and ')} msgs/s for latency, ` +
+      `${ROUNDS} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+  );
+  const { publishers, close } = await openRig(prefix);
   const results = new Map<Bridge, Measurement[]>(bridges.map((bridge) => [bridge, []]));
   try {
     for (let round = 1; round <= ROUNDS; round += 1) {
@@ -360,11 +391,7 @@ async function orchestrate(): Promise<void> {
       }
     }
   } finally {
-    await Promise.all(publishers.map((publisher) => publisher.endAsync()));
-    for (const queue of topology.queues ?? []) await adminChannel.deleteQueue(queue.name).catch(() => undefined);
-    for (const exchange of topology.exchanges ?? []) await adminChannel.deleteExchange(exchange.name).catch(() => undefined);
-    await admin.close();
-    await mosquitto.stop();
+    await close();
   }
 
   console.log('\n| bridge | msgs/s (median) | per round | ' + RATES.map((rate) => `p50 / p99 at ${rate}/s`).join(' | ') + ' |');
@@ -395,6 +422,10 @@ async function orchestrate(): Promise<void> {
   ratioLine('interchange-buffered', 'fast-unsafe');
 }
 
+// run as a script (not when bench/observability.ts imports `measure` and `openRig`)
 const [mode, kind, prefix] = process.argv.slice(2);
-if (mode === '--child') await child(kind as Bridge, prefix as string);
-else await orchestrate();
+const script = process.argv[1] === undefined ? undefined : realpathSync(process.argv[1]);
+if (script === fileURLToPath(import.meta.url)) {
+  if (mode === '--child') await child(kind as BridgeKind, prefix as string);
+  else await orchestrate();
+}

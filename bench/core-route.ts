@@ -1,5 +1,6 @@
 import { Subject, filter as rxFilter, map as rxMap } from 'rxjs';
-import { createIntegration, createMessage, from, schemaModule, silentLogger, type Message } from '../facade/index.ts';
+import { createIntegration, createMessage, from, schemaModule, silentLogger, type Integration, type Message } from '../facade/index.ts';
+import type { RouteObserver } from '../src/runtime/route-observer.ts';
 import { parseEndpoint } from '../src/spi.ts';
 import { validate as validatePattern } from '../patterns/validate.ts';
 import { benchRegistry } from './schema-validation.ts';
@@ -90,9 +91,24 @@ export function plainRx(bodies: readonly Reading[]): RunResult {
  * baselines get their bodies ready-made: the route's own cost. `'timed'` builds them inside the timed
  * loop (a producer's cost: a random id is ~250 ns here, mostly allocation and GC of the string).
  */
+export interface InterchangeRouteOptions {
+  /** `'before'` (default): messages built before the clock starts; `'timed'`: inside the timed loop. */
+  readonly createMessages?: 'before' | 'timed';
+  /** Messages per publish into `memory:in` (default 250). */
+  readonly producerBatch?: number;
+  /** Adds `.validate('bench.reading@1')` as the first step. */
+  readonly validate?: boolean;
+  /** Route observers passed to `createIntegration` (issue 16: tracing). */
+  readonly observers?: readonly RouteObserver[];
+  /** Called with the integration before it starts (issue 16: `createPrometheusMetrics(app)`). */
+  readonly observe?: (app: Integration) => void;
+  /** The result's name (default: from the options). */
+  readonly name?: string;
+}
+
 export async function interchangeRoute(
   bodies: readonly Reading[],
-  { createMessages = 'before' as 'before' | 'timed', producerBatch = 250, validate = false } = {},
+  { createMessages = 'before', producerBatch = 250, validate = false, observers = [], observe, name: label }: InterchangeRouteOptions = {},
 ): Promise<RunResult> {
   // Framework defaults throughout: channel capacity 1000, prefetch 100. (Oversized buffers are slower:
   // messages outlive young-generation collections and get promoted.)
@@ -106,7 +122,8 @@ export async function interchangeRoute(
     )
     .transform((m) => shape(m.body.r, m.body.kind))
     .to('memory:out');
-  const app = createIntegration({ routes: [route], logger: silentLogger, modules: validate ? [schemaModule({ registry: benchRegistry })] : [] });
+  const app = createIntegration({ routes: [route], logger: silentLogger, modules: validate ? [schemaModule({ registry: benchRegistry })] : [], observers });
+  observe?.(app);
   await app.start();
   const memory = app.transports.forScheme('memory');
   const expected = bodies.filter(valid).length;
@@ -132,7 +149,7 @@ export async function interchangeRoute(
     await memory.publish(inbound, messages);
   }
   await done;
-  const name = validate ? 'Interchange route + .validate(contract)' : ready === undefined ? 'Interchange, creating messages (timed)' : 'Interchange route (memory → memory)';
+  const name = label ?? (validate ? 'Interchange route + .validate(contract)' : ready === undefined ? 'Interchange, creating messages (timed)' : 'Interchange route (memory → memory)');
   const run = result(name, bodies.length, started, out);
   await app.stop();
   return run;

@@ -1,6 +1,6 @@
 // `npm run bench`: every variant runs in a child process of its own (clean heap, its own peak RSS).
 // Sections: core route, schema validation, AMQP, MQTT, the flagship bridge, the durable buffer, the
-// flagship's scale-out, the outbox relay — each against its baseline in the same run.
+// flagship's scale-out, the outbox relay, observability (metrics + tracing on vs off) — each against its baseline in the same run.
 // The core comparison runs in interleaved rounds — each round runs the baseline and the Interchange
 // variants back to back — and reports the median of the per-round ratios: on a shared 2-core machine
 // the load drifts between runs, and a ratio taken within one round compares like with like.
@@ -86,3 +86,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Transactional outbox (issue #7): the OutboxRelay vs a raw SKIP LOCKED + amqplib + DELETE loop, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/outbox.ts'], { stdio: 'inherit' });
+
+// Observability (issue 16): the core route and the flagship bridge with metrics + tracing observers (no SDK) vs without, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/observability.ts'], { stdio: 'inherit' });

@@ -104,7 +104,9 @@ function probeOf(cells: RouteCells, sampleEvery: number): RouteProbe<boolean> {
     leaveStep: (_state, step, durationMs) => {
       if (durationMs !== undefined) cells.step(step).observe(durationMs / 1000);
     },
-    end: (_state, outcome, durationMs) => cells.outcome(outcome).observe(durationMs / 1000),
+    end: (_state, outcome, durationMs) => {
+      if (durationMs !== undefined) cells.outcome(outcome).observe(durationMs / 1000);
+    },
     publish: (step, uri, messages): PublishObservation => {
       const cell = cells.publishTo(step, uri);
       const startedAt = performance.now();

@@ -51,6 +51,11 @@ export abstract class Settlement<T = unknown> implements Delivery<T> {
     return this.message;
   }
 
+  /** The settlement this delivery passes on: itself (see `settlementOf`). */
+  get root(): Settlement<unknown> {
+    return this;
+  }
+
   ack(): void {
     if (this.settled) return;
     this.settled = true;

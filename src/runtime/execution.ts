@@ -74,6 +74,15 @@ export function executionOf(delivery: Delivery): InFlight | undefined {
   return settlement instanceof InFlight ? settlement : undefined;
 }
 
+/**
+ * The execution a delivery belongs to when the probes follow it, else undefined: the boundaries' fast
+ * path (two property reads; most deliveries are not followed).
+ */
+export function followedExecutionOf(delivery: Delivery): InFlight | undefined {
+  const root = (delivery as { readonly root?: { readonly followed?: boolean } }).root;
+  return root !== undefined && root.followed === true ? (root as InFlight) : undefined;
+}
+
 /** Records how the admitted delivery's execution ends, where a step decides it (observers and replays read it). */
 export function markOutcome(delivery: Delivery, outcome: ExecutionOutcome): void {
   const execution = executionOf(delivery);

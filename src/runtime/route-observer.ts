@@ -54,10 +54,10 @@ export interface RouteProbe<S = unknown> {
    */
   carry?(state: S, message: Message): Message;
   /**
-   * Whether the runtime tells this probe of the steps of the execution `begin` began (default: yes,
-   * when the probe has step hooks). Following a message step by step costs two clock reads per step:
-   * a probe that times steps can follow a sample (the metrics follow 1 execution in 16), a tracer
-   * only the executions its sampler records.
+   * Whether the runtime follows the execution `begin` began (default: yes, when the probe has step
+   * hooks or `end`): a followed execution is timed (`end` gets its duration) and its steps are reported.
+   * Clock reads cost as much as a fast step, so a probe that times can follow a sample (the metrics
+   * follow 1 execution in 16), a tracer only the executions its sampler records.
    */
   followSteps?(state: S): boolean;
   /** The delivery enters a step (also one inside a branch): only for executions some probe follows. */
@@ -67,8 +67,8 @@ export interface RouteProbe<S = unknown> {
    * undefined for a step with branches (its time is its branches').
    */
   leaveStep?(state: S, step: StepDefinition, durationMs: number | undefined): void;
-  /** The execution settled: how, after how long since admission, and the error for `rejected`. */
-  end?(state: S, outcome: ExecutionOutcome, durationMs: number, error: Error | undefined): void;
+  /** The execution settled: how, after how long since admission (followed executions only, else undefined), and the error for `rejected`. */
+  end?(state: S, outcome: ExecutionOutcome, durationMs: number | undefined, error: Error | undefined): void;
   /** A step publishes to `uri`: return what to send instead and/or be told when it is confirmed. */
   publish?(step: StepDefinition, uri: string, messages: readonly Message[]): PublishObservation | undefined;
   /** A message the route gave up on (for dead-letter lists; the route also counts and logs it). */

@@ -23,7 +23,7 @@ import {
 import { RateLimitedLog } from '../core/rate-limited-log.ts';
 import type { RouteDefinition } from '../dsl/route-definition.ts';
 import { emptyMetrics, stepMetricsOf, type RouteMetrics } from './route-metrics.ts';
-import { executionOf, InFlight, markOutcome, Run } from './execution.ts';
+import { followedExecutionOf, InFlight, markOutcome, Run } from './execution.ts';
 import { NO_PROBES, ProbeSet } from './probe-set.ts';
 import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver } from './route-observer.ts';
 import type { TransportRegistry } from './transport-registry.ts';
@@ -243,9 +243,21 @@ export class RouteRuntime {
     if (probes.execution.length === 0) {
       admitted = new InFlight(this, run, source, source.message, undefined, 0);
     } else {
-      const begun = probes.begin(source.message);
-      admitted = new InFlight(this, run, source, begun.message, begun.states, probes.timed ? performance.now() : 0);
-      admitted.followed = begun.followed;
+      const states = probes.begin(source.message);
+      const followed = probes.followed;
+      // followed executions only are timed: a clock read costs as much as a fast step
+      const now = followed ? performance.now() : 0;
+      admitted = new InFlight(this, run, source, probes.carried ?? source.message, states, now);
+      probes.carried = undefined;
+      const first = this.definition.steps[0];
+      if (followed) {
+        admitted.followed = true;
+        if (first !== undefined && probes.followsSteps) {
+          // the route's first step is entered at admission (no boundary before it)
+          admitted.stepStartedAt = now;
+          probes.enterStep(states, first);
+        }
+      }
     }
     if (source.intakeError === undefined) return admitted;
     const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
@@ -259,7 +271,7 @@ export class RouteRuntime {
     run.inFlight -= 1;
     this.metrics.inFlight -= 1;
     execution.onEnd?.(outcome);
-    if (this.probes.timed) this.probes.end(execution.states, outcome, performance.now() - execution.startedAt, error);
+    if (this.probes.timed) this.probes.end(execution.states, outcome, execution.followed ? performance.now() - execution.startedAt : undefined, error);
     this.checkIdle();
   }
 
@@ -281,34 +293,45 @@ export class RouteRuntime {
     });
   }
 
-  private compile(steps: readonly StepDefinition[], run: Run): AnyStep {
-    const built = steps.map((step) => this.observed(step, step.build(this.contextFor(step, run))));
-    return (source) => built.reduce((stream, step) => stream.pipe(step), source);
+  /**
+   * Compiles a list of steps. One boundary operator follows each step: it counts what the step passed
+   * on (the graph's per-edge rates) and, for an execution the probes follow, tells them the delivery
+   * left that step and entered the next (one clock read for both). The route's first step is entered
+   * at admission; a branch's first step by a boundary at the head of the branch.
+   */
+  private compile(steps: readonly StepDefinition[], run: Run, branch = false): AnyStep {
+    const built = steps.map((step, index) => this.observed(step, step.build(this.contextFor(step, run)), steps[index + 1]));
+    const pipeline: AnyStep = (source) => built.reduce((stream, step) => stream.pipe(step), source);
+    const first = steps[0];
+    if (!branch || first === undefined || !this.probes.followsSteps) return pipeline;
+    const probes = this.probes;
+    const enter = (delivery: Delivery): void => {
+      const execution = followedExecutionOf(delivery);
+      if (execution === undefined) return;
+      execution.stepStartedAt = performance.now();
+      probes.enterStep(execution.states, first);
+    };
+    return (source) => pipeline(boundary(source, enter));
   }
 
-  /**
-   * A built step between the runtime's two boundary hooks: counting each delivery it passes on (the
-   * graph's per-edge rates) and, with observers, telling them when the admitted delivery enters and
-   * leaves it (step spans, step latency).
-   */
-  private observed(step: StepDefinition, built: AnyStep): AnyStep {
+  /** A built step with the boundary after it (see `compile`); `next` is the step after it in its list. */
+  private observed(step: StepDefinition, built: AnyStep, next: StepDefinition | undefined): AnyStep {
     const counters = stepMetricsOf(this.metrics, step.id);
     const probes = this.probes;
     if (!probes.followsSteps) return (source) => boundary(built(source), () => (counters.passed += 1));
     const leaf = step.branches.length === 0;
-    const enter = (delivery: Delivery): void => {
-      const execution = executionOf(delivery);
-      if (execution === undefined || !execution.followed) return;
-      if (leaf) execution.stepStartedAt = performance.now();
-      probes.enterStep(execution.states, step);
-    };
     const leave = (delivery: Delivery): void => {
       counters.passed += 1;
-      const execution = executionOf(delivery);
-      if (execution === undefined || !execution.followed) return;
-      probes.leaveStep(execution.states, step, leaf ? performance.now() - execution.stepStartedAt : undefined);
+      const execution = followedExecutionOf(delivery);
+      if (execution === undefined) return;
+      const now = performance.now();
+      // a step with branches: its time is its branches' (its start was overwritten by theirs)
+      probes.leaveStep(execution.states, step, leaf ? now - execution.stepStartedAt : undefined);
+      if (next === undefined) return;
+      execution.stepStartedAt = now;
+      probes.enterStep(execution.states, next);
     };
-    return (source) => boundary(built(boundary(source, enter)), leave);
+    return (source) => boundary(built(source), leave);
   }
 
   /** A step's view of the route, for one run: once the run has ended, its late failures and filters change nothing. */
@@ -331,18 +354,13 @@ export class RouteRuntime {
           // a destination that cannot even be resolved (a bad computed URI): the same failure, as a rejection
           sending = Promise.reject(thrown instanceof Error ? thrown : new Error(String(thrown)));
         }
-        if (observations !== undefined) {
-          sending.then(
-            () => observations.done(undefined),
-            (error: unknown) => observations.done(error),
-          );
-        }
-        // counted on the side: the step sees the very promise the transport returned, with no extra turn
+        // counted (and observed) on the side: the step sees the very promise the transport returned, with no extra turn
         sending.then(
           () => {
             metrics.sent[step.id] = (metrics.sent[step.id] ?? 0) + messages.length;
+            observations?.done(undefined);
           },
-          () => {},
+          (error: unknown) => observations?.done(error),
         );
         return sending;
       },
@@ -354,12 +372,15 @@ export class RouteRuntime {
       },
       // a delivery of an ended run went back to the source, which redelivers it: no retry, no dead letter
       failed: (delivery, error, attempt) => (run.ended ? undefined : this.failed(step, delivery, error, attempt)),
-      compile: (steps) => this.compile(steps, run),
+      compile: (steps) => this.compile(steps, run, true),
     };
   }
 
   /** What the probes make of one publish: the messages to send and one callback for its confirmation. */
-  private observePublish(step: StepDefinition, uri: string, sent: readonly Message[]): { messages: readonly Message[]; done(error: unknown): void } | undefined {
+  private observePublish(step: StepDefinition, uri: string, sent: readonly Message[]): PublishObservation | undefined {
+    const publishing = this.probes.publishing;
+    // one probe (the usual case): its observation as it is, no wrapper per publish
+    if (publishing.length === 1) return publishing[0]?.publish?.(step, uri, sent);
     let messages = sent;
     const observations: PublishObservation[] = [];
     for (const probe of this.probes.publishing) {

@@ -34,7 +34,7 @@ describe('metrics scrape', () => {
       modules: [amqpModule({ url: AMQP_URL, topology: { queues: [{ name: input }, { name: output }] } }), bufferModule({ directory, logger: silentLogger })],
       routes: [from(`amqp:queue/${input}`, { id: 'relay' }).to(`amqp:queue/${output}`, { id: 'to-rabbit' }).to(`buffer:${buffer}`, { id: 'to-buffer' })],
     });
-    const metrics = createPrometheusMetrics(app, { stepTimingSampleEvery: 1 });
+    const metrics = createPrometheusMetrics(app, { timingSampleEvery: 1 });
     await app.start();
     try {
       await app.transport<AmqpTransport>('amqp').publish(

@@ -49,7 +49,7 @@ function ordersRoute(): RouteSource {
     .to('memory:out', { id: 'deliver' });
 }
 
-async function runOrders(options: Parameters<typeof createPrometheusMetrics>[1] = { defaultMetrics: false, stepTimingSampleEvery: 1 }): Promise<{ app: Integration; metrics: PrometheusMetrics }> {
+async function runOrders(options: Parameters<typeof createPrometheusMetrics>[1] = { defaultMetrics: false, timingSampleEvery: 1 }): Promise<{ app: Integration; metrics: PrometheusMetrics }> {
   const app = integration([ordersRoute()]);
   const metrics = watch(app, options);
   await app.start();
@@ -115,7 +115,7 @@ describe('prometheus metrics', () => {
     expect(value(samples, 'interchange_publish_failed_messages_total', { route: 'orders', step: 'deliver', transport: 'memory' })).toBe(0);
   });
 
-  it('times the steps of one execution in stepTimingSampleEvery (16 by default), and every execution as a whole', async () => {
+  it('times one execution in timingSampleEvery (16 by default), its steps too; the counters count every message', async () => {
     const { metrics } = await runOrders({ defaultMetrics: false });
     const samples = parse(await metrics.scrape());
     // the 16th, 32nd and 48th executions (n = 15, 31, 47) are timed step by step; a filtered one never leaves its filter
@@ -123,8 +123,9 @@ describe('prometheus metrics', () => {
     const step = (id: string): number => value(samples, 'interchange_step_duration_seconds_count', { route: 'orders', step: id });
     expect(step('not-fifth')).toBe(timed.filter((n) => n % 5 !== 0).length);
     expect(step('deliver')).toBe(timed.filter((n) => n % 5 !== 0 && n % 7 !== 0).length);
-    expect(value(samples, 'interchange_route_execution_duration_seconds_count', { route: 'orders', outcome: 'completed' })).toBe(COMPLETED);
-    expect(() => createPrometheusMetrics(integration([ordersRoute()]), { defaultMetrics: false, stepTimingSampleEvery: 0 })).toThrow(RangeError);
+    expect(value(samples, 'interchange_route_execution_duration_seconds_count', { route: 'orders', outcome: 'completed' })).toBe(timed.filter((n) => n % 5 !== 0 && n % 7 !== 0).length);
+    expect(value(samples, 'interchange_route_message_outcomes_total', { route: 'orders', outcome: 'completed' })).toBe(COMPLETED);
+    expect(() => createPrometheusMetrics(integration([ordersRoute()]), { defaultMetrics: false, timingSampleEvery: 0 })).toThrow(RangeError);
   });
 
   it('reads the same counters on every scrape: scraping again does not add them up', async () => {

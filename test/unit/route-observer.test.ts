@@ -27,7 +27,7 @@ class Recorder implements RouteObserver {
       carry: (id, message) => withHeaders(message, { carried: id }),
       enterStep: (id, step) => log(id, `enter ${step.id}`),
       leaveStep: (id, step, durationMs) => log(id, `leave ${step.id}${durationMs === undefined ? ' (branches)' : ''}`),
-      end: (id, outcome, durationMs, error) => log(id, `end ${outcome}${error === undefined ? '' : ` ${error.message}`}${durationMs >= 0 ? '' : ' NEGATIVE'}`),
+      end: (id, outcome, durationMs, error) => log(id, `end ${outcome}${error === undefined ? '' : ` ${error.message}`}${durationMs === undefined ? ' UNTIMED' : durationMs >= 0 ? '' : ' NEGATIVE'}`),
       publish: (step, uri, messages) => {
         this.published.push({ step: step.id, uri, ids: messages.map((message) => message.id) });
         return { messages: messages.map((message) => withHeaders(message, { sentBy: step.id })), done: () => {} };
@@ -112,7 +112,7 @@ describe('route observers', () => {
         begin: (message) => (message.body as number) % 2 === 0,
         followSteps: (even) => even,
         leaveStep: (_even, step, durationMs) => steps.push(`${step.id} ${durationMs === undefined ? 'untimed' : 'timed'}`),
-        end: (even, outcome) => ended.push(`${String(even)} ${outcome}`),
+        end: (even, outcome, durationMs) => ended.push(`${String(even)} ${outcome} ${durationMs === undefined ? 'untimed' : 'timed'}`),
       }),
     };
     const app = createIntegration({ routes: [from<number>('memory:in', { id: 'sampled' }).transform((message) => message.body, { id: 'same' }).to('memory:out', { id: 'send' })], observers: [sampling], logger: silentLogger });
@@ -121,7 +121,7 @@ describe('route observers', () => {
     await app.transports.publish('memory:in', [1, 2, 3, 4].map((n) => createMessage(n)));
     await settle();
     expect(steps.sort()).toEqual(['same timed', 'same timed', 'send timed', 'send timed']); // 2 and 4 only
-    expect(ended).toEqual(['false completed', 'true completed', 'false completed', 'true completed']);
+    expect(ended).toEqual(['false completed untimed', 'true completed timed', 'false completed untimed', 'true completed timed']);
   });
 
   it('count each step without observers too, and cost no probe calls', async () => {
