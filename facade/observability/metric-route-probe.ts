@@ -95,17 +95,18 @@ export class TimingObserver implements RouteObserver {
 function probeOf(cells: RouteCells, sampleEvery: number): RouteProbe<boolean> {
   let admitted = 0;
   return {
-    // the state: whether this execution's steps are timed (1 in `sampleEvery`)
+    // the state: whether this execution is timed (1 in `sampleEvery`); another probe (a tracer) may
+    // have the runtime follow more executions: only this probe's own sample goes into the histograms
     begin: () => {
       admitted = admitted + 1 === sampleEvery ? 0 : admitted + 1;
       return admitted === 0;
     },
     followSteps: (timed) => timed,
-    leaveStep: (_state, step, durationMs) => {
-      if (durationMs !== undefined) cells.step(step).observe(durationMs / 1000);
+    leaveStep: (timed, step, durationMs) => {
+      if (timed && durationMs !== undefined) cells.step(step).observe(durationMs / 1000);
     },
-    end: (_state, outcome, durationMs) => {
-      if (durationMs !== undefined) cells.outcome(outcome).observe(durationMs / 1000);
+    end: (timed, outcome, durationMs) => {
+      if (timed && durationMs !== undefined) cells.outcome(outcome).observe(durationMs / 1000);
     },
     publish: (step, uri, messages): PublishObservation => {
       const cell = cells.publishTo(step, uri);
