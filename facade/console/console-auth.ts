@@ -6,7 +6,7 @@ import { HttpError } from './http-utils.ts';
 /** Shortest write token the console takes: a guessable one would open writes to anyone who can reach it. */
 export const MIN_TOKEN_LENGTH = 16;
 
-const TOKEN_HINT = 'start the console with a token (--token, or INTERCHANGE_CONSOLE_TOKEN)';
+const TOKEN_HINT = 'start the console with a token (INTERCHANGE_CONSOLE_TOKEN for interchange run, the token option for startConsole)';
 
 /** `127.0.0.1` (and all of 127/8), `::1`, `localhost`. */
 export function isLoopbackHost(host: string): boolean {

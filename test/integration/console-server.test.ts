@@ -158,7 +158,7 @@ describe('console server (memory routes)', () => {
     const [entry] = open.deadLetters.list({ route: 'orders' });
     const refused = await call<{ error: string }>(open, '/api/dead-letters/replay', { method: 'POST', body: { ids: [entry?.id] } });
     expect(refused.status).toBe(403);
-    expect(refused.json.error).toMatch(/--token.*INTERCHANGE_CONSOLE_TOKEN/);
+    expect(refused.json.error).toMatch(/INTERCHANGE_CONSOLE_TOKEN/);
     expect((await call(open, '/api/routes/orders/stop', { method: 'POST' })).status).toBe(403);
     expect((await call(guarded, '/api/dead-letters/replay', { method: 'POST', body: { ids: [entry?.id] } })).status).toBe(401);
     expect((await call(guarded, '/api/dead-letters/replay', { method: 'POST', token: 'wrong-token-0123456789', body: { ids: [entry?.id] } })).status).toBe(401);
