@@ -21,7 +21,11 @@ export interface RouteMetrics {
   handedBack: number;
   /** Messages a step sent and its destination confirmed, by step id (`to`, wire tap, recipient list), and dead letters under the error handler's `deadLetterLabel`. */
   sent: Record<string, number>;
-  /** Per step id (steps in branches too; `intake` for messages failed before the first step): what it passed on and how often it failed. */
+  /**
+   * Per step id (steps in branches too; `intake` for messages failed before the first step): what it
+   * passed on — counted while an observer watches the route (metrics, tracing with an SDK, the console):
+   * unobserved, a route runs with no operator between its steps — and how often it failed (always).
+   */
   steps: Record<string, StepMetrics>;
 }
 

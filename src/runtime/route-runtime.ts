@@ -318,6 +318,8 @@ export class RouteRuntime {
   private observed(step: StepDefinition, built: AnyStep, next: StepDefinition | undefined): AnyStep {
     const counters = stepMetricsOf(this.metrics, step.id);
     const probes = this.probes;
+    // unobserved, a route runs as bare as it can: no operator between its steps
+    if (probes.all.length === 0) return built;
     if (!probes.followsSteps) return (source) => boundary(built(source), () => (counters.passed += 1));
     const leaf = step.branches.length === 0;
     const leave = (delivery: Delivery): void => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createIntegration, from, silentLogger, type Integration } from '../../facade/index.ts';
+import { DeadLetterStore } from '../../facade/console/dead-letter-store.ts';
 import { TestKit } from '../../facade/testing/index.ts';
 import { integrationGraph, normaliseUri, type EndpointNode, type GraphEdge, type StepNode } from '../../facade/console/integration-graph.ts';
 import { emptyMetrics } from '../../src/runtime/route-metrics.ts';
@@ -44,7 +45,7 @@ describe('integrationGraph', () => {
   });
 
   it('draws endpoints, steps, branches and a channel shared by two routes, before any message', () => {
-    const app = createIntegration({ routes: routes(), logger: silentLogger });
+    const app = createIntegration({ routes: routes(), logger: silentLogger, observers: [new DeadLetterStore()] }); // as the console does: observed routes count per step
     const graph = integrationGraph(app);
     expect(graph.routes.map((route) => [route.id, route.status, route.source])).toEqual([
       ['orders', 'stopped', 'memory:orders?capacity=50'],
@@ -95,7 +96,7 @@ describe('integrationGraph', () => {
   });
 
   it('counts messages on nodes and edges as they flow', async () => {
-    const app = createIntegration({ routes: routes(), logger: silentLogger });
+    const app = createIntegration({ routes: routes(), logger: silentLogger, observers: [new DeadLetterStore()] }); // as the console does: observed routes count per step
     apps.push(app);
     await app.start();
     const kit = new TestKit(app);
@@ -131,7 +132,7 @@ describe('integrationGraph', () => {
         return message.body;
       }, { id: 'odd-only' })
       .to('memory:out', { id: 'out' });
-    const app = createIntegration({ routes: [failing], logger: silentLogger });
+    const app = createIntegration({ routes: [failing], logger: silentLogger, observers: [new DeadLetterStore()] });
     apps.push(app);
     await app.start();
     await new TestKit(app).sendAll('memory:in', [1, 2, 3, 4].map((n) => ({ n })));
