@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import { ensureRabbitRunningAsync, rabbitmqctlAsync } from './rabbitmq-control.ts';
 import { OwnMosquitto } from './mqtt-broker-fixture.ts';
@@ -11,6 +10,7 @@ import { mqttModule } from '../../adapters/mqtt/index.ts';
 import { BrokerAdmin, uniqueName, until } from '../integration/amqp-support.ts';
 import { runClientId } from '../integration/mqtt-helpers.ts';
 import { parse, value } from '../support/prometheus-text.ts';
+import { freePort } from '../support/free-port.ts';
 
 // /health/ready and /metrics of a running integration while its brokers go away and come back:
 // RabbitMQ's application is stopped and started again (rabbitmqctl, run asynchronously so the
@@ -27,15 +27,6 @@ afterAll(async () => {
   await broker?.dispose();
 });
 
-/** A port nothing listens on now (the OS picks it). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function ready(server: RunningConsole): Promise<{ status: number; body: Health['ready'] }> {
   const response = await fetch(new URL('/health/ready', server.url));

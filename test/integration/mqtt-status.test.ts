@@ -1,22 +1,13 @@
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttTransportStatus } from '../../adapters/mqtt/mqtt-connection.ts';
 import { isStatusReportingTransport, parseEndpoint } from '../../src/core/index.ts';
 import { OwnMosquitto } from '../fault/mqtt-broker-fixture.ts';
 import { runClientId, testTransport, waitFor } from './mqtt-helpers.ts';
+import { freePort } from '../support/free-port.ts';
 
 // The MQTT transport's status$ against a Mosquitto of this test's own (its own loopback port and
 // config), stopped and started again by the test: the machine's broker on 1883 is never touched.
 
-/** A port nothing listens on now (the OS picks it). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 let broker: OwnMosquitto;
 beforeAll(async () => {
