@@ -125,6 +125,5 @@ function describe(error: unknown): string {
 
 /** One line per endpoint of every transport that reports its depth (a durable buffer's fill). */
 function depthLines(transports: readonly Transport[]): string[] {
-  // in-process channels come and go within microseconds: their depth is in the metrics, not on the live line
-  return transports.filter((transport) => isDepthReportingTransport(transport) && transport.scheme !== 'memory').flatMap((transport) => (isDepthReportingTransport(transport) ? transport.depths().map(depthLine) : []));
+  return transports.filter(isDepthReportingTransport).flatMap((transport) => transport.depths().flatMap((depth) => (depth.transient === true ? [] : [depthLine(depth)])));
 }

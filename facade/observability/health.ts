@@ -76,9 +76,8 @@ export function healthOf(source: HealthSource, { highWaterMark = 0.9, connectedS
   const buffers: BufferCheck[] = [];
   for (const transport of source.transports.all) {
     transports.push(transportCheck(transport, connectedStates));
-    // in-process channels fill and drain within microseconds under load: their depth is a metric, not readiness
-    if (!isDepthReportingTransport(transport) || transport.scheme === 'memory') continue;
-    for (const depth of transport.depths()) buffers.push(bufferCheck(depth, highWaterMark));
+    if (!isDepthReportingTransport(transport)) continue;
+    for (const depth of transport.depths()) if (depth.transient !== true) buffers.push(bufferCheck(depth, highWaterMark));
   }
   const ready = routes.every((check) => check.ok) && transports.every((check) => check.ok) && buffers.every((check) => check.ok);
   return {

@@ -127,7 +127,7 @@ export class MemoryTransport implements Transport, ObservableTransport, DepthRep
       let messages = 0;
       for (const queue of channel.queues) messages += queue.depth;
       const capacity = channel.shared?.capacity;
-      depths.push({ uri: `memory:${name}`, messages, ...(capacity === undefined ? {} : { capacityMessages: capacity, full: messages >= capacity }) });
+      depths.push({ uri: `memory:${name}`, messages, transient: true, ...(capacity === undefined ? {} : { capacityMessages: capacity, full: messages >= capacity }) });
     }
     return depths;
   }

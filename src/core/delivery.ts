@@ -118,9 +118,7 @@ class Derived<T> implements Delivery<T> {
  * Undefined for a delivery of another implementation.
  */
 export function settlementOf(delivery: Delivery): Settlement | undefined {
-  if (delivery instanceof Settlement) return delivery;
-  if (delivery instanceof Derived) return delivery.root;
-  return undefined;
+  return delivery instanceof Settlement || delivery instanceof Derived ? delivery.root : undefined;
 }
 
 /** Settles through a plain `Settle` target. */

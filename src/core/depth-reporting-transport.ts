@@ -13,6 +13,11 @@ export interface EndpointDepth {
   readonly capacityBytes?: number;
   /** At its bound: publishers are held until a consumer makes room. */
   readonly full?: boolean;
+  /**
+   * An in-process endpoint that fills and drains within microseconds under load (a `memory:` channel):
+   * its depth is a metric, not a readiness signal nor a line on the CLI's live display.
+   */
+  readonly transient?: boolean;
 }
 
 /**

@@ -249,9 +249,9 @@ export class RouteRuntime {
       const now = followed ? performance.now() : 0;
       admitted = new InFlight(this, run, source, probes.carried ?? source.message, states, now);
       probes.carried = undefined;
-      const first = this.definition.steps[0];
       if (followed) {
         admitted.followed = true;
+        const first = this.definition.steps[0];
         if (first !== undefined && probes.followsSteps) {
           // the route's first step is entered at admission (no boundary before it)
           admitted.stepStartedAt = now;
