@@ -35,6 +35,17 @@ import { publishTopic, TopicPattern } from './topic-pattern.ts';
 type Qos = 0 | 1 | 2;
 
 /**
+ * A consumer's receive window when its route sets no prefetch (Receive Maximum, and the local window
+ * on MQTT 3.1.1). A PUBLISH is acknowledged only after its route settled it — for a bridge, after the
+ * destination's confirm — so the window must cover the device rate times that round trip: with 100,
+ * a bridge to RabbitMQ worked stop-and-wait (the broker sent 100, all went out as one batch, waited
+ * for one confirm, were acknowledged together) at 0.75× the throughput of a bridge that acknowledges
+ * on receipt; with 1,000 the pipe stays full (bench/RESULTS.md, issue 17). Memory: at most this many
+ * received messages held at once.
+ */
+const DEFAULT_PREFETCH = 1_000;
+
+/**
  * `mqtt:` endpoints over one MQTT broker (mqtt.js v5).
  *
  * Endpoints:
@@ -59,8 +70,8 @@ type Qos = 0 | 1 | 2;
  * - Each `consume` is its own connection and session (`<clientId>:<slot>:<hash of the filter>`, slot =
  *   the lowest free index among this transport's consumers of that filter, so a restarted process that
  *   consumes the same endpoints in the same order resumes the same sessions). QoS 1/2 PUBLISHes are
- *   acknowledged only after their deliveries settle, in order, pipelined (see `MqttSubscription`).
- *   QoS 0 is at-most-once.
+ *   acknowledged only after their deliveries settle, in order, pipelined (see `MqttSubscription`),
+ *   with at most `prefetch` (default 1,000) unacknowledged. QoS 0 is at-most-once.
  * - `publish` resolves on PUBACK/PUBCOMP (see `MqttPublisher` for store-and-forward while the broker
  *   is unreachable); messages that cannot be encoded are left out, the others sent, and once those
  *   are confirmed it rejects with `PartialPublishError` naming the failed ones by index;
@@ -207,7 +218,7 @@ export class MqttTransport implements Transport, StatusReportingTransport<MqttTr
       validateMqttEndpointOptions(endpoint);
       const pattern = new TopicPattern(endpoint.path, endpoint.options.group);
       const qos = this.qosOf(endpoint);
-      const prefetch = options.prefetch ?? 100;
+      const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
       const clientId = endpoint.options.clientId ?? this.claimSlot(pattern.filter);
       this.slots.add(clientId);
       const subscription = new MqttSubscription(

@@ -4,7 +4,7 @@ import type { Endpoint } from './endpoint.ts';
 import type { Message } from './message.ts';
 
 export interface ConsumeOptions {
-  /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum). */
+  /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum); default: the transport's own. */
   readonly prefetch?: number;
   /**
    * Aborting stops the intake: no new deliveries are emitted (best effort for brokers whose cancel is

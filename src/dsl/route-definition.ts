@@ -2,7 +2,10 @@ import { parseEndpoint, RouteDefinitionError, type ErrorHandler, type StepDefini
 import { missingTransportHint } from '../runtime/transport-hints.ts';
 
 export interface SourceOptions {
-  /** Deliveries unsettled at once for this route (default 100): the route's admission control. */
+  /**
+   * Deliveries unsettled at once for this route: the route's admission control. Default: the source
+   * transport's (AMQP and memory 100, MQTT 1,000 — see each transport's `consume`).
+   */
   readonly prefetch?: number;
 }
 

@@ -47,8 +47,6 @@ export interface RouteDependencies {
   readonly observers?: () => readonly RouteObserver[];
 }
 
-const DEFAULT_PREFETCH = 100;
-
 /**
  * One route, compiled and running: source → steps → ack.
  *
@@ -151,7 +149,7 @@ export class RouteRuntime {
     // not tear down the source, whose teardown hands unsettled deliveries back for redelivery.
     this.starting = true;
     try {
-      this.source = transport.consume(endpoint, { prefetch: this.definition.sourceOptions.prefetch ?? DEFAULT_PREFETCH, signal: this.abort.signal }).subscribe({
+      this.source = transport.consume(endpoint, { ...this.sourceOptions(), signal: this.abort.signal }).subscribe({
         next: (delivery) => {
           if (intake.closed || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
           const admitted = this.admit(delivery, run);
@@ -218,6 +216,12 @@ export class RouteRuntime {
     this.pipeline = undefined;
     this.source = undefined;
     return handedBack;
+  }
+
+  /** The route's own prefetch, if it set one; otherwise the transport chooses (its flow control, its default). */
+  private sourceOptions(): { prefetch?: number } {
+    const { prefetch } = this.definition.sourceOptions;
+    return prefetch === undefined ? {} : { prefetch };
   }
 
   private checkIdle(): void {
