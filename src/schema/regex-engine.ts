@@ -6,7 +6,17 @@ interface Re2Constructor {
 }
 
 const require = createRequire(import.meta.url);
-const { RE2 } = require('re2-wasm') as { RE2: Re2Constructor };
+let re2: Re2Constructor | undefined;
+
+/**
+ * re2-wasm, loaded on the first pattern that needs it: loading it instantiates its WebAssembly module
+ * with 16 MiB of memory, which a process whose contracts have no such pattern (or no contracts: a bare
+ * bridge) should not carry (issue 17: RSS).
+ */
+function RE2(): Re2Constructor {
+  re2 ??= (require('re2-wasm') as { RE2: Re2Constructor }).RE2;
+  return re2;
+}
 
 /**
  * The regular-expression engine for `pattern` and `patternProperties`: no pattern in a contract can
@@ -31,7 +41,7 @@ export const re2Engine: RegExpEngine = Object.assign(
     const key = `${flags}/${pattern}`;
     let compiled = compiledPatterns.get(key);
     if (compiled === undefined) {
-      compiled = isBacktrackingLinear(pattern) ? new RegExp(pattern, flags) : new RE2(pattern, flags.includes('u') ? flags : `${flags}u`);
+      compiled = isBacktrackingLinear(pattern) ? new RegExp(pattern, flags) : new (RE2())(pattern, flags.includes('u') ? flags : `${flags}u`);
       compiledPatterns.set(key, compiled);
     }
     return compiled;
