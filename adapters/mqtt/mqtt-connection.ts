@@ -232,6 +232,16 @@ export class MqttConnection {
     (this.client as unknown as PacketWriter)._sendPacket(packet);
   }
 
+  /**
+   * Writes already encoded packets (acknowledgements) to the current connection's stream, as mqtt.js's
+   * own writes go (mqtt.js tracks nothing about sent acknowledgements; keepalive counts received packets).
+   * Dropped when not connected, like `send`.
+   */
+  sendBytes(bytes: Buffer): void {
+    if (!this.client.connected) return;
+    this.client.stream.write(bytes);
+  }
+
   /** Disconnects gracefully (pending writes first, session kept per its expiry); stops reconnecting. */
   async end(): Promise<void> {
     if (this.ending) return;

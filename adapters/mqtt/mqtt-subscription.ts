@@ -78,6 +78,8 @@ export class MqttSubscription implements AckTarget {
   private waiting: InboundDelivery[] = [];
   /** Delayed redeliveries pending (cleared when the connection ends). */
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** QoS 1 PUBACKs due, in order, written together at the end of the current burst of settlements (see `acknowledge`). */
+  private pubacks: number[] = [];
 
   constructor(
     private readonly settings: SubscriptionSettings,
@@ -191,11 +193,14 @@ export class MqttSubscription implements AckTarget {
       this.pipeline.flush();
       return;
     }
-    const key = handBackKey(packet);
-    const before = this.settings.handedBack.get(key);
-    if (before !== undefined) {
-      this.settings.handedBack.delete(key);
-      if (before + 1 > (message.headers.attempt ?? 1)) message = withHeaders(message, { attempt: before + 1 });
+    const { handedBack } = this.settings;
+    if (handedBack.size > 0) {
+      const key = handBackKey(packet);
+      const before = handedBack.get(key);
+      if (before !== undefined) {
+        handedBack.delete(key);
+        if (before + 1 > (message.headers.attempt ?? 1)) message = withHeaders(message, { attempt: before + 1 });
+      }
     }
     const slot = new InboundDelivery(message, packet, this.connection.generation, this);
     slot.intakeError = this.tooLarge(packet); // over maxMessageBytes: a delivery like any other, for the route's error handler
@@ -214,8 +219,24 @@ export class MqttSubscription implements AckTarget {
     }
   }
 
+  private readonly writePubacks = (): void => {
+    const ids = this.pubacks;
+    if (ids.length === 0) return;
+    this.pubacks = [];
+    const bytes = Buffer.allocUnsafe(4 * ids.length);
+    for (let index = 0, at = 0; index < ids.length; index += 1, at += 4) {
+      const id = ids[index] as number;
+      bytes[at] = 0x40;
+      bytes[at + 1] = 0x02;
+      bytes[at + 2] = id >> 8;
+      bytes[at + 3] = id & 0xff;
+    }
+    this.connection.sendBytes(bytes);
+  };
+
   /** A connection ended: nothing of it can be acknowledged any more. */
   private reset(): void {
+    this.pubacks = [];
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.pipeline.clear();
@@ -236,10 +257,17 @@ export class MqttSubscription implements AckTarget {
     return oversized === undefined ? undefined : new MqttMessageTooLargeError(packet.topic, oversized.size, this.settings.connection.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
   }
 
+  /**
+   * QoS 1: the PUBACK is queued and the queue written as one buffer in a microtask — a confirm settles a
+   * whole batch of deliveries in one synchronous burst, and mqtt.js would encode, emit and write each
+   * PUBACK on its own (~2 µs each here). The bytes are MQTT's PUBACK with success and no properties
+   * (`0x40 0x02 <packet id>`; MQTT 5 §3.4.2.1 allows the short form), in the order queued.
+   */
   private acknowledge(slot: InboundDelivery): void {
     const { messageId, qos } = slot.packet;
-    if (qos === 1) this.connection.send({ cmd: 'puback', messageId });
-    else if (qos === 2) {
+    if (qos === 1) {
+      if (this.pubacks.push(messageId ?? 0) === 1) queueMicrotask(this.writePubacks);
+    } else if (qos === 2) {
       const connection = this.connection;
       connection.client.incomingStore.put(slot.packet, (error) => {
         // Not kept (disk error): acknowledged all the same — a crash now would mean a duplicate, a

@@ -88,6 +88,12 @@ describe('mqtt adapter against Mosquitto', () => {
       sends.push({ cmd: packet.cmd, at: performance.now() });
       original.call(this, packet);
     });
+    // QoS 1 PUBACKs go out pre-encoded, several to a write (0x40 0x02 <packet id> each)
+    const originalBytes = MqttConnection.prototype.sendBytes;
+    vi.spyOn(MqttConnection.prototype, 'sendBytes').mockImplementation(function (this: MqttConnection, bytes) {
+      for (let at = 0; at < bytes.length; at += 4) sends.push({ cmd: bytes[at] === 0x40 ? 'puback' : `0x${(bytes[at] ?? 0).toString(16)}`, at: performance.now() });
+      originalBytes.call(this, bytes);
+    });
     const source = `mqtt:${run}/failing?qos=1`;
     const route = from(source, { id: 'failing' })
       .deadLetterChannel('memory:dead', { retry: retry({ maxAttempts: 3, initialDelayMs: 100 }) })
