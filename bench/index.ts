@@ -4,6 +4,7 @@
 // The core comparison runs in interleaved rounds — each round runs the baseline and the Interchange
 // variants back to back — and reports the median of the per-round ratios: on a shared 2-core machine
 // the load drifts between runs, and a ratio taken within one round compares like with like.
+// Last: the bare bridge against the shared harness's raw early-ack bridge (bench/peers-bridge.ts, issue 17).
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { validationCost } from './schema-validation.ts';
@@ -90,3 +91,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Observability (issue 16): the core route and the flagship bridge with metrics + tracing observers (no SDK) vs without, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/observability.ts'], { stdio: 'inherit' });
+
+// Peers (issue 17): the shared bench-peers harness's raw early-ack bridge vs the bare Interchange bridge (compiled JS, and the .ts route through tsx for information) under the harness's own load, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/peers-bridge.ts'], { stdio: 'inherit' });
