@@ -120,6 +120,49 @@ describe('mqtt adapter against Mosquitto', () => {
     await app.stop({ drainTimeoutMs: 1_000 });
   });
 
+  it('a route with no prefetch of its own holds 1,000 unacknowledged (the MQTT default window), then the rest as it settles; PUBACKs in order', async () => {
+    const source = `mqtt:${run}/window?qos=1`;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered = 0;
+    const route = from(source, { id: 'window' })
+      .process(
+        async () => {
+          entered += 1;
+          await held;
+        },
+        { concurrency: 5_000 },
+      )
+      .to('memory:window-out');
+    const app = createIntegration({ routes: [route], modules: [mqttModule({ url: MOSQUITTO_URL, clientId: runClientId('window'), persistentSession: false })], logger: silentLogger });
+    const acknowledged: number[] = [];
+    const originalBytes = MqttConnection.prototype.sendBytes;
+    vi.spyOn(MqttConnection.prototype, 'sendBytes').mockImplementation(function (this: MqttConnection, bytes) {
+      for (let at = 0; at + 3 < bytes.length; at += 4) if (bytes[at] === 0x40) acknowledged.push(bytes.readUInt16BE(at + 2));
+      originalBytes.call(this, bytes);
+    });
+    await app.start();
+    const kit = new TestKit(app);
+    const out = kit.mock('memory:window-out');
+    await sleep(300);
+    const producer = transport();
+    await producer.connect();
+    const sent = Array.from({ length: 1_200 }, (_, n) => createMessage({ n }));
+    await producer.publish(parseEndpoint(source), sent);
+    await waitFor(() => entered >= 1_000, () => `entered ${entered}`);
+    await sleep(500); // nothing more arrives while all 1,000 are unsettled
+    expect(entered).toBe(1_000);
+    expect(acknowledged).toHaveLength(0);
+    release();
+    const received = await out.expect(1_200, { timeoutMs: 20_000 });
+    expect(received.map((message) => (message.body as { n: number }).n).sort((a, b) => a - b)).toEqual(sent.map((_, n) => n));
+    await waitFor(() => acknowledged.length === 1_200, () => `${acknowledged.length} PUBACKs`);
+    // packet ids are the broker's, 1…65535 in sending order for a fresh session: acknowledged in that order
+    expect(acknowledged).toEqual([...acknowledged].sort((a, b) => a - b));
+    kit.close();
+    await app.stop({ drainTimeoutMs: 1_000 });
+  });
+
   it('a shared subscription splits a stream between two consumers, none delivered to both', async () => {
     const uri = `mqtt:${run}/shared?qos=1&group=workers&headers=all`;
     const a = transport();
