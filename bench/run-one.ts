@@ -36,4 +36,4 @@ for (let i = 0; i < Number(repeatText); i += 1) {
   else throw new Error(`unknown variant '${variant}'`);
 }
 const best = runs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
-process.stdout.write(`${JSON.stringify({ ...best, runs: runs.map((r) => Math.round(r.perSecond)), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);
+process.stdout.write(`${JSON.stringify({ ...best, runs: runs.map((r) => Math.round(r.perSecond)), cpuRuns: runs.map((r) => Number(r.cpuMicrosPerMessage.toFixed(3))), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);

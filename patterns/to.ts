@@ -15,12 +15,38 @@ export type Destination<T> = string | ((message: Message<T>) => string);
  * @example from('memory:orders').to('amqp:exchange/orders?routingKey=order.{region}')
  */
 export function to<T>(destination: Destination<T>): StepFactory<T, T> {
+  // a static URI (the usual case): the whole batch is one group, no URI resolved per delivery
+  const fixed = typeof destination === 'string' && !isTemplate(destination) ? destination : undefined;
   const uriOf =
     typeof destination === 'function' ? destination : isTemplate(destination) ? (message: Message<T>) => resolveEndpointTemplate(destination, message) : () => destination;
   return (context) =>
     stepLifecycle<T, T>(context, (step) => {
       let batch: Delivery<T>[] = [];
+      /** One publish of a group to its URI; each delivery goes on once confirmed, or fails on its own. */
+      const publishGroup = (uri: string, group: readonly Delivery<T>[], attempt: number): void => {
+        step.begin();
+        publish(context, uri, group).then(
+          () => {
+            for (const delivery of group) step.emit(delivery);
+            step.end();
+          },
+          (error: unknown) => {
+            // some messages failed alone (e.g. unencodable): the others were confirmed and go on
+            if (error instanceof PartialPublishError) group.forEach((delivery, index) => {
+              const own = error.failures.get(index);
+              if (own === undefined) step.emit(delivery);
+              else step.fail(delivery, own, attempt, resend);
+            });
+            else for (const delivery of group) step.fail(delivery, error, attempt, resend);
+            step.end();
+          },
+        );
+      };
       const send = (deliveries: readonly Delivery<T>[], attempt: number): void => {
+        if (fixed !== undefined) {
+          publishGroup(fixed, deliveries, attempt);
+          return;
+        }
         const byUri = new Map<string, Delivery<T>[]>();
         for (const delivery of deliveries) {
           let uri: string;
@@ -34,25 +60,7 @@ export function to<T>(destination: Destination<T>): StepFactory<T, T> {
           if (group === undefined) byUri.set(uri, [delivery]);
           else group.push(delivery);
         }
-        for (const [uri, group] of byUri) {
-          step.begin();
-          publish(context, uri, group).then(
-            () => {
-              for (const delivery of group) step.emit(delivery);
-              step.end();
-            },
-            (error: unknown) => {
-              // some messages failed alone (e.g. unencodable): the others were confirmed and go on
-              if (error instanceof PartialPublishError) group.forEach((delivery, index) => {
-                const own = error.failures.get(index);
-                if (own === undefined) step.emit(delivery);
-                else step.fail(delivery, own, attempt, resend);
-              });
-              else for (const delivery of group) step.fail(delivery, error, attempt, resend);
-              step.end();
-            },
-          );
-        }
+        for (const [uri, group] of byUri) publishGroup(uri, group, attempt);
       };
       const resend = (delivery: Delivery<T>, attempt: number): void => send([delivery], attempt);
       // A batch waiting for its flush is pending work: the step does not complete before it went out.

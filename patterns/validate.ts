@@ -1,4 +1,4 @@
-import { deliveryStep, stepSpec, withBody, withHeaders, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { deliveryStep, stepSpec, withBody, withHeaders, type Headers, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 import { ContractMismatchError, failWithEvidence, MissingContractError, registryFor, UnknownContractError } from '../src/schema/index.ts';
 
 export interface ValidateOptions {
@@ -25,6 +25,8 @@ export interface ValidateOptions {
 export function validate<O = unknown>(contract?: string, { direction = 'inbound' }: ValidateOptions = {}): StepFactory<unknown, O> {
   return (context) => {
     const registry = registryFor(context, contract === undefined ? [] : [contract]);
+    // the header a valid message gets, built once for the step's own contract (not per message)
+    const contractHeader: Headers | undefined = contract === undefined ? undefined : { schema: contract };
     const check = (message: Message<unknown>): Message<O> => {
       const declared = message.headers.schema;
       let ref = contract;
@@ -36,7 +38,8 @@ export function validate<O = unknown>(contract?: string, { direction = 'inbound'
       if (ref === undefined) throw new MissingContractError();
       const body = registry.validate(ref, message.body, direction) as O;
       if (body === message.body && declared === ref) return message as Message<O>;
-      return withHeaders(body === message.body ? (message as Message<O>) : withBody(message, body), { schema: ref });
+      const header = ref === contract && contractHeader !== undefined ? contractHeader : { schema: ref };
+      return withHeaders(body === message.body ? (message as Message<O>) : withBody(message, body), header);
     };
     return deliveryStep<unknown, O>(context, (delivery, emit) => {
       let checked: Message<O>;

@@ -68,6 +68,8 @@ export function deliveryStep<I, O>(context: StepContext, handler: DeliveryHandle
       });
     };
 
+    // unbounded (most steps): straight to the handler, no queue check per delivery
+    if (concurrency === Number.POSITIVE_INFINITY) return { next: (delivery) => run(delivery, 1) };
     return { next: (delivery) => admit(delivery, 1) };
   });
 }

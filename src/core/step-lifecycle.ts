@@ -1,4 +1,4 @@
-import { Observable, type Subscriber, type Subscription } from 'rxjs';
+import { config, Observable, Subscription, type Observer, type Subscriber } from 'rxjs';
 import type { Delivery } from './delivery.ts';
 import type { Step, StepContext } from './step.ts';
 import { scheduleTracked } from './timers.ts';
@@ -55,17 +55,75 @@ export function stepLifecycle<I, O>(context: StepContext, setup: (step: StepLife
       const step = new RunningStep<I, O>(context, subscriber);
       const handlers = setup(step);
       step.drainHook = handlers.drain;
-      const subscription = source.subscribe({
-        next: handlers.next,
-        error: (error: unknown) => subscriber.error(error),
-        complete: () => step.sourceCompleted(),
-      });
+      const subscription = source.subscribe(new SourceObserver(handlers.next, subscriber, step));
       return () => {
         subscription.unsubscribe();
         step.cancelRetries();
         handlers.teardown?.();
       };
     });
+}
+
+/**
+ * What a step subscribes to its source with. Being a `Subscription` and an `Observer`, RxJS takes it
+ * as it is (as its own operators' subscribers): no `SafeSubscriber`/`ConsumerObserver` pair between
+ * two steps, one call less per delivery and step. Like those: nothing after `error`/`complete`, and a
+ * throw from `next` (a bug in the step, never a message's failure) is reported as unhandled — it does
+ * not travel back into the step upstream, which would take it for its own failure of that delivery.
+ */
+class SourceObserver<I, O> extends Subscription implements Observer<Delivery<I>> {
+  private stopped = false;
+
+  constructor(
+    private readonly onNext: (delivery: Delivery<I>) => void,
+    private readonly downstream: Subscriber<Delivery<O>>,
+    private readonly step: RunningStep<I, O>,
+  ) {
+    super();
+  }
+
+  next(delivery: Delivery<I>): void {
+    if (this.stopped) return;
+    try {
+      this.onNext(delivery);
+    } catch (error) {
+      reportUnhandled(error);
+    }
+  }
+
+  error(error: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      this.downstream.error(error);
+    } finally {
+      this.unsubscribe(); // as an RxJS subscriber: the ended source's teardown runs now
+    }
+  }
+
+  complete(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      this.step.sourceCompleted();
+    } finally {
+      this.unsubscribe();
+    }
+  }
+
+  override unsubscribe(): void {
+    this.stopped = true;
+    super.unsubscribe();
+  }
+}
+
+/** As RxJS reports an error nobody can handle: to `config.onUnhandledError`, else thrown on a timer. */
+function reportUnhandled(error: unknown): void {
+  setTimeout(() => {
+    const { onUnhandledError } = config;
+    if (onUnhandledError !== null) onUnhandledError(error);
+    else throw error;
+  });
 }
 
 /** One subscription of a step: a plain class, so the per-message calls stay monomorphic. */

@@ -7,7 +7,7 @@ import { DEFAULT_COMPATIBILITY, loadContracts } from './loader.ts';
 import { re2Engine } from './regex-engine.ts';
 import { inPlaceRefCycle } from './ref-cycles.ts';
 import { foreignRefs } from './remote-refs.ts';
-import { assertAllowedKeys, assertDepth, DEFAULT_PAYLOAD_LIMITS, parseJsonSafely, type PayloadLimits } from './safe-json.ts';
+import { assertAllowedKeys, assertDepth, DEFAULT_PAYLOAD_LIMITS, parseJsonSafely, withinLimits, type PayloadLimits } from './safe-json.ts';
 import { defaultsUpcaster, type Upcaster } from './upcaster.ts';
 
 /** DI token of the schema registry (shares its name with the interface, Theia style). */
@@ -203,6 +203,8 @@ export class JsonSchemaRegistry implements SchemaRegistry {
   /** Text and bytes are parsed safely within the limits; objects are checked for depth and forbidden keys alike. */
   private parse(body: unknown): unknown {
     if (typeof body === 'string' || body instanceof Uint8Array) return parseJsonSafely(body, this.limits);
+    if (withinLimits(body, this.limits.maxDepth)) return body;
+    // something is off: the precise checks say what (too deep first)
     assertDepth(body, this.limits.maxDepth);
     assertAllowedKeys(body, this.limits.maxDepth);
     return body;

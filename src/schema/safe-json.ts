@@ -46,6 +46,29 @@ export function parseJsonSafely(payload: string | Uint8Array, { maxBytes = DEFAU
 export const FORBIDDEN_KEYS: readonly string[] = Object.freeze(['__proto__', 'constructor']);
 
 /**
+ * Whether a value nests no deeper than `maxDepth` and holds none of `FORBIDDEN_KEYS`: one walk, no
+ * allocation — the per-message check of a body that is already an object. `true` guarantees that
+ * neither `assertDepth` nor `assertAllowedKeys` throws; `false` means one of them may (an inherited
+ * forbidden key counts here too): run them for the precise error.
+ * @example if (!withinLimits(body, maxDepth)) { assertDepth(body, maxDepth); assertAllowedKeys(body, maxDepth); }
+ */
+export function withinLimits(value: unknown, maxDepth: number = DEFAULT_PAYLOAD_LIMITS.maxDepth): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  if (maxDepth === 0) return false;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index += 1) if (!withinLimits(value[index], maxDepth - 1)) return false;
+    return true;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    if (key === '__proto__' || key === 'constructor') return false; // FORBIDDEN_KEYS, spelled out: no lookup per key
+    const child = record[key];
+    if (child !== null && typeof child === 'object' && !withinLimits(child, maxDepth - 1)) return false;
+  }
+  return true;
+}
+
+/**
  * Throws `PayloadParseError` ("key '__proto__' at /a/b is not allowed", the pointer of the object
  * holding it) if a value holds one of `FORBIDDEN_KEYS` as an own key. Looks no deeper than
  * `maxDepth` levels (depth is `assertDepth`'s to refuse), so it cannot overflow the stack.

@@ -1,6 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import { assertAllowedKeys, assertDepth, JsonSchemaRegistry, parseJsonSafely, PayloadParseError, PayloadTooDeepError, PayloadTooLargeError, textDepth } from '../../../src/schema/index.ts';
+import { withinLimits } from '../../../src/schema/safe-json.ts';
 import { shippedRegistry } from './fixtures.ts';
+
+describe('withinLimits (the one-walk check of an object body)', () => {
+  it('passes a plain body, and says false wherever assertDepth or assertAllowedKeys would throw', () => {
+    expect(withinLimits({ deviceId: 'd1', readings: [1, { c: 2 }], tags: null })).toBe(true);
+    expect(withinLimits('text')).toBe(true);
+    let deep: unknown = 1;
+    for (let n = 0; n < 65; n += 1) deep = { next: deep };
+    expect(withinLimits(deep, 64)).toBe(false);
+    expect(withinLimits({ next: { next: 1 } }, 2)).toBe(true);
+    expect(withinLimits({ next: { next: {} } }, 2)).toBe(false);
+    expect(withinLimits(JSON.parse('{"a":[{"__proto__":{}}]}'))).toBe(false);
+    expect(withinLimits({ list: [{}, { constructor: 1 }] })).toBe(false);
+  });
+
+  it('the registry still names the precise error for an object body it refuses', () => {
+    const registry = new JsonSchemaRegistry({ contracts: [{ subject: 'open', version: 1, schema: { $id: 'urn:open:1', type: 'object' } }] });
+    expect(catchError(() => registry.validate('open@1', JSON.parse('{"a":{"__proto__":{}}}')))).toMatchObject({ code: 'PAYLOAD_UNPARSEABLE', message: "key '__proto__' at /a is not allowed" });
+    let deep: unknown = 1;
+    for (let n = 0; n < 100; n += 1) deep = { next: deep };
+    expect(() => registry.validate('open@1', deep)).toThrow(PayloadTooDeepError);
+    expect(registry.validate('open@1', { kind: 'constructor' })).toEqual({ kind: 'constructor' });
+  });
+});
 
 describe('safe JSON parsing', () => {
   it('parses text and bytes', () => {
