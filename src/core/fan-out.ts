@@ -1,6 +1,7 @@
-import { Subject, defer, ignoreElements, merge, tap, type Observable } from 'rxjs';
+import { defer, ignoreElements, merge, tap, type Observable } from 'rxjs';
 import type { Delivery } from './delivery.ts';
 import { deliveryStep } from './delivery-step.ts';
+import { Relay } from './relay.ts';
 import type { AnyStep, StepContext } from './step.ts';
 
 /**
@@ -12,11 +13,12 @@ import type { AnyStep, StepContext } from './step.ts';
 export function fanOut(
   context: StepContext,
   branches: readonly AnyStep[],
-  dispatch: (delivery: Delivery, inputs: readonly Subject<Delivery>[]) => void,
+  dispatch: (delivery: Delivery, inputs: readonly Relay<Delivery>[]) => void,
 ): AnyStep {
   return (source) =>
     defer(() => {
-      const inputs = branches.map(() => new Subject<Delivery>());
+      // each branch input is subscribed once, by its branch: a Relay, no Subject's per-value allocation
+      const inputs = branches.map(() => new Relay<Delivery>());
       const outputs: Observable<Delivery>[] = inputs.map((input, index) => input.pipe(branches[index] as AnyStep));
       const dispatcher = source.pipe(
         deliveryStep<unknown, never>(context, (delivery) => dispatch(delivery, inputs)),

@@ -13,6 +13,7 @@ export * from './step.ts';
 export * from './step-lifecycle.ts';
 export * from './delivery-step.ts';
 export * from './fan-out.ts';
+export { Relay } from './relay.ts';
 export * from './failure.ts';
 export * from './dead-letter.ts';
 export * from './template.ts';

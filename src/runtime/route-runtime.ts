@@ -1,11 +1,12 @@
 import type { ServiceIdentifier } from 'inversify';
-import { Observable, Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   assertNever,
   deadLetterMessage,
   isExpired,
   isPermanentFailure,
   PartialPublishError,
+  Relay,
   reducedDeadLetter,
   parseEndpoint,
   NotStartedError,
@@ -66,7 +67,7 @@ export class RouteRuntime {
   private statusValue: RouteStatus = 'stopped';
   private source: Subscription | undefined;
   private pipeline: Subscription | undefined;
-  private intake: Subject<Delivery> | undefined;
+  private intake: Relay<Delivery> | undefined;
   private abort: AbortController | undefined;
   private pipelineDone = false;
   private idle: (() => void) | undefined;
@@ -113,7 +114,7 @@ export class RouteRuntime {
     const run = new Run();
     this.probes = new ProbeSet((this.deps.observers?.() ?? []).flatMap((observer) => observer.attach({ id: this.id, definition: this.definition }) ?? []));
     const pipeline = this.compile(this.definition.steps, run);
-    const intake = new Subject<Delivery>();
+    const intake = new Relay<Delivery>(); // subscribed once, by the pipeline
     this.intake = intake;
     this.abort = new AbortController();
     this.pipelineDone = false;
@@ -151,7 +152,7 @@ export class RouteRuntime {
     try {
       this.source = transport.consume(endpoint, { ...this.sourceOptions(), signal: this.abort.signal }).subscribe({
         next: (delivery) => {
-          if (intake.closed || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
+          if (intake.stopped || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
           const admitted = this.admit(delivery, run);
           if (admitted !== undefined) intake.next(admitted);
         },
