@@ -11,4 +11,4 @@ export { DIRECT_REPLY_TO } from './amqp-request-reply.ts';
 export { AmqpMemoryBroker, type AmqpMemoryBrokerOptions, type QueueDepth } from './memory-broker.ts';
 export { amqpMemoryModule, type AmqpMemoryModule } from './memory-broker.module.ts';
 export { bindingMatches, headersMatch, topicMatches } from './memory-broker-routing.ts';
-export { environment } from './amqp-environment.ts';
+export { environment } from './environment.ts';

@@ -9,5 +9,5 @@ export * from './mqtt-subscription.ts';
 export * from './forward-store.ts';
 export { MqttMessageTooLargeError } from './oversize-publish.ts';
 export { DeadLetterTopic } from './dead-letter-topic.ts';
-export { environment } from './mqtt-environment.ts';
+export { environment } from './environment.ts';
 export { MqttConnections, type MqttConnectionState, type MqttConnectionStatus, type MqttTransportStatus } from './mqtt-connection.ts';

@@ -8,4 +8,4 @@ export * from './postgres-options.ts';
 export * from './postgres.module.ts';
 export * from './postgres-errors.ts';
 export { IdempotencyStore, MemoryIdempotencyStore, type ClaimResult } from '../../src/stores/idempotency-store.ts';
-export { environment } from './postgres-environment.ts';
+export { environment } from './environment.ts';

@@ -1,3 +1,3 @@
 export * from './redis-idempotency-store.ts';
 export * from './redis-aggregation-repository.ts';
-export { environment } from './redis-environment.ts';
+export { environment } from './environment.ts';

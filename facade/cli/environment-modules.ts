@@ -11,13 +11,18 @@ export interface EnvironmentModule {
   readonly announcement: string;
 }
 
-/** Interchange's own adapters, loaded only when `interchange run` asks (so `--help` loads none of them). */
+/**
+ * Interchange's own adapters' declarations, loaded only when `interchange run` asks (so `--help` loads
+ * none of them). Each imports nothing heavy: the AMQP and MQTT transports (amqplib, mqtt.js) are
+ * imported by their `bind`, only when the run binds them; PostgreSQL's and Redis's bind nothing (pg
+ * stays unloaded); the buffer's is synchronous, its transport being plain Node (fs) and small.
+ */
 const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown }>)[] = [
-  () => import('../../adapters/amqp/index.ts'),
-  () => import('../../adapters/mqtt/index.ts'),
-  () => import('../../adapters/postgres/index.ts'),
-  () => import('../../adapters/redis/index.ts'),
-  () => import('../../adapters/buffer/index.ts'),
+  () => import('../../adapters/amqp/environment.ts'),
+  () => import('../../adapters/mqtt/environment.ts'),
+  () => import('../../adapters/postgres/environment.ts'),
+  () => import('../../adapters/redis/environment.ts'),
+  () => import('../../adapters/buffer/buffer-environment.ts'),
 ];
 
 /** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */
@@ -32,7 +37,8 @@ export const ADAPTERS_VARIABLE = 'INTERCHANGE_ADAPTERS';
  * - `MQTT_URL`, or any route using `mqtt:`: binds MQTT — to `MQTT_URL`, else to an embedded broker on
  *   loopback, so a first run needs nothing installed.
  * - `DATABASE_URL`, `REDIS_URL`: checked only (route files open their database and Redis client).
- * A route file's own binding of a transport always wins.
+ * A route file's own binding of a transport always wins. An adapter's transport and client library are
+ * imported only when it binds (a run without `AMQP_URL` never loads amqplib; pg is never loaded here).
  *
  * Throws `EndpointError` (the password never in it) when a variable an adapter declares has a character
  * its user info must percent-encode (`checkUrlCredentials`), whether or not this binds a transport for
@@ -50,7 +56,7 @@ export async function environmentModules(container: Container, routes: readonly 
   const context = { env, schemes: schemesOf(routes), isBound: (id: ServiceIdentifier) => container.isBound(id) };
   const modules: EnvironmentModule[] = [];
   for (const adapter of adapters) {
-    const binding = adapter.bind?.(context);
+    const binding = await adapter.bind?.(context);
     if (binding !== undefined) modules.push(binding);
   }
   return modules;

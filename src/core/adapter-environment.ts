@@ -25,8 +25,9 @@ export interface AdapterBinding {
  * Contract: `variables` are the environment variables holding URLs with credentials that the adapter
  * reads; the CLI checks each one that is set (`checkUrlCredentials`) before binding anything. `bind`
  * returns the module the environment and the routes ask for, or undefined — it must return undefined
- * when `isBound` says the route file bound the adapter already. It is synchronous, does no I/O and
- * never connects (the integration connects transports when it starts).
+ * when `isBound` says the route file bound the adapter already. It never connects (the integration
+ * connects transports when it starts) and does no I/O beyond importing code: it may resolve
+ * asynchronously, so that an adapter imports its transport and client library only when it binds.
  * @example
  * export const environment: AdapterEnvironment = {
  *   name: 'nats',
@@ -38,7 +39,7 @@ export interface AdapterEnvironment {
   /** The adapter's name, in messages (`amqp`, `postgres`). */
   readonly name: string;
   readonly variables: readonly string[];
-  bind?(context: AdapterEnvironmentContext): AdapterBinding | undefined;
+  bind?(context: AdapterEnvironmentContext): AdapterBinding | undefined | Promise<AdapterBinding | undefined>;
 }
 
 /** Whether a module's `environment` export is an `AdapterEnvironment`. */

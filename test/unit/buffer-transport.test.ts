@@ -129,11 +129,11 @@ describe('buffer transport', () => {
     expect(() => bufferModule({ directory: fixture.directory, maxBytes: -1 })).toThrow(InvalidOptionsError);
 
     const unbound = { isBound: () => false };
-    expect(environment.bind?.({ env: {}, schemes: new Set(['mqtt', 'amqp']), ...unbound })).toBeUndefined();
-    expect(environment.bind?.({ env: {}, schemes: new Set(['buffer']), isBound: () => true })).toBeUndefined();
-    const byDefault = environment.bind?.({ env: {}, schemes: new Set(['buffer']), ...unbound });
+    expect(await environment.bind?.({ env: {}, schemes: new Set(['mqtt', 'amqp']), ...unbound })).toBeUndefined();
+    expect(await environment.bind?.({ env: {}, schemes: new Set(['buffer']), isBound: () => true })).toBeUndefined();
+    const byDefault = await environment.bind?.({ env: {}, schemes: new Set(['buffer']), ...unbound });
     expect(byDefault?.announcement).toContain(resolve('./.interchange/buffer'));
-    const moved = environment.bind?.({ env: { BUFFER_DIR: fixture.directory }, schemes: new Set(['buffer']), ...unbound });
+    const moved = await environment.bind?.({ env: { BUFFER_DIR: fixture.directory }, schemes: new Set(['buffer']), ...unbound });
     expect(moved?.announcement).toContain(fixture.directory);
     expect(moved?.announcement).toContain('BUFFER_DIR');
   });
