@@ -45,3 +45,27 @@ describe('choice of regular-expression engine', () => {
     }
   });
 });
+
+describe('re2-wasm is loaded only when a contract pattern needs it', () => {
+  it('a fresh process importing the package and the schema registry does not load it; compiling a registry does (the JSON Schema meta-schema has such patterns)', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { fileURLToPath } = await import('node:url');
+    // a clean module cache: loading re2-wasm instantiates 16 MiB of WebAssembly memory, which a process
+    // without contracts (a bare bridge) should not carry
+    const script = `
+      import { createRequire } from 'node:module';
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/node_modules/re2-wasm/'));
+      await import('./facade/index.ts');
+      const { JsonSchemaRegistry } = await import('./src/schema/index.ts');
+      const { contract, objectSchema } = await import('./test/unit/schema/fixtures.ts');
+      const before = loaded();
+      const registry = new JsonSchemaRegistry({ contracts: [contract('n', 1, objectSchema('urn:n:1', { n: { type: 'string', pattern: '^(ab)+$', description: 'n' } }, ['n']))] });
+      registry.validate('n@1', { n: 'abab' });
+      process.stdout.write(JSON.stringify({ before, after: loaded() }));
+    `;
+    const root = fileURLToPath(new URL('../../..', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, env: { PATH: process.env.PATH } });
+    expect(JSON.parse(stdout)).toEqual({ before: false, after: true });
+  }, 20_000);
+});
