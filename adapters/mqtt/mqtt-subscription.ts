@@ -116,6 +116,7 @@ export class MqttSubscription implements AckTarget {
   close(): Promise<void> {
     this.intakeOpen = false;
     this.closed = true;
+    this.writePubacks(); // acknowledgements already due go out before the disconnect (they are queued for a microtask)
     const { handedBack } = this.settings;
     for (const slot of this.pipeline.unacknowledged()) {
       if (handedBack.size >= 10_000) break;

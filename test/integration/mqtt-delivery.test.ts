@@ -163,6 +163,40 @@ describe('mqtt adapter against Mosquitto', () => {
     await app.stop({ drainTimeoutMs: 1_000 });
   });
 
+  it('a graceful stop while the last messages settle still acknowledges them: the session gets none of them again', async () => {
+    const source = `mqtt:${run}/stop-acks?qos=1`;
+    const clientId = runClientId('stop-acks');
+    const module = (): ReturnType<typeof mqttModule> => mqttModule({ url: MOSQUITTO_URL, clientId, sessionExpirySeconds: 600 });
+    let processed = 0;
+    let stopping: Promise<unknown> | undefined;
+    const first = createIntegration({
+      routes: [
+        from(source, { id: 'stop-acks' }).process(async () => {
+          processed += 1;
+          if (processed === 50) stopping = first.stop({ drainTimeoutMs: 5_000 }); // the 50th is in flight: the stop drains it
+          await sleep(1);
+        })
+        .to('memory:stop-acks-out'),
+      ],
+      modules: [module()],
+      logger: silentLogger,
+    });
+    await first.start();
+    await sleep(300);
+    const producer = transport();
+    await producer.connect();
+    await producer.publish(parseEndpoint(source), Array.from({ length: 50 }, (_, n) => createMessage({ n })));
+    await waitFor(() => stopping !== undefined, () => `processed ${processed}`);
+    await stopping;
+    let again = 0;
+    const second = createIntegration({ routes: [from(source, { id: 'stop-acks' }).process(() => void (again += 1)).to('memory:stop-acks-out')], modules: [module()], logger: silentLogger });
+    await second.start();
+    await sleep(1_500);
+    await second.stop();
+    expect(processed).toBe(50);
+    expect(again).toBe(0);
+  });
+
   it('a shared subscription splits a stream between two consumers, none delivered to both', async () => {
     const uri = `mqtt:${run}/shared?qos=1&group=workers&headers=all`;
     const a = transport();
