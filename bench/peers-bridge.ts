@@ -19,7 +19,7 @@
 // as the harness's cpu-rounds.sh does every 200 ms), minus the median startup-only CPU of that variant,
 // divided by the messages it forwarded (prewarm + timed). RSS is bridge-load's `bridge_rss_mib` (the
 // bridge's process tree just before SIGTERM) at the end of the throughput run. Ratios are taken within a
-// round; the goals use the median of the per-round ratios.
+// round (the order of the variants rotates from round to round); the goals use the median of the per-round ratios.
 //
 // `npx tsx --conditions=interchange-source bench/peers-bridge.ts`. BENCH_PEERS_DIR (default ../shared/bench-peers
 // from the repository root; copied to a temporary directory, `npm ci` in its perfbase/), BENCH_PEER_ROUNDS
@@ -242,8 +242,11 @@ async function main(): Promise<void> {
     const rounds = new Map<PeerVariant, RoundFigures[]>(PEER_VARIANTS.map((variant) => [variant, []]));
     for (let round = 1; round <= ROUNDS; round += 1) {
       const figures = new Map<PeerVariant, RoundFigures>(PEER_VARIANTS.map((variant) => [variant, {}]));
+      // the order rotates every round: a run right after another inherits RabbitMQ's clean-up of the
+      // previous run's persisted messages, and no variant should always be the one that follows raw-early
+      const order = PEER_VARIANTS.map((_, index) => PEER_VARIANTS[(index + round - 1) % PEER_VARIANTS.length] as PeerVariant);
       for (const mode of ['tput', 'lat', 'startup'] as const) {
-        for (const variant of PEER_VARIANTS) {
+        for (const variant of order) {
           const run = await runLoad(copy, variant, mode);
           console.log(describe(variant, mode, round, run));
           if (mode !== 'lat') checkComplete(variant, mode, round, run);
