@@ -85,6 +85,8 @@ const DEFAULT_PREFETCH = 1_000;
  */
 export class MqttTransport implements Transport, StatusReportingTransport<MqttTransportStatus> {
   readonly scheme = 'mqtt';
+  /** Routes' receive window when they set no prefetch (see `DEFAULT_PREFETCH`). */
+  readonly defaultPrefetch = DEFAULT_PREFETCH;
   private readonly options: MqttTransportOptions;
   private readonly log: Logger;
   private readonly baseClientId: string;

@@ -4,7 +4,7 @@ import type { Endpoint } from './endpoint.ts';
 import type { Message } from './message.ts';
 
 export interface ConsumeOptions {
-  /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum); default: the transport's own. */
+  /** At most this many deliveries unsettled at once (AMQP prefetch, MQTT receive maximum). Routes always pass one (see `Transport.defaultPrefetch`). */
   readonly prefetch?: number;
   /**
    * Aborting stops the intake: no new deliveries are emitted (best effort for brokers whose cancel is
@@ -31,6 +31,12 @@ export const Transport: unique symbol = Symbol.for('interchange.Transport');
  */
 export interface Transport {
   readonly scheme: string;
+  /**
+   * The prefetch a route consuming from this transport gets when it sets none (default 100). A transport
+   * whose flow control needs a wider window says so: MQTT's 1,000, since a PUBLISH is acknowledged only after
+   * its route settled it and the window must cover the device rate times that round trip.
+   */
+  readonly defaultPrefetch?: number;
   connect(): Promise<void>;
   consume(endpoint: Endpoint, options?: ConsumeOptions): Observable<Delivery>;
   publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void>;

@@ -4,7 +4,7 @@ import { missingTransportHint } from '../runtime/transport-hints.ts';
 export interface SourceOptions {
   /**
    * Deliveries unsettled at once for this route: the route's admission control. Default: the source
-   * transport's (AMQP and memory 100, MQTT 1,000 — see each transport's `consume`).
+   * transport's `defaultPrefetch` (MQTT 1,000), else 100.
    */
   readonly prefetch?: number;
 }

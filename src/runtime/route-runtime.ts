@@ -48,6 +48,9 @@ export interface RouteDependencies {
   readonly observers?: () => readonly RouteObserver[];
 }
 
+/** A route's prefetch when neither the route nor its source transport (`Transport.defaultPrefetch`) sets one. */
+const DEFAULT_PREFETCH = 100;
+
 /**
  * One route, compiled and running: source → steps → ack.
  *
@@ -150,7 +153,8 @@ export class RouteRuntime {
     // not tear down the source, whose teardown hands unsettled deliveries back for redelivery.
     this.starting = true;
     try {
-      this.source = transport.consume(endpoint, { ...this.sourceOptions(), signal: this.abort.signal }).subscribe({
+      const prefetch = this.definition.sourceOptions.prefetch ?? transport.defaultPrefetch ?? DEFAULT_PREFETCH;
+      this.source = transport.consume(endpoint, { prefetch, signal: this.abort.signal }).subscribe({
         next: (delivery) => {
           if (intake.stopped || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
           const admitted = this.admit(delivery, run);
@@ -217,12 +221,6 @@ export class RouteRuntime {
     this.pipeline = undefined;
     this.source = undefined;
     return handedBack;
-  }
-
-  /** The route's own prefetch, if it set one; otherwise the transport chooses (its flow control, its default). */
-  private sourceOptions(): { prefetch?: number } {
-    const { prefetch } = this.definition.sourceOptions;
-    return prefetch === undefined ? {} : { prefetch };
   }
 
   private checkIdle(): void {

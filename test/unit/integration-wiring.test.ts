@@ -44,4 +44,29 @@ describe('createIntegration wiring', () => {
     await app.stop({ drainTimeoutMs: 100 });
     expect(events).toEqual(['transport connect', 'component start (route started)', 'component stop (route started)', 'transport close']);
   });
+
+  it("gives a route without a prefetch its source transport's defaultPrefetch, else 100; a route's own wins", async () => {
+    const asked: (number | undefined)[] = [];
+    class RecordingTransport extends MemoryTransport {
+      override consume(...args: Parameters<MemoryTransport['consume']>): ReturnType<MemoryTransport['consume']> {
+        asked.push(args[1]?.prefetch);
+        return super.consume(...args);
+      }
+    }
+    const run = async (transport: MemoryTransport, prefetch?: number): Promise<void> => {
+      const modules = new ContainerModule(({ bind }) => {
+        bind(MemoryTransport).toConstantValue(transport);
+        bind<Transport>(Transport).toService(MemoryTransport);
+      });
+      const app = createIntegration({ routes: [from('memory:in', prefetch === undefined ? {} : { prefetch }).to('memory:out')], modules: [modules], logger: silentLogger });
+      await app.start();
+      await app.stop({ drainTimeoutMs: 100 });
+    };
+    await run(new RecordingTransport()); // a transport that declares nothing (third-party adapters before defaultPrefetch)
+    const wide = new RecordingTransport();
+    Object.defineProperty(wide, 'defaultPrefetch', { value: 1_000 });
+    await run(wide);
+    await run(wide, 7);
+    expect(asked).toEqual([100, 1_000, 7]);
+  });
 });
