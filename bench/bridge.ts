@@ -253,6 +253,28 @@ export interface Measurement {
   readonly latency: Record<number, { readonly p50: number; readonly p99: number }>;
 }
 
+/**
+ * `ROUNDS` interleaved rounds of `kinds` against one rig (each kind once per round, in order), a line per
+ * run (with `suffix()` appended, e.g. the load average); the measurements by kind, in round order.
+ */
+export async function measureRounds<K extends BridgeKind>(kinds: readonly K[], prefix: string, suffix: () => string = () => ''): Promise<Map<K, Measurement[]>> {
+  const { publishers, close } = await openRig(prefix);
+  const results = new Map<K, Measurement[]>(kinds.map((kind) => [kind, []]));
+  try {
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      for (const kind of kinds) {
+        const result = await measure(kind, prefix, publishers);
+        results.get(kind)?.push(result);
+        const latency = RATES.map((rate) => `${rate}/s p50 ${result.latency[rate]?.p50.toFixed(1)} p99 ${result.latency[rate]?.p99.toFixed(1)} ms`).join(', ');
+        console.log(`round ${round} ${kind.padEnd(20)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}${suffix()}`);
+      }
+    }
+  } finally {
+    await close();
+  }
+  return results;
+}
+
 /** One bridge's throughput and latency at the fixed rates, in a child process of its own, against a rig (`openRig`). */
 export async function measure(kind: BridgeKind, prefix: string, publishers: readonly MqttClient[]): Promise<Measurement> {
   const names = flowNames(prefix);
@@ -379,20 +401,7 @@ async function orchestrate(): Promise<void> {
     `flagship bridge benchmark: ${MESSAGES.toLocaleString('en')} messages for throughput, ${LATENCY_MESSAGES.toLocaleString('en')} at ${RATES.join(' and ')} msgs/s for latency, ` +
       `${ROUNDS} interleaved rounds, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   );
-  const { publishers, close } = await openRig(prefix);
-  const results = new Map<Bridge, Measurement[]>(bridges.map((bridge) => [bridge, []]));
-  try {
-    for (let round = 1; round <= ROUNDS; round += 1) {
-      for (const bridge of bridges) {
-        const result = await measure(bridge, prefix, publishers);
-        results.get(bridge)?.push(result);
-        const latency = RATES.map((rate) => `${rate}/s p50 ${result.latency[rate]?.p50.toFixed(1)} p99 ${result.latency[rate]?.p99.toFixed(1)} ms`).join(', ');
-        console.log(`round ${round} ${bridge.padEnd(20)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}`);
-      }
-    }
-  } finally {
-    await close();
-  }
+  const results = await measureRounds(bridges, prefix);
 
   console.log('\n| bridge | msgs/s (median) | per round | ' + RATES.map((rate) => `p50 / p99 at ${rate}/s`).join(' | ') + ' |');
   console.log('|---|---:|---|' + RATES.map(() => '---:').join('|') + '|');
@@ -422,7 +431,7 @@ async function orchestrate(): Promise<void> {
   ratioLine('interchange-buffered', 'fast-unsafe');
 }
 
-// run as a script (not when bench/observability.ts imports `measure` and `openRig`)
+// run as a script (not when bench/observability.ts imports `measureRounds`)
 const [mode, kind, prefix] = process.argv.slice(2);
 const script = process.argv[1] === undefined ? undefined : realpathSync(process.argv[1]);
 if (script === fileURLToPath(import.meta.url)) {

@@ -20,7 +20,7 @@
 // BENCH_OBSERVABILITY_ONLY=core or =bridge runs one part.
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { LATENCY_MESSAGES, MESSAGES, measure, openRig, RATES, ROUNDS, type BridgeKind, type Measurement } from './bridge.ts';
+import { LATENCY_MESSAGES, MESSAGES, measureRounds, RATES, ROUNDS, type BridgeKind } from './bridge.ts';
 import { median } from './stats.ts';
 
 interface Result {
@@ -83,20 +83,7 @@ async function bridge(): Promise<void> {
   );
   const kinds = ['interchange', 'interchange-observed'] as const satisfies readonly BridgeKind[];
   const prefix = `bench-obs-${Date.now().toString(36)}-`;
-  const { publishers, close } = await openRig(prefix);
-  const results = new Map<BridgeKind, Measurement[]>(kinds.map((kind) => [kind, []]));
-  try {
-    for (let round = 1; round <= ROUNDS; round += 1) {
-      for (const kind of kinds) {
-        const result = await measure(kind, prefix, publishers);
-        results.get(kind)?.push(result);
-        const latency = RATES.map((rate) => `${rate}/s p50 ${result.latency[rate]?.p50.toFixed(1)} p99 ${result.latency[rate]?.p99.toFixed(1)} ms`).join(', ');
-        console.log(`round ${round} ${kind.padEnd(20)} ${result.throughput.toFixed(0).padStart(6)} msgs/s; ${latency}; load ${load()}`);
-      }
-    }
-  } finally {
-    await close();
-  }
+  const results = await measureRounds(kinds, prefix, () => `; load ${load()}`);
   const plain = results.get('interchange') ?? [];
   const observed = results.get('interchange-observed') ?? [];
   for (const [kind, list] of results) {
