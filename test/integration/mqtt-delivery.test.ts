@@ -28,6 +28,18 @@ function collect(source: MqttTransport, uri: string, settle: (delivery: Delivery
   return { messages, stop: () => subscription.unsubscribe() };
 }
 
+/**
+ * Calls `onPuback` with the packet id of every QoS 1 PUBACK any consumer writes: they go out pre-encoded,
+ * several to a write (`0x40 0x02 <packet id>` each), through `MqttConnection.sendBytes`.
+ */
+function watchPubacks(onPuback: (packetId: number) => void): void {
+  const original = MqttConnection.prototype.sendBytes;
+  vi.spyOn(MqttConnection.prototype, 'sendBytes').mockImplementation(function (this: MqttConnection, bytes) {
+    for (let at = 0; at + 3 < bytes.length; at += 4) if (bytes[at] === 0x40) onPuback(bytes.readUInt16BE(at + 2));
+    original.call(this, bytes);
+  });
+}
+
 beforeAll(async () => {
   await requireBroker(MOSQUITTO_URL);
 });
@@ -88,12 +100,7 @@ describe('mqtt adapter against Mosquitto', () => {
       sends.push({ cmd: packet.cmd, at: performance.now() });
       original.call(this, packet);
     });
-    // QoS 1 PUBACKs go out pre-encoded, several to a write (0x40 0x02 <packet id> each)
-    const originalBytes = MqttConnection.prototype.sendBytes;
-    vi.spyOn(MqttConnection.prototype, 'sendBytes').mockImplementation(function (this: MqttConnection, bytes) {
-      for (let at = 0; at < bytes.length; at += 4) sends.push({ cmd: bytes[at] === 0x40 ? 'puback' : `0x${(bytes[at] ?? 0).toString(16)}`, at: performance.now() });
-      originalBytes.call(this, bytes);
-    });
+    watchPubacks(() => sends.push({ cmd: 'puback', at: performance.now() }));
     const source = `mqtt:${run}/failing?qos=1`;
     const route = from(source, { id: 'failing' })
       .deadLetterChannel('memory:dead', { retry: retry({ maxAttempts: 3, initialDelayMs: 100 }) })
@@ -136,11 +143,7 @@ describe('mqtt adapter against Mosquitto', () => {
       .to('memory:window-out');
     const app = createIntegration({ routes: [route], modules: [mqttModule({ url: MOSQUITTO_URL, clientId: runClientId('window'), persistentSession: false })], logger: silentLogger });
     const acknowledged: number[] = [];
-    const originalBytes = MqttConnection.prototype.sendBytes;
-    vi.spyOn(MqttConnection.prototype, 'sendBytes').mockImplementation(function (this: MqttConnection, bytes) {
-      for (let at = 0; at + 3 < bytes.length; at += 4) if (bytes[at] === 0x40) acknowledged.push(bytes.readUInt16BE(at + 2));
-      originalBytes.call(this, bytes);
-    });
+    watchPubacks((packetId) => acknowledged.push(packetId));
     await app.start();
     const kit = new TestKit(app);
     const out = kit.mock('memory:window-out');
