@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Integration } from '../../src/runtime/integration.ts';
-import type { RouteMetrics } from '../../src/runtime/route-metrics.ts';
+import type { RouteMetrics, StepMetrics } from '../../src/runtime/route-metrics.ts';
 import type { RouteRuntime, RouteStatus } from '../../src/runtime/route-runtime.ts';
 import { CellHistogram, DEFAULT_BUCKETS } from './metric-histogram.ts';
 import { OutboxGauges, type OutboxBacklogSource } from './metric-outbox.ts';
@@ -193,6 +193,35 @@ function registerRouteMetrics(routes: () => readonly RouteRuntime[], registry: R
   };
   perStep('step_messages_passed_total', 'Messages a step passed on downstream (a splitter\u2019s parts count one each).', (step) => step.passed);
   perStep('step_failures_total', 'Failures in a step (one message may fail several times when retried); step `intake` for messages failed before the first step.', (step) => step.failed);
+  // a pattern's own figures (`StepContext.count` / `gauge`), one series per route, step and name
+  const eachFigure = (read: (step: StepMetrics) => Record<string, number> | undefined, apply: (labels: Record<'route' | 'step' | 'kind' | 'name', string>, value: number) => void): void => {
+    for (const route of routes()) {
+      const known = kindsOf(route);
+      for (const [step, counters] of Object.entries(route.metrics.steps)) {
+        for (const [name, value] of Object.entries(read(counters) ?? {})) apply({ route: route.id, step, kind: known.get(step) ?? 'unknown', name }, value);
+      }
+    }
+  };
+  new Counter({
+    name: `${prefix}step_counter_total`,
+    help: 'A pattern\u2019s own counters, by name (shed messages, circuit openings, fallbacks\u2026).',
+    labelNames: ['route', 'step', 'kind', 'name'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachFigure((step) => step.counts, (labels, value) => this.inc(labels, value));
+    },
+  });
+  new Gauge({
+    name: `${prefix}step_gauge`,
+    help: 'A pattern\u2019s own current values, by name (circuit state, stage queue depth, concurrency\u2026).',
+    labelNames: ['route', 'step', 'kind', 'name'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachFigure((step) => step.gauges, (labels, value) => this.set(labels, value));
+    },
+  });
 }
 
 const NO_STEP = { passed: 0, failed: 0 };

@@ -24,6 +24,15 @@ export interface StepContext {
   readonly log: Logger;
   /** Publishes to an endpoint URI; resolves once the destination confirmed every message. */
   publish(uri: string, messages: readonly Message[]): Promise<void>;
+  /**
+   * Request-reply through the endpoint's transport (`Transport.request`): resolves with the reply,
+   * rejects with `TimeoutError` after `timeoutMs`, `EndpointError` when the transport has no request-reply.
+   */
+  request(uri: string, message: Message, options: { readonly timeoutMs: number; readonly signal?: AbortSignal }): Promise<Message>;
+  /** Adds to one of this step's own counters (shed messages, circuit openings…): `step_counter_total{route,step,kind,name}`. */
+  count(name: string, by?: number): void;
+  /** Sets one of this step's own current values (circuit state, queue depth, concurrency…): `step_gauge{route,step,kind,name}`. */
+  gauge(name: string, value: number): void;
   /** A service bound in the integration's DI container. */
   service<T>(id: ServiceIdentifier<T>): T;
   /** The delivery is intentionally dropped: acked and counted as filtered. */

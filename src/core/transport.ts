@@ -40,5 +40,20 @@ export interface Transport {
   connect(): Promise<void>;
   consume(endpoint: Endpoint, options?: ConsumeOptions): Observable<Delivery>;
   publish(endpoint: Endpoint, messages: readonly Message[]): Promise<void>;
+  /**
+   * Request-reply (optional): sends `message` to `endpoint` with a reply address of the transport's own
+   * (AMQP direct reply-to, an MQTT 5 response topic, a memory reply channel) and resolves with the first
+   * reply carrying its correlation id; rejects with `TimeoutError` after `timeoutMs`. A transport without
+   * it cannot be the target of a request-reply step (`EndpointError` when the route is built or run).
+   */
+  request?(endpoint: Endpoint, message: Message, options: RequestOptions): Promise<Message>;
   close(): Promise<void>;
+}
+
+/** Options of one `Transport.request`. */
+export interface RequestOptions {
+  /** How long to wait for the reply before rejecting with `TimeoutError`. */
+  readonly timeoutMs: number;
+  /** Aborts the wait (the route is stopping): rejects at once. */
+  readonly signal?: AbortSignal;
 }

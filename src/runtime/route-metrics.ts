@@ -35,6 +35,10 @@ export interface StepMetrics {
   passed: number;
   /** Failures in the step (one message may fail several times when retried). */
   failed: number;
+  /** The step's own counters (`StepContext.count`): shed messages, circuit openings… */
+  counts?: Record<string, number>;
+  /** The step's own current values (`StepContext.gauge`): circuit state, queue depth… */
+  gauges?: Record<string, number>;
 }
 
 export function emptyMetrics(): RouteMetrics {

@@ -343,6 +343,7 @@ export class RouteRuntime {
   private contextFor(step: StepDefinition, run: Run): StepContext {
     const { transports, scheduler, log, service } = this.deps;
     const metrics = this.metrics;
+    const stepCounters = stepMetricsOf(metrics, step.id);
     return {
       routeId: this.id,
       stepId: step.id,
@@ -368,6 +369,14 @@ export class RouteRuntime {
           (error: unknown) => observations?.done(error),
         );
         return sending;
+      },
+      request: (uri, message, options) => transports.request(uri, message, options),
+      count: (name, by = 1) => {
+        const counts = (stepCounters.counts ??= {});
+        counts[name] = (counts[name] ?? 0) + by;
+      },
+      gauge: (name, value) => {
+        (stepCounters.gauges ??= {})[name] = value;
       },
       service,
       filtered: (delivery) => {

@@ -1,4 +1,4 @@
-import { EndpointError, NotStartedError, parseEndpoint, type Message, type Transport } from '../core/index.ts';
+import { EndpointError, NotStartedError, parseEndpoint, type Message, type RequestOptions, type Transport } from '../core/index.ts';
 import { missingTransportHint } from './transport-hints.ts';
 
 /** Transports by scheme (the DI multi-binding, collected). */
@@ -46,5 +46,17 @@ export class TransportRegistry {
     if (this.refusal !== undefined) return Promise.reject(new NotStartedError(`${this.refusal}; cannot publish to '${uri}'`));
     const endpoint = parseEndpoint(uri);
     return this.forScheme(endpoint.scheme).publish(endpoint, messages);
+  }
+
+  /**
+   * Request-reply through the endpoint's transport; `EndpointError` when it has none (`Transport.request`
+   * is optional), `NotStartedError` while publishes are refused.
+   */
+  request(uri: string, message: Message, options: RequestOptions): Promise<Message> {
+    if (this.refusal !== undefined) return Promise.reject(new NotStartedError(`${this.refusal}; cannot send a request to '${uri}'`));
+    const endpoint = parseEndpoint(uri);
+    const transport = this.forScheme(endpoint.scheme);
+    if (transport.request === undefined) return Promise.reject(new EndpointError(`the '${endpoint.scheme}' transport has no request-reply; cannot send a request to '${uri}'`));
+    return transport.request(endpoint, message, options);
   }
 }

@@ -36,6 +36,8 @@ export interface HarnessOptions {
   readonly failed?: (delivery: Delivery, error: unknown, attempt: number) => number | undefined;
   /** What `publish` does after recording the call (default: resolves at once). */
   readonly publish?: (uri: string, messages: readonly Message[]) => Promise<void>;
+  /** What `request` does (default: rejects: no request-reply). */
+  readonly request?: (uri: string, message: Message, options: { readonly timeoutMs: number; readonly signal?: AbortSignal }) => Promise<Message>;
   readonly scheduler?: SchedulerLike;
   readonly services?: ReadonlyMap<ServiceIdentifier<unknown>, unknown>;
   readonly log?: Logger;
@@ -49,6 +51,10 @@ export class Harness {
   readonly filtered: Delivery[] = [];
   readonly failures: FailedCall[] = [];
   readonly published: PublishCall[] = [];
+  /** What the step counted (`StepContext.count`), by name. */
+  readonly counts = new Map<string, number>();
+  /** The step's current values (`StepContext.gauge`), by name. */
+  readonly gauges = new Map<string, number>();
   readonly context: StepContext;
 
   constructor(options: HarnessOptions = {}) {
@@ -69,6 +75,16 @@ export class Harness {
       publish: (uri, messages) => {
         this.published.push({ uri, messages: [...messages] });
         return publish(uri, messages);
+      },
+      request: (uri, message, requestOptions) => {
+        if (options.request === undefined) return Promise.reject(new Error(`no request-reply in this harness (request to ${uri})`));
+        return options.request(uri, message, requestOptions);
+      },
+      count: (name, by = 1) => {
+        this.counts.set(name, (this.counts.get(name) ?? 0) + by);
+      },
+      gauge: (name, value) => {
+        this.gauges.set(name, value);
       },
       service: <T>(id: ServiceIdentifier<T>): T => {
         if (!services.has(id)) throw new Error(`no service bound for ${String(id)}`);
