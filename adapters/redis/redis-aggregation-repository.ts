@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { InvalidOptionsError } from '../../src/core/index.ts';
 import {
@@ -10,6 +9,7 @@ import {
   type PersistentAggregationRepository,
   type StoredGroup,
 } from '../../src/stores/persistent-aggregation-repository.ts';
+import { LuaScript } from './lua-script.ts';
 
 export interface RedisAggregationRepositoryOptions {
   /**
@@ -176,24 +176,6 @@ return groups
 `;
 
 const COUNTS = `return { redis.call('HLEN', KEYS[1]), redis.call('HLEN', KEYS[6]) }`;
-
-/** A Lua script run by EVALSHA, loaded by EVAL the first time a server does not know it (NOSCRIPT). */
-class LuaScript {
-  private readonly sha: string;
-
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
 
 const scripts = {
   add: new LuaScript(ADD),
