@@ -42,6 +42,9 @@ export interface Delivery<T = unknown> {
  * A delivery that carries its own settle-once state: the root of every chain of `with`/`fork`.
  * Transports and the runtime extend it (one allocation per message: the delivery is its settlement).
  */
+/** How a step let a message go without passing it on (see `Settlement.noteOutcome`). */
+export type GaveUpOutcome = 'filtered' | 'dead-lettered' | 'discarded';
+
 export abstract class Settlement<T = unknown> implements Delivery<T> {
   settled = false;
 
@@ -74,6 +77,16 @@ export abstract class Settlement<T = unknown> implements Delivery<T> {
 
   fork<U>(messages: readonly Message<U>[]): Delivery<U>[] {
     return forkOf(this, messages);
+  }
+
+  /**
+   * Told, just before it is acked, why a step let the message go without passing it on (`filtered`,
+   * `dead-lettered`, `discarded`) — an ack alone cannot say. The route's execution records it for its
+   * observers and receipts; a pattern's own settlement (a circuit breaker's call) may count it as a
+   * failure and tell its source. Default: nothing.
+   */
+  noteOutcome(_outcome: GaveUpOutcome, _reason?: string): void {
+    // a plain settlement has no use for it
   }
 
   protected abstract onAck(): void;

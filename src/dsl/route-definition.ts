@@ -1,5 +1,39 @@
-import { parseEndpoint, RouteDefinitionError, type ErrorHandler, type StepDefinition } from '../core/index.ts';
+import { parseEndpoint, RouteDefinitionError, type ErrorHandler, type Message, type StepDefinition } from '../core/index.ts';
 import { missingTransportHint } from '../runtime/transport-hints.ts';
+import type { IdempotencyStore } from '../stores/idempotency-store.ts';
+
+/**
+ * What a route promises about each source message across failures and crashes (docs/delivery.md):
+ * - `at-least-once` (default): the source delivery is acked only once every output is confirmed, or
+ *   it was filtered or dead-lettered; a crash redelivers what was in flight (duplicates possible, no loss).
+ * - `at-most-once`: the source delivery is acked as the route takes it, before any step runs; a
+ *   failure is dead-lettered or discarded as the error handler says, a rejection drops the message
+ *   (logged and counted as rejected), and a crash or a stop past its deadline loses what was in
+ *   flight — never redelivered, never duplicated.
+ * - `effectively-once`: at-least-once with an idempotent consumer (on `idempotency.store`) as the
+ *   route's first step: a message whose execution completed is never processed again (its
+ *   redeliveries and upstream duplicates are dropped before the first step). An execution a crash
+ *   cut short runs again once its claim's lease expires: its effects are once only where they are
+ *   idempotent or committed with the record (`PostgresInbox.handle`).
+ */
+export type DeliveryPolicy = 'at-most-once' | 'at-least-once' | 'effectively-once';
+
+/** The idempotent consumer of an `effectively-once` route. */
+export interface IdempotencyOptions {
+  /** Where processed keys are kept: a durable, shared one (`RedisIdempotencyStore`, `PostgresInbox`) for a promise across processes. */
+  readonly store: IdempotencyStore;
+  /** The message's identity (default its id, kept end to end by the outbox and the AMQP and MQTT adapters). */
+  readonly key?: (message: Message) => string;
+}
+
+/**
+ * Which receipt destinations a route honours. `receiptTo` comes from the sender — untrusted — so a
+ * route sends receipts only where it opted in: a predicate over the URI, or URI prefixes
+ * (`['amqp:queue/receipts.']`). A message asking for a receipt elsewhere gets none.
+ */
+export interface ReceiptOptions {
+  readonly allow: ((uri: string) => boolean) | readonly string[];
+}
 
 export interface SourceOptions {
   /**
@@ -7,6 +41,25 @@ export interface SourceOptions {
    * transport's `defaultPrefetch` (MQTT 1,000), else 100.
    */
   readonly prefetch?: number;
+  /** The route's delivery policy (default `at-least-once`): see `DeliveryPolicy`. */
+  readonly delivery?: DeliveryPolicy;
+  /** Required by (and only allowed with) `delivery: 'effectively-once'`: the store of its idempotent consumer. */
+  readonly idempotency?: IdempotencyOptions;
+  /** Opt-in to delivery receipts (a message's `receiptTo` header): see `ReceiptOptions` and docs/delivery.md. */
+  readonly receipts?: ReceiptOptions;
+}
+
+/** The kind (and id) of the idempotent consumer an `effectively-once` route starts with. */
+export const IDEMPOTENT_CONSUMER_KIND = 'idempotent-consumer';
+
+const POLICIES: ReadonlySet<string> = new Set<DeliveryPolicy>(['at-most-once', 'at-least-once', 'effectively-once']);
+
+/**
+ * The source options of a route's options (`from(uri, options)` holds the route's id and contract too).
+ * @example sourceOptionsOf({ id: 'orders', prefetch: 10 }) // { prefetch: 10 }
+ */
+export function sourceOptionsOf({ prefetch, delivery, idempotency, receipts }: SourceOptions): SourceOptions {
+  return { prefetch, ...(delivery === undefined ? {} : { delivery }), ...(idempotency === undefined ? {} : { idempotency }), ...(receipts === undefined ? {} : { receipts }) };
 }
 
 /** A route as data: what the DSL builds and the runtime compiles. */
@@ -53,6 +106,7 @@ export function validateRoutes(routes: readonly RouteDefinition[], schemes: Read
       }
     };
     checkUri(route.source);
+    checkSourceOptions(route);
     if (route.errorHandler.deadLetterUri !== undefined) checkUri(route.errorHandler.deadLetterUri);
     const stepIds = new Set<string>();
     let sends = false;
@@ -68,6 +122,24 @@ export function validateRoutes(routes: readonly RouteDefinition[], schemes: Read
     };
     walk(route.steps);
     if (!sends) throw new RouteDefinitionError("route has no .to(): its messages would be acknowledged and go nowhere", route.id, undefined, route.declaredAt);
+  }
+}
+
+/** The delivery policy and receipt options of a route: each misuse is a `RouteDefinitionError`. */
+function checkSourceOptions(route: RouteDefinition): void {
+  const { delivery, idempotency, receipts } = route.sourceOptions;
+  const fail = (text: string): never => {
+    throw new RouteDefinitionError(text, route.id, undefined, route.declaredAt);
+  };
+  if (delivery !== undefined && !POLICIES.has(delivery)) fail(`unknown delivery policy '${String(delivery)}' (known: ${[...POLICIES].join(', ')})`);
+  if (delivery === 'effectively-once') {
+    if (typeof idempotency?.store?.claim !== 'function') fail("delivery 'effectively-once' needs an idempotency store: from(uri, { delivery: 'effectively-once', idempotency: { store } })");
+    if (route.steps[0]?.kind !== IDEMPOTENT_CONSUMER_KIND) fail(`delivery 'effectively-once' needs an '${IDEMPOTENT_CONSUMER_KIND}' step first: from() adds it; a definition built by hand must start with one`);
+  } else if (idempotency !== undefined) {
+    fail("idempotency applies to delivery 'effectively-once' only: set it, or add an idempotentConsumer step yourself");
+  }
+  if (receipts !== undefined && typeof receipts.allow !== 'function' && !(Array.isArray(receipts.allow) && receipts.allow.every((prefix) => typeof prefix === 'string' && prefix !== ''))) {
+    fail('receipts.allow must be a predicate over the receipt URI or a list of non-empty URI prefixes');
   }
 }
 

@@ -1,4 +1,5 @@
-import { Settlement, settlementOf, type Delivery, type Message } from '../core/index.ts';
+import { Settlement, settlementOf, type Delivery, type GaveUpOutcome, type Message } from '../core/index.ts';
+import type { ReceiptRequest } from './receipts.ts';
 import type { ExecutionOutcome } from './route-observer.ts';
 
 /** What an execution reports its end to: the route that admitted it. */
@@ -37,6 +38,10 @@ export class InFlight extends Settlement {
   followed = false;
   /** Told how the execution ended, before its source is settled (replays). */
   onEnd: ((outcome: ExecutionOutcome) => void) | undefined = undefined;
+  /** The sender's receipt request, on a route that opted in to receipts: sent before the source is settled. */
+  receipt: ReceiptRequest | undefined = undefined;
+  /** Why a step gave up on it (dead-lettered, discarded), for its receipt. */
+  reason: string | undefined = undefined;
 
   constructor(
     private readonly route: ExecutionOwner,
@@ -55,13 +60,31 @@ export class InFlight extends Settlement {
     return this.source.origin;
   }
 
+  override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
+    this.outcome = outcome;
+    if (this.receipt !== undefined) this.reason = reason;
+  }
+
   protected onAck(): void {
     if (this.run.ended) return; // handed back when its run ended: the source redelivers it
-    this.route.settledOne(this.run, this, this.outcome ?? 'completed', undefined);
-    this.source.ack();
+    const outcome = this.outcome ?? 'completed';
+    if (this.receipt === undefined) return this.acked(outcome);
+    void this.receipt.send(outcome, this.reason).then(() => this.acked(outcome)); // `send` never rejects
   }
 
   protected onNack(reason: Error): void {
+    if (this.run.ended) return;
+    if (this.receipt === undefined) return this.nacked(reason);
+    void this.receipt.send('rejected', reason.message).then(() => this.nacked(reason));
+  }
+
+  private acked(outcome: ExecutionOutcome): void {
+    if (this.run.ended) return; // the run ended while the receipt was sent: handed back
+    this.route.settledOne(this.run, this, outcome, undefined);
+    this.source.ack();
+  }
+
+  private nacked(reason: Error): void {
     if (this.run.ended) return;
     this.route.settledOne(this.run, this, 'rejected', reason);
     this.source.nack(reason);
@@ -83,8 +106,10 @@ export function followedExecutionOf(delivery: Delivery): InFlight | undefined {
   return root !== undefined && root.followed === true ? (root as InFlight) : undefined;
 }
 
-/** Records how the admitted delivery's execution ends, where a step decides it (observers and replays read it). */
-export function markOutcome(delivery: Delivery, outcome: ExecutionOutcome): void {
-  const execution = executionOf(delivery);
-  if (execution !== undefined) execution.outcome = outcome;
+/**
+ * Records how the admitted delivery's execution ends, where a step decides it (observers, replays
+ * and receipts read it), and why, when its receipt may say so.
+ */
+export function markOutcome(delivery: Delivery, outcome: GaveUpOutcome, reason?: string): void {
+  settlementOf(delivery)?.noteOutcome(outcome, reason);
 }

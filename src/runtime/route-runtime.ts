@@ -22,16 +22,19 @@ import {
   type StepDefinition,
 } from '../core/index.ts';
 import { RateLimitedLog } from '../core/rate-limited-log.ts';
-import type { RouteDefinition } from '../dsl/route-definition.ts';
+import { IDEMPOTENT_CONSUMER_KIND, type RouteDefinition } from '../dsl/route-definition.ts';
 import { emptyMetrics, stepMetricsOf, type RouteMetrics } from './route-metrics.ts';
 import { followedExecutionOf, InFlight, markOutcome, Run } from './execution.ts';
 import { NO_PROBES, ProbeSet } from './probe-set.ts';
 import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver } from './route-observer.ts';
+import { Receipts } from './receipts.ts';
 import type { TransportRegistry } from './transport-registry.ts';
 
 /** Failure lines per route, outcome and error code before they are only counted (per window). */
 const WARNINGS_PER_WINDOW = 10;
 const WARNING_WINDOW_MS = 60_000;
+/** The code of the idempotent consumer's `DuplicateInProgressError` (a pattern's error: named, not imported). */
+const DUPLICATE_IN_PROGRESS = 'DUPLICATE_IN_PROGRESS';
 /** Longest error text in a failure line (the dead letter carries up to 1,000 characters). */
 const MAX_LOGGED_ERROR_CHARS = 300;
 
@@ -61,6 +64,12 @@ const DEFAULT_PREFETCH = 100;
  * still unsettled back to the transport for redelivery: those leave `inFlight` (counted in
  * `handedBack`), and settling one of them later does nothing.
  *
+ * Delivery policy (`sourceOptions.delivery`, docs/delivery.md): under `at-most-once` the source
+ * delivery is acked as it is admitted, so the settlement above decides the route's counts, dead
+ * letters and receipts only — a rejection drops the message, a stop past its deadline loses what was
+ * in flight. `effectively-once` is `at-least-once` with the idempotent consumer the DSL puts first.
+ * With receipts (`sourceOptions.receipts`), a message's receipt is sent before its source is settled.
+ *
  * Each message dead-lettered, discarded or rejected writes one WARN line (route, step, error code,
  * reason, message id); past 10 per minute for one route, outcome and code, they are counted and
  * summed up in one line at the end of the minute (or at stop).
@@ -81,6 +90,19 @@ export class RouteRuntime {
   private readonly warnings: RateLimitedLog;
   /** The probes of the current run (none without observers). */
   private probes: ProbeSet = NO_PROBES;
+  /** `delivery: 'at-most-once'`: each source delivery is acked as it is admitted, before any step. */
+  private readonly ackOnAdmission: boolean;
+  /** `delivery: 'effectively-once'`: a copy whose key another consumer has claimed waits for that claim (see `failed`). */
+  private readonly waitsForClaims: boolean;
+  /**
+   * At-most-once only: source deliveries waiting, unacked, for a place in the run. Acking at admission
+   * frees the transport's prefetch, so the route bounds its admissions itself (at most `prefetch` in
+   * flight); what waits here was neither acked nor processed, and goes back to the source on stop.
+   */
+  private held: Delivery[] | undefined;
+  private prefetch = DEFAULT_PREFETCH;
+  /** The route's receipts, when it opted in (`receipts: { allow }`). */
+  private readonly receipts: Receipts | undefined;
   /** Admits a delivery into the current run as if the source had (replays). */
   private inject: ((delivery: Delivery, onEnd: (outcome: ExecutionOutcome) => void) => void) | undefined;
 
@@ -89,6 +111,10 @@ export class RouteRuntime {
     private readonly deps: RouteDependencies,
   ) {
     this.warnings = new RateLimitedLog(deps.log, { limit: WARNINGS_PER_WINDOW, windowMs: WARNING_WINDOW_MS, scheduler: deps.scheduler });
+    const { delivery = 'at-least-once', receipts } = definition.sourceOptions;
+    this.ackOnAdmission = delivery === 'at-most-once';
+    this.waitsForClaims = delivery === 'effectively-once';
+    this.receipts = receipts === undefined ? undefined : new Receipts(definition.id, receipts, delivery, (uri, messages) => deps.transports.publish(uri, messages), deps.log);
   }
 
   get id(): string {
@@ -123,9 +149,11 @@ export class RouteRuntime {
     this.pipelineDone = false;
     this.failedWith = undefined;
     this.run = run;
+    this.held = this.ackOnAdmission ? [] : undefined;
     this.statusValue = 'started';
     this.inject = (delivery, onEnd) => {
-      const admitted = this.admit(delivery, run);
+      // a replay has no broker to forget it: its source settles with its outcome, whatever the policy
+      const admitted = this.admit(delivery, run, false);
       if (admitted === undefined) return;
       admitted.onEnd = onEnd;
       intake.next(admitted);
@@ -154,9 +182,15 @@ export class RouteRuntime {
     this.starting = true;
     try {
       const prefetch = this.definition.sourceOptions.prefetch ?? transport.defaultPrefetch ?? DEFAULT_PREFETCH;
+      this.prefetch = prefetch;
+      const held = this.held;
       this.source = transport.consume(endpoint, { prefetch, signal: this.abort.signal }).subscribe({
         next: (delivery) => {
           if (intake.stopped || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
+          if (held !== undefined && (held.length > 0 || run.inFlight >= prefetch)) {
+            held.push(delivery);
+            return;
+          }
           const admitted = this.admit(delivery, run);
           if (admitted !== undefined) intake.next(admitted);
         },
@@ -230,8 +264,10 @@ export class RouteRuntime {
   /**
    * Wraps a source delivery so the route counts it in flight until it settles; drops expired ones;
    * hands one the transport could not take whole (`intakeError`) to the error handler at `intake`.
+   * At-most-once (`ackOnAdmission`), acks the source first; the execution's own settlement then only
+   * counts, dead-letters and sends receipts.
    */
-  private admit(source: Delivery, run: Run): InFlight | undefined {
+  private admit(source: Delivery, run: Run, ackOnAdmission = this.ackOnAdmission): InFlight | undefined {
     const metrics = this.metrics;
     metrics.received += 1;
     if (isExpired(source.message)) {
@@ -239,6 +275,8 @@ export class RouteRuntime {
       source.ack();
       return undefined;
     }
+    // at-most-once: the source forgets the message now; the settlement below then changes nothing there
+    if (ackOnAdmission) source.ack();
     metrics.inFlight += 1;
     run.inFlight += 1;
     const probes = this.probes;
@@ -262,6 +300,7 @@ export class RouteRuntime {
         }
       }
     }
+    if (this.receipts !== undefined) admitted.receipt = this.receipts.requested(source.message);
     if (source.intakeError === undefined) return admitted;
     const intake: StepDefinition = { id: 'intake', kind: 'intake', declaredAt: this.definition.declaredAt, sendsTo: [], sends: false, branches: [], build: () => (stream) => stream };
     // its last attempt: a message the transport could not take is no better the second time
@@ -269,10 +308,23 @@ export class RouteRuntime {
     return undefined;
   }
 
+  /** At-most-once: admits held deliveries while the run has room. */
+  private admitHeld(run: Run): void {
+    const held = this.held;
+    const intake = this.intake;
+    if (held === undefined || intake === undefined || run !== this.run) return;
+    while (held.length > 0 && run.inFlight < this.prefetch && !intake.stopped && this.statusValue === 'started') {
+      const admitted = this.admit(held.shift() as Delivery, run);
+      if (admitted !== undefined) intake.next(admitted);
+    }
+  }
+
   /** @internal called by InFlight once the delivery it tracks has settled, while its run goes on */
   settledOne(run: Run, execution: InFlight, outcome: ExecutionOutcome, error: Error | undefined): void {
     run.inFlight -= 1;
     this.metrics.inFlight -= 1;
+    // at-most-once: a place in the run is free for a held delivery (admitted on a fresh stack, not inside this settlement)
+    if (this.held !== undefined && this.held.length > 0) queueMicrotask(() => this.admitHeld(run));
     execution.onEnd?.(outcome);
     if (this.probes.timed) this.probes.end(execution.states, outcome, execution.followed ? performance.now() - execution.startedAt : undefined, error);
     this.checkIdle();
@@ -423,6 +475,13 @@ export class RouteRuntime {
     metrics.failed += 1;
     stepMetricsOf(metrics, step.id).failed += 1;
     const error = thrown instanceof StepError ? thrown : new StepError(this.id, step.id, step.declaredAt, thrown);
+    if (this.waitsForClaims && error.code === DUPLICATE_IN_PROGRESS && step.kind === IDEMPOTENT_CONSUMER_KIND) {
+      // effectively-once: another consumer (after a crash: a dead one) holds this key's claim. The copy
+      // waits here for the claim's outcome — bounded by the store's lease, paced by the step's own
+      // `inProgressDelayMs` — instead of spending the source's redeliveries, which would lose it.
+      metrics.retried += 1;
+      return 0;
+    }
     const handler = this.definition.errorHandler;
     let policy: FailurePolicy;
     try {
@@ -463,7 +522,7 @@ export class RouteRuntime {
           if (handler.deadLetterLabel !== undefined) metrics.sent[handler.deadLetterLabel] = (metrics.sent[handler.deadLetterLabel] ?? 0) + 1;
           this.report('dead-lettered', step, error, delivery.message, reason, { to: uri });
           if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'dead-lettered', step, error, message: failedMessage, deadLetter: dead, uri, reason, at: Date.now() });
-          markOutcome(delivery, 'dead-lettered');
+          markOutcome(delivery, 'dead-lettered', `${reason ?? 'dead-lettered'}: ${clip(error.original.message)}`);
           delivery.ack();
         };
         const notSent = (sendError: unknown): void => {
@@ -482,7 +541,7 @@ export class RouteRuntime {
         metrics.discarded += 1;
         this.report('discarded', step, error, delivery.message, policy.reason);
         if (this.probes.all.length > 0) this.gaveUp({ routeId: this.id, outcome: 'discarded', step, error, message: delivery.message, reason: policy.reason, at: Date.now() });
-        markOutcome(delivery, 'discarded');
+        markOutcome(delivery, 'discarded', `${policy.reason ?? 'discarded'}: ${clip(error.original.message)}`);
         delivery.ack();
         return undefined;
       case 'reject':
