@@ -45,11 +45,18 @@ export class AmqpRequester implements ConnectionUser {
     this.failAll(new NotConnectedError('connection lost before the reply arrived'));
   }
 
-  async request(target: AmqpTarget, message: Message, timeoutMs: number): Promise<Message> {
+  /**
+   * When `signal` aborts, rejects at once with an `InterchangeError` 'REQUEST_ABORTED' and forgets the
+   * request (a later reply is dropped; the same correlation id may be sent again at once).
+   */
+  async request(target: AmqpTarget, message: Message, timeoutMs: number, signal?: AbortSignal): Promise<Message> {
     const correlationId = message.headers.correlationId ?? message.id;
+    const aborted = (): InterchangeError => new InterchangeError('REQUEST_ABORTED', `request ${message.id} to '${target.uri}' aborted`);
+    if (signal?.aborted === true) throw aborted();
     if (this.pending.has(correlationId)) throw new InterchangeError('REQUEST_IN_FLIGHT', `a request with correlation id '${correlationId}' is already waiting for its reply`);
     const encoded = encodeMessage(message, { persistent: false, mandatory: true, maxMessageBytes: this.maxMessageBytes, brokerHeaders: target.brokerHeaders });
     const channel = await this.open();
+    if (isAborted(signal)) throw aborted(); // aborted while the channel opened
     encoded.properties.replyTo = DIRECT_REPLY_TO;
     encoded.properties.correlationId = correlationId;
     return new Promise<Message>((resolve, reject) => {
@@ -57,7 +64,19 @@ export class AmqpRequester implements ConnectionUser {
         this.pending.delete(correlationId);
         reject(new TimeoutError(`no reply to request ${message.id} sent to '${target.uri}' within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(correlationId, { resolve, reject, timer });
+      const onAbort = (): void => this.settle(correlationId, aborted());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(correlationId, {
+        resolve: (reply) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(reply);
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+        timer,
+      });
       const confirmed = (error: unknown): void => {
         if (error !== null && error !== undefined) this.settle(correlationId, new PublishRejectedError(target.exchange, target.routingKey));
       };
@@ -140,4 +159,9 @@ export class AmqpRequester implements ConnectionUser {
   private failAll(error: Error): void {
     for (const id of [...this.pending.keys()]) this.settle(id, error);
   }
+}
+
+/** Read through a call, so a check after an `await` is not narrowed by one made before it. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }

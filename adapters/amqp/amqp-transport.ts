@@ -9,6 +9,7 @@ import {
   type Endpoint,
   type Logger,
   type Message,
+  type RequestOptions,
   type Transport,
 } from '../../src/core/index.ts';
 import { encodeMessage, type EncodeSettings } from './amqp-codec.ts';
@@ -158,14 +159,18 @@ export class AmqpTransport implements Transport {
   }
 
   /**
-   * Sends `message` to `uri` with direct reply-to and resolves with the reply (see `AmqpRequester`).
+   * Sends `message` to `uri` with direct reply-to and resolves with the reply (see `AmqpRequester`):
+   * the SPI's optional `Transport.request` (what `.request()` and `.scatterGather()` steps use), also
+   * callable with a URI. Without `timeoutMs`, option `requestTimeoutMs` (default 30 s). When `signal`
+   * aborts, rejects at once with an `InterchangeError` `REQUEST_ABORTED` and the requester forgets the
+   * request (a reply arriving later is dropped; the correlation id is free again).
    * @example const reply = await amqp.request('amqp:queue/prices', createMessage({ sku: 'A-1' }), { timeoutMs: 2_000 });
    */
-  async request<T = unknown>(uri: string | Endpoint, message: Message, { timeoutMs }: { timeoutMs?: number } = {}): Promise<Message<T>> {
+  async request<T = unknown>(uri: string | Endpoint, message: Message, { timeoutMs, signal }: Partial<RequestOptions> = {}): Promise<Message<T>> {
     if (this.closed) throw new NotConnectedError('amqp transport is closed');
     const target = resolveTarget(typeof uri === 'string' ? parseEndpoint(uri) : uri);
     if (!this.ensuredFast(target)) await this.ensure(target);
-    return (await this.requester.request(target, message, timeoutMs ?? this.options.requestTimeoutMs ?? 30_000)) as Message<T>;
+    return (await this.requester.request(target, message, timeoutMs ?? this.options.requestTimeoutMs ?? 30_000, signal)) as Message<T>;
   }
 
   private ensuredFast(target: AmqpTarget): boolean {

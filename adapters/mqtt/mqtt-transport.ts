@@ -17,6 +17,7 @@ import {
   type Endpoint,
   type Logger,
   type Message,
+  type RequestOptions,
   type StatusReportingTransport,
   type Transport,
 } from '../../src/core/index.ts';
@@ -28,6 +29,7 @@ import { MqttConnection, MqttConnections, type ConnectionConfig, type MqttTransp
 import { MqttUnencodableError } from './mqtt-errors.ts';
 import { MQTT_MAX_PACKET_BYTES, validateMqttEndpointOptions, validateMqttOptions, type LastWillOptions, type MqttTransportOptions } from './mqtt-options.ts';
 import { MqttPublisher } from './mqtt-publisher.ts';
+import { MqttRequester } from './mqtt-request-reply.ts';
 import { MqttSubscription } from './mqtt-subscription.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './oversize-publish.ts';
 import { publishTopic, TopicPattern } from './topic-pattern.ts';
@@ -107,6 +109,7 @@ export class MqttTransport implements Transport, StatusReportingTransport<MqttTr
   private embedded: EmbeddedBroker | undefined;
   private deadLetters: DeadLetterTopic | undefined;
   private readonly connections = new MqttConnections();
+  private requester: MqttRequester | undefined;
 
   /** Throws `MqttConfigError` for invalid options or a configuration that cannot keep a session; `EndpointError` for a `url` whose user info needs percent-encoding. */
   constructor(options: MqttTransportOptions & { readonly logger?: Logger }) {
@@ -206,6 +209,25 @@ export class MqttTransport implements Transport, StatusReportingTransport<MqttTr
     );
   }
 
+  /**
+   * Request-reply over MQTT 5 (see `MqttRequester`): publishes `message` to `endpoint` with Response
+   * Topic `interchange/replies/<clientId>` (subscribed once, by a connection of its own,
+   * `<clientId>:replies`) and Correlation Data = its `correlationId` (else its id); resolves with the
+   * first reply carrying that correlation data. Rejects with `TimeoutError` after `timeoutMs`,
+   * `REQUEST_ABORTED` when `signal` aborts, `NotConnectedError` before `connect` or after `close`.
+   * @example const reply = await mqtt.request(parseEndpoint('mqtt:services/price'), createMessage({ sku: 'A-1' }), { timeoutMs: 2_000 });
+   */
+  request(endpoint: Endpoint, message: Message, options: RequestOptions): Promise<Message> {
+    if (this.publisher === undefined || this.brokerUrl === undefined) return Promise.reject(new NotConnectedError(`mqtt transport is not connected; cannot send a request to '${endpoint.uri}'`));
+    this.requester ??= new MqttRequester({
+      topic: `interchange/replies/${this.baseClientId}`,
+      connection: { ...this.connectionConfig(`${this.baseClientId}:replies`, undefined, false), persistent: false },
+      publish: (request) => this.publish(endpoint, [request]),
+      log: this.log,
+    });
+    return this.requester.request(message, endpoint.uri, options);
+  }
+
   /** The largest PUBLISH to send: option `maxPacketBytes`, lowered by the broker's Maximum Packet Size (last CONNACK). */
   private maxPacketBytes(): number {
     return Math.min(this.options.maxPacketBytes ?? MQTT_MAX_PACKET_BYTES, this.publisherConnection?.serverMaximumPacketSize ?? MQTT_MAX_PACKET_BYTES);
@@ -293,6 +315,9 @@ export class MqttTransport implements Transport, StatusReportingTransport<MqttTr
 
   async close(): Promise<void> {
     this.connections.close();
+    const requester = this.requester;
+    this.requester = undefined;
+    await requester?.close();
     const subscriptions = [...this.subscriptions];
     this.subscriptions.clear();
     await Promise.all([...subscriptions.map((subscription) => subscription.close()), ...this.ending.values()]);

@@ -1,9 +1,11 @@
-import { Observable, type Subscriber } from 'rxjs';
+import { randomUUID } from 'node:crypto';
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import {
   consoleLogger,
   EndpointError,
   integerOption,
   NotConnectedError,
+  PendingReplies,
   redeliveryDecision,
   withHeaders,
   type ConsumeOptions,
@@ -14,6 +16,7 @@ import {
   type DepthReportingTransport,
   type EndpointDepth,
   type ObservableTransport,
+  type RequestOptions,
   type Transport,
 } from '../core/index.ts';
 import { validateMemoryEndpointOptions } from './memory-options.ts';
@@ -96,6 +99,10 @@ export class MemoryTransport implements Transport, ObservableTransport, DepthRep
   private readonly logger: Logger;
   private closed = false;
   private readonly intakes = new Set<() => void>();
+  /** This transport's private reply channel (`interchange.replies.<id>`), consumed by itself from the first request on. */
+  private replies: { readonly name: string; readonly subscription: Subscription } | undefined;
+  /** Requests waiting for their reply, by correlation id. */
+  private readonly pending = new PendingReplies('memory');
 
   constructor({ capacity = 1000, maxDeliveries = 5, logger = consoleLogger }: MemoryTransportOptions = {}) {
     this.capacity = capacity;
@@ -105,11 +112,15 @@ export class MemoryTransport implements Transport, ObservableTransport, DepthRep
 
   async connect(): Promise<void> {
     this.closed = false;
+    this.pending.open();
   }
 
-  /** Stops every consumer's intake (their unsettled deliveries can still be settled) and refuses publishes. */
+  /** Stops every consumer's intake (their unsettled deliveries can still be settled) and refuses publishes; requests still waiting reject with `NotConnectedError`. */
   async close(): Promise<void> {
     this.closed = true;
+    this.replies?.subscription.unsubscribe();
+    this.replies = undefined;
+    this.pending.close();
     for (const stopIntake of this.intakes) stopIntake();
   }
 
@@ -141,6 +152,38 @@ export class MemoryTransport implements Transport, ObservableTransport, DepthRep
     else await Promise.all([...channel.queues].map((queue) => queue.offer(fresh)));
     const observers = this.observers.get(endpoint.path);
     if (observers !== undefined) for (const message of fresh) for (const observer of [...observers]) observer.next(message);
+  }
+
+  /**
+   * Request-reply over a private reply channel, as AMQP's direct reply-to: publishes `message` to
+   * `endpoint` with `replyTo` = this transport's reply channel (`interchange.replies.<id>`, a
+   * point-to-point channel it consumes itself) and `correlationId` = the message's (else its id), and
+   * resolves with the first message arriving there with that `correlationId`. The responder replies
+   * with `.to('memory:{replyTo}')`, keeping `correlationId` (as on AMQP: `.to('amqp:queue/{replyTo}')`).
+   *
+   * Rejects with `TimeoutError` after `timeoutMs`, an `InterchangeError` `REQUEST_ABORTED` when `signal`
+   * aborts, `REQUEST_IN_FLIGHT` when a request with the same correlation id is already waiting,
+   * `NotConnectedError` when the transport is (or gets) closed, or the publish's error. Replies are
+   * acked on arrival; one nobody waits for (late, after a timeout) is dropped.
+   * @example const reply = await memory.request(parseEndpoint('memory:prices'), createMessage({ sku: 'A-1' }), { timeoutMs: 2_000 });
+   */
+  request(endpoint: Endpoint, message: Message, options: RequestOptions): Promise<Message> {
+    if (this.closed) return Promise.reject(new NotConnectedError(`memory transport is closed; cannot send a request to '${endpoint.uri}'`));
+    const correlationId = message.headers.correlationId ?? message.id;
+    return this.pending.wait(endpoint.uri, message.id, correlationId, options, () => this.publish(endpoint, [withHeaders(message, { replyTo: this.replyChannel(), correlationId })]));
+  }
+
+  /** The reply channel's name, consumed from the first request on (replies acked on arrival, matched by `correlationId`). */
+  private replyChannel(): string {
+    if (this.replies !== undefined) return this.replies.name;
+    const name = `interchange.replies.${randomUUID().slice(0, 8)}`;
+    const subscription = this.consume({ uri: `memory:${name}`, scheme: 'memory', path: name, options: {} }, { prefetch: this.capacity }).subscribe((delivery) => {
+      delivery.ack();
+      const id = delivery.message.headers.correlationId;
+      if (id !== undefined) this.pending.reply(id, delivery.message);
+    });
+    this.replies = { name, subscription };
+    return name;
   }
 
   /**

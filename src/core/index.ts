@@ -2,6 +2,7 @@ export * from './message.ts';
 export * from './delivery.ts';
 export * from './errors.ts';
 export * from './publish-each.ts';
+export * from './pending-replies.ts';
 export * from './endpoint.ts';
 export * from './transport.ts';
 export * from './observable-transport.ts';
