@@ -20,24 +20,41 @@ interface Producer {
   readonly resolve: () => void;
 }
 
+/** A message's priority in a memory queue: its `priority` header when a finite number, else 0. */
+function priorityOf(message: Message): number {
+  const priority = message.headers.priority;
+  return typeof priority === 'number' && Number.isFinite(priority) ? priority : 0;
+}
+
+/** Whether (priority `pa`, sequence `sa`) goes out before (`pb`, `sb`): higher priority first, then admission order. */
+function before(pa: number, sa: number, pb: number, sb: number): boolean {
+  return pa > pb || (pa === pb && sa < sb);
+}
+
 /**
- * A bounded FIFO of messages with competing consumers (Spring Integration's QueueChannel).
+ * A bounded priority FIFO of messages with competing consumers (Spring Integration's QueueChannel;
+ * its PriorityChannel when messages carry a `priority` header).
  *
  * Contract:
  * - `offer` resolves once every message is in the queue; while the queue is full the producer waits
  *   (admission control: no unbounded buffer). Producers are served in arrival order: all of one
  *   producer's messages are admitted before the next producer's.
+ * - Priority: a message with a higher `priority` header (a number; none = 0) goes out before every
+ *   queued message of a lower one, in admission order within a priority (RabbitMQ's `x-max-priority`
+ *   queues, without their 255 bound). Without priorities the queue is a plain FIFO.
  * - Messages go to consumers round-robin, each up to its prefetch.
  * - Redelivery keeps order: each admitted message gets a sequence number, and `requeue` puts a
- *   returned message back at its original place among the queued ones (RabbitMQ's requeue-at-position),
+ *   returned message back at its original place among the queued ones (RabbitMQ's requeue-at-position):
+ *   after the queued messages of a higher priority, before those of its own priority admitted later —
  *   even past capacity — they were already admitted. Returns in any order restore publish order.
  * - The first time the queue is full with producers waiting and no consumer attached, `onStalled`
  *   is called (once per queue): nothing will ever make room unless someone consumes.
  */
 export class MemoryQueue {
-  /** Queued messages from `head` on, in sequence order; `seqs` runs parallel to it. */
+  /** Queued messages from `head` on, in delivery order (priority, then sequence); `seqs` and `priorities` run parallel to it. */
   private items: Message[] = [];
   private seqs: number[] = [];
+  private priorities: number[] = [];
   private head = 0;
   private nextSeq = 0;
   private stalledReported = false;
@@ -89,6 +106,7 @@ export class MemoryQueue {
   discard(): void {
     this.items = [];
     this.seqs = [];
+    this.priorities = [];
     this.head = 0;
     for (const producer of this.producers.splice(0)) producer.resolve();
   }
@@ -126,6 +144,7 @@ export class MemoryQueue {
       if (this.head > 1024 && this.head * 2 > this.items.length) {
         this.items = this.items.slice(this.head);
         this.seqs = this.seqs.slice(this.head);
+        this.priorities = this.priorities.slice(this.head);
         this.head = 0;
       }
       consumer.take(message, seq);
@@ -138,8 +157,14 @@ export class MemoryQueue {
     while (this.depth < this.capacity) {
       const producer = this.producers[0];
       if (producer === undefined) break;
-      this.items.push(producer.messages[producer.index] as Message);
-      this.seqs.push(this.nextSeq);
+      const message = producer.messages[producer.index] as Message;
+      const priority = priorityOf(message);
+      // the usual case (no priority, or not above the last one's): appended, no search
+      if (this.depth === 0 || priority <= (this.priorities[this.priorities.length - 1] as number)) {
+        this.items.push(message);
+        this.seqs.push(this.nextSeq);
+        this.priorities.push(priority);
+      } else this.insert(message, this.nextSeq);
       this.nextSeq += 1;
       producer.index += 1;
       admitted = true;
@@ -156,19 +181,21 @@ export class MemoryQueue {
   }
 
   /**
-   * Inserts at the place `seq` orders it among the queued messages. A returned message usually
-   * precedes everything queued: that case reuses the slot before `head`, without copying.
+   * Inserts at the place its priority and `seq` order it among the queued messages. A returned
+   * message usually precedes everything queued: that case reuses the slot before `head`, without copying.
    */
   private insert(message: Message, seq: number): void {
-    const first = this.seqs[this.head];
-    if (this.depth === 0 || seq < (first as number)) {
+    const priority = priorityOf(message);
+    if (this.depth === 0 || before(priority, seq, this.priorities[this.head] as number, this.seqs[this.head] as number)) {
       if (this.head > 0) {
         this.head -= 1;
         this.items[this.head] = message;
         this.seqs[this.head] = seq;
+        this.priorities[this.head] = priority;
       } else {
         this.items.unshift(message);
         this.seqs.unshift(seq);
+        this.priorities.unshift(priority);
       }
       return;
     }
@@ -176,11 +203,12 @@ export class MemoryQueue {
     let high = this.items.length;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if ((this.seqs[middle] as number) < seq) low = middle + 1;
+      if (before(this.priorities[middle] as number, this.seqs[middle] as number, priority, seq)) low = middle + 1;
       else high = middle;
     }
     this.items.splice(low, 0, message);
     this.seqs.splice(low, 0, seq);
+    this.priorities.splice(low, 0, priority);
   }
 }
 
