@@ -8,7 +8,8 @@
 
 // Routes: the DSL
 export { from, RouteBuilder, ChoiceBuilder, type FromOptions, type ToOptions, type StepOptions } from './route-builder.ts';
-export type { RouteSource } from '../src/dsl/route-definition.ts';
+export type { RouteSource, DeliveryPolicy } from '../src/dsl/route-definition.ts';
+export type { ReceiptBody } from '../src/runtime/receipts.ts';
 
 // Running routes
 export { createIntegration, Integration, type IntegrationOptions, type StopOptions } from '../src/runtime/integration.ts';

@@ -21,8 +21,14 @@ import { deadLetterChannel, type DeadLetterChannelOptions } from '../patterns/de
 import { enrichStep, type EnrichContext, type EnrichOptions } from '../patterns/enrich.ts';
 import { filterStep } from '../patterns/filter.ts';
 import { multicastStep } from '../patterns/multicast.ts';
+import { circuitBreakerStep, type CircuitBreakerOptions } from '../patterns/circuit-breaker.ts';
 import { processStep, type ProcessContext } from '../patterns/process.ts';
 import { recipientListStep } from '../patterns/recipient-list.ts';
+import { routingSlipStep, type RoutingSlipOptions, type SlipExpression } from '../patterns/routing-slip.ts';
+import { dynamicRouterStep, type DynamicRoute, type DynamicRouterOptions } from '../patterns/dynamic-router.ts';
+import { loadBalanceStep, type LoadBalanceOptions } from '../patterns/load-balance.ts';
+import { requestReplyStep } from '../patterns/request-reply.ts';
+import { scatterGatherStep, type ScatterGatherOptions, type ScatterRecipients } from '../patterns/scatter-gather.ts';
 import { setHeadersStep } from '../patterns/set-headers.ts';
 import { splitStep } from '../patterns/split.ts';
 import { toStep, type Destination } from '../patterns/to.ts';
@@ -30,8 +36,18 @@ import { transformStep } from '../patterns/transform.ts';
 import { upcastStep } from '../patterns/upcast.ts';
 import { validateStep } from '../patterns/validate.ts';
 import { wireTapStep } from '../patterns/wire-tap.ts';
+import { claimCheckInStep, claimCheckOutStep, type ClaimCheckInOptions, type ClaimCheckInPartOptions, type ClaimCheckOutOptions, type ClaimCheckOutPartOptions, type Claimed, type ClaimTicket } from '../patterns/claim-check.ts';
+import { messageHistoryStep, type MessageHistoryOptions } from '../patterns/message-history.ts';
+import { storeMessageStep, type StoreMessageOptions } from '../patterns/message-store.ts';
+import { delayStep, type DelayOptions, type DelayValue } from '../patterns/delay.ts';
+import { throttleStep, type ThrottleOptions } from '../patterns/throttle.ts';
+import { sampleStep, type SampleOptions } from '../patterns/sample.ts';
+import { resequenceStep, type ResequenceOptions } from '../patterns/resequence.ts';
+import { stageStep, type StageOptions } from '../patterns/stage.ts';
 import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../src/schema/contract-types.ts';
 import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/route-definition.ts';
+import { IDEMPOTENT_CONSUMER_KIND, sourceOptionsOf } from '../src/dsl/route-definition.ts';
+import { idempotentConsumer } from '../patterns/idempotent-consumer.ts';
 
 export interface StepOptions {
   /** A stable id for the step (default `<kind>-<n>`), used in metrics, errors and dead-letter headers. */
@@ -112,9 +128,49 @@ export class RouteBuilder<T> implements RouteSource {
     return this.add(multicastStep<T, O>(branches.map((branch) => branchSteps(branch))), options);
   }
 
+  /**
+   * Circuit breaker around `branch` (closed → open on a failure rate over the last calls → half-open
+   * trials after `openMs`): while open, messages go to `fallback`, else fail with `CircuitOpenError`
+   * through the route's error handler. What leaves the branch (or fallback) continues after it.
+   * @example .circuitBreaker((b) => b.to('amqp:queue/orders'), { fallback: (b) => b.to('memory:parked'), openMs: 10_000 })
+   */
+  circuitBreaker<O, F = O>(branch: Branch<T, O>, options: StepOptions & CircuitBreakerOptions & { readonly fallback?: Branch<T, F> } = {}): RouteBuilder<O | F> {
+    const { fallback, id: _id, contract: _contract, ...breaker } = options;
+    return this.add(circuitBreakerStep<T, O | F>(branchSteps(branch), { ...breaker, fallback: fallback === undefined ? undefined : branchSteps(fallback) }), options);
+  }
+
   /** Recipient list: sends to every endpoint named for the message, waits for all confirms. */
   recipientList(recipients: (message: Message<T>) => readonly string[], options?: StepOptions): RouteBuilder<T> {
     return this.add(recipientListStep(recipients), options);
+  }
+
+  /**
+   * Routing slip: sends to each endpoint the message's slip names, in turn, each confirmed before the
+   * next — the slip from a header (default `routingSlip`, comma-separated) or a function. At most
+   * `maxHops` endpoints (default 32); a failed send fails the message with `HopFailedError` (its index).
+   * @example .routingSlip() // header routingSlip: 'memory:check,memory:pack'
+   * @example .routingSlip((m) => m.body.steps, { maxHops: 8 })
+   */
+  routingSlip(slip?: string | SlipExpression<T>, options?: StepOptions & RoutingSlipOptions): RouteBuilder<T> {
+    return this.add(routingSlipStep(slip, options), options);
+  }
+
+  /**
+   * Dynamic router: `route(message, hop)` names the next endpoint until it returns `undefined`; each is
+   * sent to and confirmed in turn. More than `maxHops` (default 32) fail the message with `HopLimitError`.
+   * @example .dynamicRouter((m, hop) => ['memory:check', 'memory:ship'][hop])
+   */
+  dynamicRouter(route: DynamicRoute<T>, options?: StepOptions & DynamicRouterOptions): RouteBuilder<T> {
+    return this.add(dynamicRouterStep(route, options), options);
+  }
+
+  /**
+   * Load balancer: each message to one of `uris` (round-robin, weighted, random, sticky by key, or
+   * failover), passed on once confirmed; `maxFailovers` tries the next endpoints on failure.
+   * @example .loadBalance(['amqp:queue/primary', 'amqp:queue/backup'], { strategy: 'failover' })
+   */
+  loadBalance(uris: readonly string[], options?: StepOptions & LoadBalanceOptions<T>): RouteBuilder<T> {
+    return this.add(loadBalanceStep(uris, options), options);
   }
 
   /** Splitter: one message per item; the source settles once every part has. */
@@ -127,9 +183,90 @@ export class RouteBuilder<T> implements RouteSource {
     return this.add(aggregateStep(aggregation), options);
   }
 
+  /**
+   * Throttler: a token bucket of `rate` per `periodMs` (bursts up to `burst`), global or per `key`;
+   * excess messages wait unsettled (bounded by the route's prefetch), or are filtered with `onExcess: 'drop'`.
+   * @example from('amqp:queue/orders').throttle({ rate: 100, periodMs: 1_000 }).to('memory:out')
+   */
+  throttle(throttling: ThrottleOptions<T>, options?: StepOptions): RouteBuilder<T> {
+    return this.add(throttleStep(throttling), options);
+  }
+
+  /**
+   * Sampler: the first message per `intervalMs` (or of every `every` messages), optionally per `key`;
+   * the others are filtered (counted `sampled-out`).
+   * @example from('memory:ticks').sample({ intervalMs: 1_000 }).to('memory:out')
+   */
+  sample(sampling: SampleOptions<T>, options?: StepOptions): RouteBuilder<T> {
+    return this.add(sampleStep(sampling), options);
+  }
+
+  /**
+   * Resequencer: back in order of a sequence number (a header or an expression), by batch or as a
+   * stream with a bounded wait for gaps; held messages stay unsettled until emitted and settled.
+   * @example from('memory:ledger').resequence({ mode: 'stream', sequence: 'seq' }).to('memory:ordered')
+   */
+  resequence(resequencing: ResequenceOptions<T>, options?: StepOptions): RouteBuilder<T> {
+    return this.add(resequenceStep(resequencing), options);
+  }
+
+  /**
+   * Delayer: holds each message `ms`, or as long as a function of the message says (milliseconds or
+   * an absolute `Date`), then passes it on. In memory its source stays unsettled meanwhile; with
+   * `{ store }` the store owns it (source acked once stored) and a restart resumes it.
+   * @example .delay((m) => Number(m.headers.delayMs ?? 0), { id: 'hold' })
+   */
+  delay(value: DelayValue<T>, options?: StepOptions & DelayOptions): RouteBuilder<T> {
+    return this.add(delayStep<T>(value, options), options);
+  }
+
   /** Wire tap: a copy to `uri`, not waited for; the message continues at once. */
   wireTap(uri: string, options?: StepOptions): RouteBuilder<T> {
     return this.add(wireTapStep<T>(uri), options);
+  }
+
+  /**
+   * Claim check, check-in: stores the body (or the `part` chosen) in a `ClaimCheckStore` and, once the
+   * write completed, passes on its ticket `{ claimCheck: <id> }` (typed `ClaimTicket<T>`), or the body
+   * `replace` makes with it. See `claimCheckIn` for ids, retries and expiry.
+   * @example .claimCheckIn({ store, ttlMs: 86_400_000 }).to('amqp:queue/ocr')
+   */
+  claimCheckIn(options?: StepOptions & ClaimCheckInOptions): RouteBuilder<ClaimTicket<T>>;
+  claimCheckIn<P, R>(options: StepOptions & ClaimCheckInPartOptions<T, P, R>): RouteBuilder<R>;
+  claimCheckIn<P, R>(options?: StepOptions & (ClaimCheckInOptions | ClaimCheckInPartOptions<T, P, R>)): RouteBuilder<ClaimTicket<T> | R> {
+    return this.add<ClaimTicket<T> | R>(claimCheckInStep<T, P, R>(options as ClaimCheckInPartOptions<T, P, R>), options);
+  }
+
+  /**
+   * Claim check, check-out: fetches the claim of the ticket in the body (or the `ticket` picked from
+   * it) and passes on the stored body, typed back (`Claimed<T>`, or `O` given explicitly after a
+   * transport), or the body `restore` makes with the stored part. The claim is removed once the message
+   * is acked downstream (unless `remove: false`); a missing or expired claim fails the message with
+   * `ClaimNotFoundError` (permanent). See `claimCheckOut`.
+   * @example from('amqp:queue/ocr').claimCheckOut<Scan>({ store }).process(ocr)
+   */
+  claimCheckOut<O = Claimed<T>>(options?: StepOptions & ClaimCheckOutOptions): RouteBuilder<O>;
+  claimCheckOut<P, O>(options: StepOptions & ClaimCheckOutPartOptions<T, P, O>): RouteBuilder<O>;
+  claimCheckOut<P, O>(options?: StepOptions & (ClaimCheckOutOptions | ClaimCheckOutPartOptions<T, P, O>)): RouteBuilder<O> {
+    return this.add<O>(claimCheckOutStep<T, P, O>(options as ClaimCheckOutPartOptions<T, P, O>), options);
+  }
+
+  /**
+   * Message history: appends `{ route, step, at }` to the `x-interchange-history` header (last
+   * `maxHops`, default 20), body untouched. Name the point with the step's id.
+   * @example .validate('order@1').history({ id: 'validated' })
+   */
+  history(options?: StepOptions & MessageHistoryOptions): RouteBuilder<T> {
+    return this.add(messageHistoryStep<T>(options), options);
+  }
+
+  /**
+   * Message store, for debugging: keeps each passing message in a `MessageStore` (a bounded ring by
+   * default), queryable by id or route; outside the message's guarantee, like the wire tap.
+   * @example .storeMessage({ store: debugStore })
+   */
+  storeMessage(options?: StepOptions & StoreMessageOptions): RouteBuilder<T> {
+    return this.add(storeMessageStep<T>(options), options);
   }
 
   /** Content enricher: asynchronous lookup (bounded concurrency) merged into the body. */
@@ -140,6 +277,16 @@ export class RouteBuilder<T> implements RouteSource {
   /** Service activator: a side effect per message, passed on when it resolves. */
   process(handle: (message: Message<T>, context: ProcessContext) => Promise<void> | void, options?: StepOptions & { concurrency?: number }): RouteBuilder<T> {
     return this.add(processStep(handle, options), options);
+  }
+
+  /**
+   * Stage (SEDA): a bounded priority queue in front of the rest of the route, which runs `concurrency`
+   * messages at once; when full: wait, shed the lowest priority (`ShedError`), or reject (`CapacityError`).
+   * `targetP99Ms` moves the concurrency to hold the downstream p99.
+   * @example .stage({ capacity: 200, concurrency: 16, whenFull: 'shed', targetP99Ms: 250 })
+   */
+  stage(stage: StageOptions<T>, options?: StepOptions): RouteBuilder<T> {
+    return this.add(stageStep(stage), options);
   }
 
   /**
@@ -172,6 +319,27 @@ export class RouteBuilder<T> implements RouteSource {
    */
   upcast<S extends string, F extends ContractVersion<S>, V extends ContractVersion<S>>(subject: S, from: F, to: V, options?: StepOptions): RouteBuilder<ContractType<`${S}@${V}` & ContractName>> {
     return this.add(upcastStep<ContractType<`${S}@${V}` & ContractName>>(subject, from, to), options);
+  }
+
+  /**
+   * Request-reply (Camel's InOut `to`, Spring's outbound gateway): sends each message to `uri` with a
+   * reply address of the transport's own, waits up to `timeoutMs` (`TimeoutError`, retryable) and passes
+   * the reply on instead. With `reply`, the reply is validated and typed by that contract; else `R`.
+   * At most `concurrency` (default 16) requests wait at once. See `requestReply`.
+   * @example .request('amqp:queue/prices', { timeoutMs: 2_000, reply: 'backend.reading@1' })
+   */
+  request<R = unknown, N extends ContractName = never>(uri: string, options: StepOptions & { readonly timeoutMs: number; readonly reply?: N; readonly concurrency?: number }): RouteBuilder<ContractBody<N, R>> {
+    return this.add(requestReplyStep<T, ContractBody<N, R>>(uri, options), options);
+  }
+
+  /**
+   * Scatter-gather: a request to every recipient at once; the replies that came within `timeoutMs` are
+   * folded by `aggregate` into the body passed on (header `scatterGatherPartial: true` when some are
+   * missing). No reply at all fails with `ScatterGatherError`. See `scatterGather`.
+   * @example .scatterGather(['amqp:queue/vendor-a', 'amqp:queue/vendor-b'], { timeoutMs: 1_000, aggregate: ({ replies }) => replies.map((r) => r.message.body) })
+   */
+  scatterGather<R, A>(recipients: ScatterRecipients<T>, options: StepOptions & ScatterGatherOptions<T, R, A>): RouteBuilder<A> {
+    return this.add(scatterGatherStep(recipients, options), options);
   }
 
   /** Any step factory, for patterns outside the DSL's own methods. */
@@ -226,7 +394,7 @@ export class RouteBuilder<T> implements RouteSource {
           build: (context) => factory(context, branches.map((branch) => context.compile(branch))),
         };
       });
-    return { id, source, sourceOptions: { prefetch: options.prefetch }, steps: define(steps), errorHandler, declaredAt };
+    return { id, source, sourceOptions: sourceOptionsOf(options), steps: define(withDeliveryPolicy(steps, options, declaredAt)), errorHandler, declaredAt };
   }
 
   /** @internal the declared steps of a branch */
@@ -287,6 +455,17 @@ export function from<T = unknown, N extends ContractName = never>(uri: string, o
 
 function branchSteps<T, O>(branch: Branch<T, O>): readonly DeclaredStep[] {
   return branch(new RouteBuilder<T>({ source: undefined, options: {}, steps: [], errorHandler: rejectToSource, declaredAt: callerLocation() })).declaredSteps;
+}
+
+/**
+ * The route's steps under its delivery policy: `effectively-once` starts with the idempotent consumer
+ * on `idempotency.store` (id and kind `idempotent-consumer`); without a store the route is left as it
+ * is, for the build-time check to name the missing option.
+ */
+function withDeliveryPolicy(steps: readonly DeclaredStep[], { delivery, idempotency }: SourceOptions, declaredAt: string): readonly DeclaredStep[] {
+  if (delivery !== 'effectively-once' || idempotency === undefined) return steps;
+  const consumer = idempotentConsumer({ store: idempotency.store, ...(idempotency.key === undefined ? {} : { key: idempotency.key }) });
+  return [{ ...stepSpec(IDEMPOTENT_CONSUMER_KIND, consumer), id: IDEMPOTENT_CONSUMER_KIND, declaredAt }, ...steps];
 }
 
 function sendsAnywhere(step: StepDefinition): boolean {

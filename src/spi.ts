@@ -10,6 +10,10 @@ export * from './core/index.ts';
 export * from './stores/idempotency-store.ts';
 export * from './stores/aggregation-repository.ts';
 export * from './stores/persistent-aggregation-repository.ts';
+export * from './stores/claim-check-store.ts';
+export * from './stores/file-claim-check-store.ts';
+export * from './stores/message-store.ts';
+export * from './stores/delayed-message-store.ts';
 export * from './channel/index.ts';
 
 // DI: the tokens (`Transport`, `Logger` come with the core above) and the core bindings
@@ -17,7 +21,8 @@ export { Scheduler } from './di/tokens.ts';
 export { coreModule } from './di/core.module.ts';
 
 // Routes as data, what the runtime reports, the transports by scheme
-export { validateRoutes, type RouteDefinition, type RouteSource, type SourceOptions } from './dsl/route-definition.ts';
+export { validateRoutes, type RouteDefinition, type RouteSource, type SourceOptions, type DeliveryPolicy, type IdempotencyOptions, type ReceiptOptions } from './dsl/route-definition.ts';
+export { ReceiptHeaders, type ReceiptOutcome, type ReceiptBody } from './runtime/receipts.ts';
 export type { RouteMetrics } from './runtime/route-metrics.ts';
 export type { RouteFailure, StopOptions } from './runtime/integration.ts';
 export type { RouteStatus } from './runtime/route-runtime.ts';
