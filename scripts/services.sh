@@ -21,6 +21,7 @@ ensure RabbitMQ 5672 rabbitmq-server -detached
 ensure Mosquitto 1883 mosquitto -d -c /etc/mosquitto/mosquitto.conf
 ensure PostgreSQL 5432 bash -c 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start'
 ensure Redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
 
 missing=()
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
