@@ -72,6 +72,14 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/mqtt.ts'], { stdio: 'inherit' });
 
+// Redis Streams transport (issue 19): a raw ioredis XREADGROUP → XADD → XACK pass-through vs the same route through Interchange, against the local Redis, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/redis-streams.ts'], { stdio: 'inherit' });
+
+// NATS transport (issue 19): a raw nats.js JetStream consume → js.publish → ack pass-through vs the same route through Interchange, against the local NATS server, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/nats.ts'], { stdio: 'inherit' });
+
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
@@ -88,6 +96,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/outbox.ts'], { stdio: 'inherit' });
 
+// PostgreSQL as a queue (issue #19): a route pgqueue → pgqueue vs a raw pg SKIP LOCKED + INSERT + DELETE loop, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/pg-queue.ts'], { stdio: 'inherit' });
+
 // Observability (issue 16): the core route and the flagship bridge with metrics + tracing observers (no SDK) vs without, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/observability.ts'], { stdio: 'inherit' });
@@ -95,3 +107,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Peers (issue 17): the shared bench-peers harness's raw early-ack bridge vs the bare Interchange bridge (compiled JS, and the .ts route through tsx for information) under the harness's own load, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/peers-bridge.ts'], { stdio: 'inherit' });
+
+// SEDA stage (issue 18): a stage's latency controller vs a fixed high concurrency in front of a contended resource, offered more than it can do, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/seda.ts'], { stdio: 'inherit' });

@@ -1,3 +1,11 @@
 export * from './redis-idempotency-store.ts';
 export * from './redis-aggregation-repository.ts';
+export * from './redis-claim-check-store.ts';
+export * from './redis-delayed-message-store.ts';
+export * from './redis-streams-transport.ts';
+export * from './redis-streams.module.ts';
+export * from './redis-streams-options.ts';
+export * from './redis-streams-errors.ts';
+export { resolveStreamTarget, type InboundFields, type RedisStreamTarget } from './redis-streams-endpoint.ts';
+export { DEAD_LETTER_SOURCE, decodeEntry, encodeEntry, ENTRY_ID_HEADER, MAX_HEADERS_BYTES, MAX_ID_BYTES, type EntryOrigin } from './redis-streams-codec.ts';
 export { environment } from './environment.ts';

@@ -14,8 +14,9 @@ export interface EnvironmentModule {
 /**
  * Interchange's own adapters' declarations, loaded only when `interchange run` asks (so `--help` loads
  * none of them). Each imports nothing heavy: the AMQP and MQTT transports (amqplib, mqtt.js) are
- * imported by their `bind`, only when the run binds them; PostgreSQL's and Redis's bind nothing (pg
- * stays unloaded); the buffer's is synchronous, its transport being plain Node (fs) and small.
+ * imported by their `bind`, only when the run binds them; PostgreSQL's binds the queue transport
+ * (pg imported lazily) only when a route uses `pgqueue:`; Redis's the streams transport (ioredis
+ * imported lazily) only when a route uses `redis:`; the buffer's is synchronous, its transport being plain Node (fs) and small.
  */
 const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown }>)[] = [
   () => import('../../adapters/amqp/environment.ts'),
@@ -23,6 +24,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/postgres/environment.ts'),
   () => import('../../adapters/redis/environment.ts'),
   () => import('../../adapters/buffer/buffer-environment.ts'),
+  () => import('../../adapters/nats/environment.ts'),
 ];
 
 /** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */
@@ -36,9 +38,11 @@ export const ADAPTERS_VARIABLE = 'INTERCHANGE_ADAPTERS';
  * - `AMQP_URL`: binds RabbitMQ.
  * - `MQTT_URL`, or any route using `mqtt:`: binds MQTT — to `MQTT_URL`, else to an embedded broker on
  *   loopback, so a first run needs nothing installed.
- * - `DATABASE_URL`, `REDIS_URL`: checked only (route files open their database and Redis client).
+ * - any route using `redis:`: binds Redis Streams, to `REDIS_URL` or else `redis://127.0.0.1:6379`.
+ * - any route using `pgqueue:`: binds the PostgreSQL queue, to `DATABASE_URL` or else an embedded PGlite.
+ * - `DATABASE_URL`, `REDIS_URL`: checked (route files open their database and Redis client).
  * A route file's own binding of a transport always wins. An adapter's transport and client library are
- * imported only when it binds (a run without `AMQP_URL` never loads amqplib; pg is never loaded here).
+ * imported only when it binds (a run without `AMQP_URL` never loads amqplib; one without a `pgqueue:` route never loads pg).
  *
  * Throws `EndpointError` (the password never in it) when a variable an adapter declares has a character
  * its user info must percent-encode (`checkUrlCredentials`), whether or not this binds a transport for
