@@ -15,10 +15,21 @@ export interface DurableDelay<T> {
   readonly batchSize: number;
   readonly retryBackoff: { readonly initialMs: number; readonly maxMs: number };
   readonly maxRedeliveries: number;
+  /** Deliveries taken from the store and out downstream, unsettled, at once at most (default `batchSize`). */
+  readonly maxInFlight?: number;
 }
+
+/**
+ * The availability a parked message is given in the store (the latest `Date`, epoch ms): never due.
+ * @example await store.nextAt('orders/hold') === DELAY_PARKED_AT // only parked messages left
+ */
+export const DELAY_PARKED_AT = 8_640_000_000_000_000;
 
 /** Claims per poll at most (a full batch asks for another at once), so one poll ends. */
 const ROUNDS_PER_POLL = 10;
+
+/** How a settlement ends a delivery's claim: removed, released for a retry, or parked (undeliverable, rejected). */
+type Settlement = 'remove' | 'release' | 'park';
 
 /**
  * The delayer's durable mode (Spring Integration's delayer with a `MessageStore`): the store owns
@@ -36,10 +47,23 @@ const ROUNDS_PER_POLL = 10;
  *   least every `pollIntervalMs` — claiming them for `leaseMs` so no other instance takes them. Each
  *   goes on as a new delivery: acked, it is removed from the store; rejected, it is released, available
  *   again after the retry backoff. One taken more than `maxRedeliveries` times fails permanently
- *   (`DELAY_UNDELIVERABLE`) to the route's error handler and is removed once that settles it.
- *   While a delivery is out, this instance renews its claim each time the lease runs out (a renewal
- *   counts an attempt); an instance that died holds nothing after `leaseMs`, and the message is taken
- *   again (by another instance too): a duplicate, never a loss. Messages leave in due-time order, but not in a strict one across instances.
+ *   (`DELAY_UNDELIVERABLE`) to the route's error handler and is removed once that acks it (a
+ *   dead-letter channel). Rejected by it (the default `rejectToSource`, no dead-letter channel), it is
+ *   **parked**: logged once at error level (the whole message), counted (`parked`), and left in the
+ *   store with its availability set to `DELAY_PARKED_AT`, so it is never taken again — not lost, and
+ *   no retry loop. It still counts in the gauge `delayed`. An operator finds it by that time
+ *   (PostgreSQL: `WHERE key = … AND available_at = 8640000000000000`; Redis: the ids of score
+ *   8640000000000000 in `<prefix>{<key>}:available`), and removes it, or retries it by setting its
+ *   attempts to 0 and its availability to now.
+ *   While a delivery is out, this instance renews its claim each time the lease runs out and a poll
+ *   reaches it (a renewal counts an attempt); an instance that died holds nothing after `leaseMs`, and
+ *   the message is taken again (by another instance too): a duplicate, never a loss. A delivery
+ *   settled while a claim was under way is not emitted again by that claim's reply. Messages leave in
+ *   due-time order, but not in a strict one across instances.
+ * - Backpressure: at most `maxInFlight` (default `batchSize`) deliveries taken from the store are out
+ *   downstream, unsettled, at once; a backlog waits in the store, and each settlement that makes room
+ *   polls again. At the cap no claim is made, so no lease is renewed either: keep `leaseMs` above the
+ *   time downstream needs for that many.
  * - When the source completes (the route stops): polling stops; messages in the store stay there for
  *   the next run or another instance; the step completes once the deliveries it emitted are settled.
  *   Unsubscribed before that (the stop's deadline passed), it releases them in the store at once.
@@ -62,6 +86,14 @@ class DurableDelayer<T> {
   private pollAgain = false;
   private stopped = false;
   private held = 0;
+  /** The last poll stopped at `maxInFlight`: a settlement that makes room polls again. */
+  private full = false;
+  /**
+   * Ids settled (their store write done) while the current poll runs, and the availability they were
+   * given (undefined: removed): a claim under way may still return them, not to be emitted again.
+   */
+  private readonly settledInPoll = new Map<string, number | undefined>();
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly config: DurableDelay<T>,
@@ -69,6 +101,7 @@ class DurableDelayer<T> {
     private readonly step: StepLifecycle<T, T>,
   ) {
     this.key = config.key ?? `${context.routeId}/${context.stepId}`;
+    this.maxInFlight = config.maxInFlight ?? config.batchSize;
   }
 
   start(): StepHandlers<T> {
@@ -143,6 +176,7 @@ class DurableDelayer<T> {
       })
       .finally(() => {
         this.polling = false;
+        this.settledInPoll.clear();
         if (this.pollAgain) {
           this.pollAgain = false;
           this.poll();
@@ -153,21 +187,40 @@ class DurableDelayer<T> {
 
   private async takeDue(): Promise<void> {
     const { store, leaseMs, batchSize, pollIntervalMs } = this.config;
+    this.full = false;
     for (let round = 0; round < ROUNDS_PER_POLL && !this.stopped; round += 1) {
-      const claimed = await store.claimDue(this.key, this.context.scheduler.now(), leaseMs, batchSize);
+      // a renewal (an id already out) takes no room: the room is counted again each round
+      const limit = Math.min(batchSize, this.maxInFlight - this.emitted.size);
+      if (limit <= 0) {
+        this.full = true;
+        break;
+      }
+      const claimed = await store.claimDue(this.key, this.context.scheduler.now(), leaseMs, limit);
       for (const entry of claimed) this.pass(entry);
-      if (claimed.length < batchSize) break;
+      if (claimed.length < limit) break;
     }
     if (this.stopped) return;
     const [next, count] = await Promise.all([store.nextAt(this.key), store.count(this.key)]);
     this.setHeld(count);
-    this.wake(Math.min(this.context.scheduler.now() + pollIntervalMs, next ?? Number.POSITIVE_INFINITY));
+    // full, a due backlog must not poll again at once: a settlement making room does
+    this.wake(Math.min(this.context.scheduler.now() + pollIntervalMs, this.full ? Number.POSITIVE_INFINITY : (next ?? Number.POSITIVE_INFINITY)));
   }
 
   /** Emits a message taken from the store; its settlement removes or releases it. */
   private pass(entry: ClaimedDelayedMessage): void {
     const id = entry.message.id;
     if (this.step.closed) return;
+    if (this.settledInPoll.has(id)) {
+      // settled while this claim was under way: not emitted again. Released or parked, it was so under
+      // the older claim (which the store ignored if this one came first): again under this one.
+      const at = this.settledInPoll.get(id);
+      if (at !== undefined) {
+        this.config.store.release(this.key, id, entry.attempts, at).catch((error: unknown) => {
+          this.context.log.warn('delay: release failed in the store; the message is taken again once its lease ends', { ...this.where(), messageId: id, error });
+        });
+      }
+      return;
+    }
     if (this.emitted.has(id)) {
       this.emitted.set(id, entry); // still in flight here, its lease ran out: claimed again (renewed), not emitted twice
       return;
@@ -176,13 +229,27 @@ class DurableDelayer<T> {
     this.step.begin();
     const message = entry.message as Message<T>;
     if (entry.attempts > this.config.maxRedeliveries) {
-      const delivery = createDelivery(message, { ack: () => this.settle(entry, 'remove'), nack: () => this.settle(entry, 'release') });
+      const delivery = createDelivery(message, {
+        ack: () => this.settle(entry, 'remove'),
+        nack: (reason) => {
+          this.context.log.error(`delay: message '${id}' is undeliverable and was rejected (no dead-letter channel): parked in the store, never taken again until an operator acts`, {
+            ...this.where(),
+            messageId: id,
+            attempts: entry.attempts,
+            parkedAt: DELAY_PARKED_AT,
+            message,
+            error: reason,
+          });
+          this.context.count('parked');
+          this.settle(entry, 'park');
+        },
+      });
       const error = new InterchangeError(
         'DELAY_UNDELIVERABLE',
         `delay: message '${id}' (key '${this.key}') was taken ${entry.attempts} times without being settled (maxRedeliveries ${this.config.maxRedeliveries})`,
         { permanent: true },
       );
-      // A handler asking to retry a permanent failure is overruled by the runtime; here, the store retries.
+      // A handler asking to retry a permanent failure is overruled by the runtime: parked as if rejected.
       if (this.context.failed(delivery, error, entry.attempts) !== undefined) delivery.nack(error);
       return;
     }
@@ -197,20 +264,25 @@ class DurableDelayer<T> {
     );
   }
 
-  private settle(emitted: ClaimedDelayedMessage, how: 'remove' | 'release'): void {
+  private settle(emitted: ClaimedDelayedMessage, how: Settlement): void {
     const { store, retryBackoff } = this.config;
     const id = emitted.message.id;
     const entry = this.emitted.get(id) ?? emitted; // its latest claim (a renewal counts an attempt)
-    const retryAt = this.context.scheduler.now() + backoffDelay(entry.attempts - 1, { ...retryBackoff, jitter: 0 });
+    const retryAt = how === 'park' ? DELAY_PARKED_AT : this.context.scheduler.now() + backoffDelay(entry.attempts - 1, { ...retryBackoff, jitter: 0 });
     void Promise.resolve()
       .then(() => (how === 'remove' ? store.remove(this.key, id) : store.release(this.key, id, entry.attempts, retryAt)))
       .then(() => {
         if (how === 'remove') this.setHeld(Math.max(0, this.held - 1));
-        else this.wake(retryAt);
+        else if (how === 'release') this.wake(retryAt);
       })
       .catch((error: unknown) => this.context.log.warn(`delay: ${how} failed in the store; the message is taken again once its lease ends`, { ...this.where(), messageId: id, error }))
       .finally(() => {
         this.emitted.delete(id);
+        if (this.polling) this.settledInPoll.set(id, how === 'remove' ? undefined : retryAt);
+        if (this.full && this.emitted.size < this.maxInFlight) {
+          this.full = false;
+          this.poll();
+        }
         this.step.end();
       });
   }

@@ -25,6 +25,8 @@ export interface DelayOptions {
   readonly pollIntervalMs?: number;
   /** Durable only: messages taken from the store per round trip (default 100). */
   readonly batchSize?: number;
+  /** Durable only: deliveries taken from the store and out downstream, unsettled, at once at most (default `batchSize`): the backlog after an outage goes out at that pace. */
+  readonly maxInFlight?: number;
   /** Durable only: a message rejected downstream is released for another try after `initialMs · 2^(attempts−1)`, at most `maxMs` (default 1 s, 60 s). */
   readonly retryBackoff?: { readonly initialMs: number; readonly maxMs: number };
   /**
@@ -34,6 +36,12 @@ export interface DelayOptions {
    */
   readonly maxRedeliveries?: number;
 }
+
+/**
+ * The longest a platform timer waits (Node's `setTimeout` clamps a longer one to 1 ms): a longer delay
+ * is held through a chain of timers, none longer than this.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A delay function gave something that is not a time (NaN, an infinity, an invalid `Date`, not a
@@ -75,7 +83,8 @@ export function dueTimeOf<T>(delay: DelayValue<T>, message: Message<T>, now: num
  * from then). Held messages count against the route's prefetch: a route holding more than its
  * prefetch stalls its source until one is due. When the route stops, held messages keep their timers
  * during the drain (those due before the deadline go on) and the rest are left unsettled, for the
- * source to redeliver. Messages leave in due-time order (equal times in arrival order).
+ * source to redeliver. Messages leave in due-time order (equal times in arrival order). A delay past
+ * a platform timer's limit (2^31−1 ms, ~24.8 days) is held through a chain of timers up to its due time.
  *
  * With `{ store }` the delayer is durable (`durableDelay`): each message is written to the store,
  * then its source is acked — the store owns it; held messages cost no prefetch, survive restarts
@@ -91,7 +100,7 @@ export function delay<T>(value: DelayValue<T>, options: DelayOptions = {}): Step
   if (typeof value === 'number' && !(Number.isFinite(value) && value >= 0)) throw new RouteDefinitionError(`delay must be a number of milliseconds ≥ 0 or a function, got ${String(value)}`);
   if (typeof value !== 'number' && typeof value !== 'function') throw new RouteDefinitionError('delay must be a number of milliseconds ≥ 0 or a function of the message');
   if (options.store !== undefined) return durableDelay<T>({ ...durableOptions(options), store: options.store, dueAt: (message, now) => dueTimeOf(value, message, now) });
-  const durableOnly = (['key', 'leaseMs', 'pollIntervalMs', 'batchSize', 'retryBackoff', 'maxRedeliveries'] as const).filter((name) => options[name] !== undefined);
+  const durableOnly = (['key', 'leaseMs', 'pollIntervalMs', 'batchSize', 'maxInFlight', 'retryBackoff', 'maxRedeliveries'] as const).filter((name) => options[name] !== undefined);
   if (durableOnly.length > 0) throw new RouteDefinitionError(`delay: ${durableOnly.join(', ')} apply to a durable delayer only (give a store)`);
   return (context) =>
     stepLifecycle<T, T>(context, (step) => {
@@ -113,12 +122,22 @@ export function delay<T>(value: DelayValue<T>, options: DelayOptions = {}): Step
         held += 1;
         context.gauge('delayed', held);
         step.begin();
-        scheduleTracked(context.scheduler, timers, wait, () => {
+        const due = now + wait;
+        const release = (): void => {
           held -= 1;
           context.gauge('delayed', held);
           step.emit(delivery);
           step.end();
-        });
+        };
+        // a timer longer than a platform timer can wait is chained: woken at most every MAX_TIMER_MS until due
+        const wake = (): void => {
+          const left = due - context.scheduler.now();
+          if (left > MAX_TIMER_MS) scheduleTracked(context.scheduler, timers, MAX_TIMER_MS, wake);
+          else if (left > 0) scheduleTracked(context.scheduler, timers, left, release);
+          else release();
+        };
+        if (wait > MAX_TIMER_MS) scheduleTracked(context.scheduler, timers, MAX_TIMER_MS, wake);
+        else scheduleTracked(context.scheduler, timers, wait, release);
       };
       return {
         next: (delivery) => hold(delivery, 1),
@@ -134,17 +153,17 @@ export function delay<T>(value: DelayValue<T>, options: DelayOptions = {}): Step
 }
 
 /** The durable options, checked and defaulted: a bad one fails where the route is declared. */
-function durableOptions(options: DelayOptions): { key: string | undefined; leaseMs: number; pollIntervalMs: number; batchSize: number; retryBackoff: { initialMs: number; maxMs: number }; maxRedeliveries: number } {
-  const { key, leaseMs = 30_000, pollIntervalMs = 1_000, batchSize = 100, retryBackoff = { initialMs: 1_000, maxMs: 60_000 }, maxRedeliveries = 5 } = options;
+function durableOptions(options: DelayOptions): { key: string | undefined; leaseMs: number; pollIntervalMs: number; batchSize: number; maxInFlight: number; retryBackoff: { initialMs: number; maxMs: number }; maxRedeliveries: number } {
+  const { key, leaseMs = 30_000, pollIntervalMs = 1_000, batchSize = 100, maxInFlight = batchSize, retryBackoff = { initialMs: 1_000, maxMs: 60_000 }, maxRedeliveries = 5 } = options;
   if (key !== undefined && (typeof key !== 'string' || key === '')) throw new RouteDefinitionError('delay: key must be a non-empty string');
   for (const [name, ms] of [['leaseMs', leaseMs], ['pollIntervalMs', pollIntervalMs], ['retryBackoff.maxMs', retryBackoff.maxMs]] as const) {
     if (!(Number.isFinite(ms) && ms > 0)) throw new RouteDefinitionError(`delay: ${name} must be a positive number of milliseconds, got ${String(ms)}`);
   }
   if (!(Number.isFinite(retryBackoff.initialMs) && retryBackoff.initialMs >= 0)) throw new RouteDefinitionError(`delay: retryBackoff.initialMs must be ≥ 0, got ${String(retryBackoff.initialMs)}`);
-  for (const [name, n] of [['batchSize', batchSize], ['maxRedeliveries', maxRedeliveries]] as const) {
+  for (const [name, n] of [['batchSize', batchSize], ['maxInFlight', maxInFlight], ['maxRedeliveries', maxRedeliveries]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new RouteDefinitionError(`delay: ${name} must be a positive integer, got ${String(n)}`);
   }
-  return { key, leaseMs, pollIntervalMs, batchSize, retryBackoff: { initialMs: retryBackoff.initialMs, maxMs: retryBackoff.maxMs }, maxRedeliveries };
+  return { key, leaseMs, pollIntervalMs, batchSize, maxInFlight, retryBackoff: { initialMs: retryBackoff.initialMs, maxMs: retryBackoff.maxMs }, maxRedeliveries };
 }
 
 /**

@@ -28,5 +28,6 @@ export * from './validate.ts';
 export * from './upcast.ts';
 export * from './idempotent-consumer.ts';
 export * from './delay.ts';
+export { DELAY_PARKED_AT } from './delay-durable.ts';
 export * from './stage.ts';
 export * from './latency-controller.ts';

@@ -1,7 +1,8 @@
 import { Subject, VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
+import { DELAY_PARKED_AT, durableDelay } from '../../patterns/delay-durable.ts';
 import { delay, InvalidDelayError, type DelayOptions, type DelayValue } from '../../patterns/delay.ts';
-import { RouteDefinitionError, type Delivery } from '../../src/core/index.ts';
+import { RouteDefinitionError, type Delivery, type Logger } from '../../src/core/index.ts';
 import { InMemoryDelayedMessageStore, type DelayedMessageStore } from '../../src/stores/delayed-message-store.ts';
 import { deferred, drive, Harness, settle, source, type HarnessOptions } from './harness.ts';
 
@@ -185,6 +186,115 @@ describe('delay with a store: settlement', () => {
     expect(one.harness.failures.map((f) => f.error)).toEqual([expect.objectContaining({ code: 'DELAY_UNDELIVERABLE', permanent: true })]);
     expect(one.harness.failures[0]?.attempt).toBe(3);
     expect(await store.count(KEY)).toBe(0);
+  });
+});
+
+describe('delay with a store: a backlog, a poison message, a settlement racing a renewal', () => {
+  it('a backlog in the store goes downstream at most batchSize (maxInFlight\'s default) at a time; each settlement makes room for more', async () => {
+    const { scheduler, store, instance } = setup();
+    for (let n = 0; n < 25; n += 1) await store.put({ key: KEY, message: { id: `m${n}`, headers: {}, body: `m${n}` }, dueAt: -1 });
+    const one = instance<string>(10, { batchSize: 10 });
+    await runTo(scheduler, 0);
+    expect(one.emitted).toHaveLength(10); // not 25: the rest waits in the store
+    for (const e of one.emitted.slice(0, 3)) e.delivery.ack();
+    await runTo(scheduler, 0);
+    expect(one.emitted).toHaveLength(13);
+    expect(await store.count(KEY)).toBe(22);
+    let acked = 3;
+    while (acked < one.emitted.length) {
+      const out = one.emitted.slice(acked);
+      expect(out.length).toBeLessThanOrEqual(10);
+      for (const e of out) e.delivery.ack();
+      acked += out.length;
+      await runTo(scheduler, 0);
+    }
+    expect(one.bodies()).toEqual(Array.from({ length: 25 }, (_, n) => `m${n}`)); // all of them, each once, in due order
+    expect(await store.count(KEY)).toBe(0);
+  });
+
+  it('maxInFlight caps the deliveries out at once below batchSize', async () => {
+    const scheduler = new VirtualTimeScheduler();
+    const store = new InMemoryDelayedMessageStore();
+    for (let n = 0; n < 8; n += 1) await store.put({ key: 'cap', message: { id: `m${n}`, headers: {}, body: n }, dueAt: -1 });
+    const harness = new Harness({ scheduler });
+    const step = durableDelay<number>({ store, dueAt: (_, now) => now + 10, key: 'cap', leaseMs: 30_000, pollIntervalMs: 1_000, batchSize: 10, retryBackoff: { initialMs: 100, maxMs: 100 }, maxInFlight: 3, maxRedeliveries: 5 });
+    const out: Delivery<number>[] = [];
+    new Subject<Delivery<number>>().pipe(harness.build(step)).subscribe((d) => out.push(d));
+    await runTo(scheduler, 0);
+    expect(out.map((d) => d.message.body)).toEqual([0, 1, 2]);
+    out[1]?.nack(new Error('no')); // released for 100 ms: its slot goes to the next in the store
+    await runTo(scheduler, 0);
+    expect(out.map((d) => d.message.body)).toEqual([0, 1, 2, 3]);
+    await runTo(scheduler, 5_000);
+    expect(out).toHaveLength(4); // nothing settled since: still 3 out
+  });
+
+  it('a message taken more than maxRedeliveries times, rejected by the error handler (no dead-letter channel), is parked in the store: logged once, never taken again', async () => {
+    const errors: { message: string; fields: Readonly<Record<string, unknown>> | undefined }[] = [];
+    const log: Logger = { info: () => {}, warn: () => {}, error: (message, fields) => errors.push({ message, fields }) };
+    const { scheduler, store, instance } = setup();
+    const one = instance<string>(10, { maxRedeliveries: 2, retryBackoff: { initialMs: 100, maxMs: 100 } }, { log }); // the default handler rejects
+    one.input.next(source('poison', { id: 'p' }).delivery);
+    for (let t = 10; t <= 10_000; t += 50) {
+      await runTo(scheduler, t);
+      for (const e of one.emitted) e.delivery.nack(new Error('downstream fails'));
+    }
+    expect(one.emitted).toHaveLength(2);
+    expect(one.harness.failures.map((f) => (f.error as { code?: string }).code)).toEqual(['DELAY_UNDELIVERABLE']);
+    expect(one.harness.counts.get('parked')).toBe(1);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.fields).toEqual(expect.objectContaining({ messageId: 'p', key: KEY, message: expect.objectContaining({ id: 'p', body: 'poison' }) }));
+    expect(await store.count(KEY)).toBe(1); // kept for an operator…
+    expect(await store.nextAt(KEY)).toBe(DELAY_PARKED_AT); // …available never
+    const restarted = instance<string>(10, { maxRedeliveries: 2 });
+    await runTo(scheduler, 20_000);
+    expect(restarted.emitted).toHaveLength(0);
+  });
+
+  it('a settlement while a renewal claim is in flight: the claim\'s reply does not emit the message again', async () => {
+    let hold: (() => void) | undefined;
+    const { scheduler, store, instance } = setup((inner) =>
+      wrap(inner, {
+        claimDue: async (key, now, leaseMs, limit) => {
+          const claimed = await inner.claimDue(key, now, leaseMs, limit);
+          if (claimed.length > 0 && now >= 1_000) await new Promise<void>((resolve) => (hold = resolve)); // the store claimed; its reply is slow
+          return claimed;
+        },
+      }),
+    );
+    const one = instance<string>(100, { leaseMs: 1_000, pollIntervalMs: 5_000 });
+    one.input.next(source('a', { id: 'a' }).delivery);
+    await runTo(scheduler, 1_100); // emitted at 100; its lease ends at 1 100: the renewal is under way
+    expect(hold).toBeDefined();
+    one.emitted[0]?.delivery.ack();
+    await settle();
+    hold?.();
+    await runTo(scheduler, 20_000);
+    expect(one.bodies()).toEqual(['a']);
+    expect(await store.count(KEY)).toBe(0);
+  });
+
+  it('a rejection while a renewal claim is in flight: not emitted by the claim\'s reply, and retried after its backoff, not after the new lease', async () => {
+    let hold: (() => void) | undefined;
+    const { scheduler, instance } = setup((inner) =>
+      wrap(inner, {
+        claimDue: async (key, now, leaseMs, limit) => {
+          const claimed = await inner.claimDue(key, now, leaseMs, limit);
+          if (claimed.length > 0 && now === 1_100) await new Promise<void>((resolve) => (hold = resolve));
+          return claimed;
+        },
+      }),
+    );
+    const one = instance<string>(100, { leaseMs: 1_000, pollIntervalMs: 5_000, retryBackoff: { initialMs: 100, maxMs: 100 } });
+    one.input.next(source('a', { id: 'a' }).delivery);
+    await runTo(scheduler, 1_100); // the renewal (2nd attempt) is claimed: the release of the 1st is ignored by the store
+    one.emitted[0]?.delivery.nack(new Error('no'));
+    await settle();
+    hold?.();
+    await settle();
+    expect(one.emitted).toHaveLength(1);
+    await runTo(scheduler, 3_000);
+    expect(one.emitted.map((e) => e.at)).toEqual([100, 1_200]); // released again under the renewal's claim: 1 100 + 100
   });
 });
 
