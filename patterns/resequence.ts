@@ -44,7 +44,8 @@ export interface StreamResequenceOptions<T> extends ResequenceCommon<T> {
   /**
    * A message arriving after its gap was given up (a sequence the stream skipped): `'pass'` (default,
    * as Camel's stream resequencer without `rejectOld`) emits it at once, out of order; `'filter'` acks
-   * it as filtered. Counted `late` either way. The last 1,000 skipped ranges are remembered; a late
+   * it as filtered. Counted `late` either way. A message below where the stream started (`start`, or
+   * the first sequence released) is always late. The last 1,000 skipped ranges are remembered; a late
    * message from an older one counts as a duplicate.
    */
   readonly late?: 'pass' | 'filter';
@@ -185,6 +186,8 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
   let arrivals: Held[] = [];
   /** The sequence expected next; undefined before the stream has started. */
   let next = settings.start;
+  /** Where the stream started (`start`, or the first sequence released): anything below it was never seen, so it is late. */
+  let startedAt = settings.start;
   /** Ranges [from, to) given up as gaps, the most recent last. */
   const skipped: (readonly [bigint, bigint])[] = [];
   let timer: Subscription | undefined;
@@ -217,6 +220,7 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
       if (skipped.length > SKIPPED_RANGES) skipped.shift();
       context.count('gaps-skipped');
     }
+    startedAt ??= head.sequence;
     next = head.sequence;
     flush();
   };
@@ -243,7 +247,7 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
     reschedule();
   }
 
-  const wasSkipped = (sequence: bigint): boolean => skipped.some(([from, to]) => sequence >= from && sequence < to);
+  const wasSkipped = (sequence: bigint): boolean => (startedAt !== undefined && sequence < startedAt) || skipped.some(([from, to]) => sequence >= from && sequence < to);
 
   /** A message behind the stream: late (its gap was given up) or a duplicate of one emitted. */
   const behind = (delivery: Delivery<T>, sequence: bigint): void => {

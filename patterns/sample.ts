@@ -27,6 +27,9 @@ export type SampleOptions<T> = SampleByTime<T> | SampleByCount<T>;
  * scheduler, as Camel's `samplePeriod`) or by count (`every: n`, the first of each n) — optionally per
  * `key`. The others are dropped: acked as filtered and counted `sampled-out`. Nothing is held, so a
  * stop has nothing to drain; a passed message settles downstream as usual.
+ * Redelivery: a message with the id of the last one passed for its key passes again (not counted
+ * towards the interval or the group), so a sample that failed downstream and was redelivered by the
+ * broker is retried, not lost as sampled out.
  * A throwing `key` fails that message only (the route's error handler decides).
  * Unlike Camel's `messageFrequency` (which passes the n-th), `every` passes the first of each n, so a
  * quiet source's first message is never held back.
@@ -41,29 +44,35 @@ export function sample<T>(options: SampleOptions<T>): StepFactory<T, T> {
     if (!Number.isSafeInteger(value) || value < 1) throw new RouteDefinitionError(`sample: ${name} must be a positive integer, got ${String(value)}`);
   }
   return (context) => {
-    /** Per key: when the last message passed (by time), or how many were seen in the current group (by count). */
-    const seen = new Map<string, number>();
+    /**
+     * Per key: when the last message passed (by time) or how many were seen in the current group (by
+     * count), and the id of the last message passed.
+     */
+    const seen = new Map<string, { readonly mark: number; readonly passed: string }>();
     /** Whether the message passes; remembers the key as most recently seen. */
-    const passes = (name: string): boolean => {
+    const passes = (name: string, id: string): boolean => {
       const last = seen.get(name);
       seen.delete(name);
       let pass: boolean;
-      let next: number;
-      if (intervalMs !== undefined) {
+      let mark: number;
+      if (last !== undefined && last.passed === id) {
+        pass = true; // a redelivery of the sample (it failed downstream): the same sample again
+        mark = last.mark;
+      } else if (intervalMs !== undefined) {
         const now = context.scheduler.now();
-        pass = last === undefined || now - last >= intervalMs;
-        next = pass ? now : (last as number);
+        pass = last === undefined || now - last.mark >= intervalMs;
+        mark = pass ? now : (last as { mark: number }).mark;
       } else {
-        const count = last ?? 0;
+        const count = last?.mark ?? 0;
         pass = count === 0;
-        next = (count + 1) % (every as number);
+        mark = (count + 1) % (every as number);
       }
-      seen.set(name, next);
+      seen.set(name, { mark, passed: pass ? id : (last as { passed: string }).passed });
       if (seen.size > maxKeys) seen.delete(seen.keys().next().value as string);
       return pass;
     };
     return deliveryStep<T, T>(context, (delivery, emit) => {
-      if (passes(key === undefined ? '' : key(delivery.message))) emit(delivery);
+      if (passes(key === undefined ? '' : key(delivery.message), delivery.message.id)) emit(delivery);
       else {
         context.count('sampled-out');
         context.filtered(delivery);

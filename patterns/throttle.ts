@@ -35,6 +35,8 @@ interface Bucket {
   /** Messages waiting for a token, in arrival order. */
   readonly waiting: Delivery[];
   timer: Subscription | undefined;
+  /** `release` is running: a message arriving meanwhile (emitted synchronously as one settles) just waits. */
+  releasing: boolean;
 }
 
 /**
@@ -50,7 +52,7 @@ interface Bucket {
  * A throwing `key` fails that message only (the route's error handler decides).
  * Stop: when the source completes (the route stops), held messages keep waiting for their tokens —
  * the rate is kept while draining, up to the route's stop deadline; on unsubscribe they are left
- * unsettled, for the source to redeliver.
+ * unsettled, for the source to redeliver (no timer is left running, gauge `waiting` goes to 0).
  * @example from('amqp:queue/orders').throttle({ rate: 100, periodMs: 1_000 }).to('http:…')
  * @example from('mqtt:devices/+id/telemetry').throttle({ rate: 1, periodMs: 10_000, key: (m) => m.headers.deviceId as string, onExcess: 'drop' })
  */
@@ -64,6 +66,7 @@ export function throttle<T>({ rate, periodMs = 1_000, burst = rate, key, maxKeys
       const { scheduler } = context;
       const buckets = new Map<string, Bucket>();
       let waiting = 0;
+      let torn = false;
 
       const refill = (bucket: Bucket): void => {
         const now = scheduler.now();
@@ -79,7 +82,7 @@ export function throttle<T>({ rate, periodMs = 1_000, burst = rate, key, maxKeys
           buckets.set(name, bucket);
           return bucket;
         }
-        bucket = { credit: capacity, at: scheduler.now(), waiting: [], timer: undefined };
+        bucket = { credit: capacity, at: scheduler.now(), waiting: [], timer: undefined, releasing: false };
         buckets.set(name, bucket);
         if (buckets.size > maxKeys) {
           for (const [other, candidate] of buckets) {
@@ -98,15 +101,20 @@ export function throttle<T>({ rate, periodMs = 1_000, burst = rate, key, maxKeys
       /** Passes on the waiting messages a token is free for, then waits for the next token if any are left. */
       const release = (bucket: Bucket): void => {
         bucket.timer = undefined;
-        refill(bucket);
-        while (bucket.waiting.length > 0 && bucket.credit >= periodMs) {
-          bucket.credit -= periodMs;
-          const delivery = bucket.waiting.shift() as Delivery<T>;
-          setWaiting(-1);
-          step.emit(delivery);
-          step.end();
+        bucket.releasing = true;
+        try {
+          refill(bucket);
+          while (bucket.waiting.length > 0 && bucket.credit >= periodMs) {
+            bucket.credit -= periodMs;
+            const delivery = bucket.waiting.shift() as Delivery<T>;
+            setWaiting(-1);
+            step.emit(delivery);
+            step.end();
+          }
+        } finally {
+          bucket.releasing = false;
         }
-        if (bucket.waiting.length > 0) {
+        if (bucket.waiting.length > 0 && !torn) {
           bucket.timer = scheduler.schedule(() => release(bucket), Math.ceil((periodMs - bucket.credit) / rate));
         }
       };
@@ -131,7 +139,7 @@ export function throttle<T>({ rate, periodMs = 1_000, burst = rate, key, maxKeys
           bucket.waiting.push(delivery);
           setWaiting(1);
           step.begin(); // the step completes only once every held message has passed
-          if (bucket.timer === undefined) release(bucket);
+          if (bucket.timer === undefined && !bucket.releasing) release(bucket);
         }
       };
 
@@ -139,8 +147,10 @@ export function throttle<T>({ rate, periodMs = 1_000, burst = rate, key, maxKeys
         next: (delivery) => admit(delivery, 1),
         teardown: () => {
           // held messages stay unsettled: the source redelivers them
+          torn = true;
           for (const bucket of buckets.values()) bucket.timer?.unsubscribe();
           buckets.clear();
+          if (waiting > 0) setWaiting(-waiting);
         },
       };
     });

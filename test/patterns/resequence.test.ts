@@ -174,6 +174,27 @@ describe('resequence: stream mode', () => {
     }
   });
 
+  it('without start, a message below the first one released is late (its gap was given up), not a duplicate', () => {
+    for (const late of ['pass', 'filter'] as const) {
+      const { scheduler, harness, at, seqs } = setup({ mode: 'stream', sequence: 'seq', gapTimeoutMs: 1_000, late });
+      at(0, 5);
+      advanceTo(scheduler, 1_000);
+      const [latecomer] = at(1_000, 4);
+      expect(seqs()).toEqual(late === 'pass' ? [5, 4] : [5]);
+      expect(harness.counts.get('late')).toBe(1);
+      expect(harness.counts.get('duplicates')).toBeUndefined();
+      expect(latecomer!.outcome).toBe(late === 'pass' ? 'pending' : 'acked');
+    }
+  });
+
+  it('a message below a configured start is late, not a duplicate', () => {
+    const { harness, at, seqs } = setup({ mode: 'stream', sequence: 'seq', start: 10 });
+    at(0, 9, 10);
+    expect(seqs()).toEqual([9, 10]);
+    expect(harness.counts.get('late')).toBe(1);
+    expect(harness.counts.get('duplicates')).toBeUndefined();
+  });
+
   it('drops a duplicate of an emitted or held sequence as filtered (default), counted duplicates', () => {
     const { harness, at, seqs } = setup({ mode: 'stream', sequence: 'seq', start: 1 });
     const [, emittedTwin, , heldTwin] = at(0, 1, 1, 3, 3);

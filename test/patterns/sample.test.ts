@@ -19,6 +19,8 @@ function setup<T = number>(options: SampleOptions<T>, harnessOptions: Constructo
   return { scheduler, harness, ...driven };
 }
 
+/** Sources with distinct ids (`n1`, `n2`, …): a repeated id is a redelivery. */
+const numbered = (...ns: number[]): Source<number>[] => ns.map((n) => source(n, { id: `n${n}` }));
 const keyed = (key: string, n: number): Source<{ key: string; n: number }> => source({ key, n }, { id: `${key}${n}` });
 
 describe('sample', () => {
@@ -32,15 +34,15 @@ describe('sample', () => {
 
   it('passes the first message, then none until intervalMs has passed since the last one passed', () => {
     const { scheduler, harness, output, send } = setup({ intervalMs: 1_000 });
-    send(...sources([1, 2]));
+    send(...numbered(1, 2));
     advanceTo(scheduler, 999);
-    send(...sources([3]));
+    send(...numbered(3));
     advanceTo(scheduler, 1_000);
-    send(...sources([4, 5]));
+    send(...numbered(4, 5));
     advanceTo(scheduler, 1_500);
-    send(...sources([6]));
+    send(...numbered(6));
     advanceTo(scheduler, 2_000);
-    send(...sources([7]));
+    send(...numbered(7));
     expect(output.bodies).toEqual([1, 4, 7]);
     expect(harness.counts.get('sampled-out')).toBe(4);
   });
@@ -76,6 +78,23 @@ describe('sample', () => {
     expect(harness.filtered.map((d) => d.message.body)).toEqual([2]);
     output.deliveries[0]!.nack(new Error('downstream refused'));
     expect(inputs[0]!.outcome).toBe('nacked');
+  });
+
+  it('lets the redelivery of the message it passed through again (its first pass failed downstream)', () => {
+    for (const options of [{ intervalMs: 60_000 }, { every: 3 }] as const) {
+      const { scheduler, harness, output, send } = setup<number>(options);
+      const [first] = sources([1]);
+      send(first!);
+      output.deliveries[0]!.nack(new Error('downstream failed'));
+      expect(first!.outcome).toBe('nacked');
+      advanceTo(scheduler, 1_000);
+      const again = source(1, { id: first!.message.id }); // the broker redelivers it
+      const other = source(2);
+      send(again, other);
+      expect(output.bodies).toEqual([1, 1]);
+      expect([again.outcome, other.outcome]).toEqual(['pending', 'acked']);
+      expect(harness.counts.get('sampled-out')).toBe(1);
+    }
   });
 
   it('fails the message whose key function throws, and only that one', () => {

@@ -68,19 +68,27 @@ describe('throttle', () => {
     expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'a2', 'b2', 'a3']);
   });
 
-  it('forgets the least recently used idle bucket beyond maxKeys, never one with messages waiting', () => {
-    const { scheduler, output, send } = setup<{ key: string; n: number }>({ rate: 1, periodMs: 1_000, key: (m) => m.body.key, maxKeys: 2 });
+  it('forgets the least recently used idle bucket beyond maxKeys', () => {
+    const { output, send } = setup<{ key: string; n: number }>({ rate: 1, periodMs: 1_000, key: (m) => m.body.key, maxKeys: 2 });
     send(keyed('a', 1), keyed('b', 1), keyed('c', 1)); // a's bucket (empty, idle) is forgotten for c
     send(keyed('a', 2)); // a starts again with a full bucket: passes; b is forgotten
+    send(keyed('c', 2)); // c is remembered: its bucket is empty, c2 waits
     expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2']);
-    send(keyed('a', 3)); // waits: a's bucket is empty
-    send(keyed('d', 1)); // c is forgotten, not a (a message waits in it)
-    send(keyed('a', 4)); // still behind a3
-    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'd1']);
+  });
+
+  it('never forgets a bucket with messages waiting, even the least recently used one', () => {
+    const { scheduler, output, send } = setup<{ key: string; n: number }>({ rate: 1, periodMs: 1_000, key: (m) => m.body.key, maxKeys: 2 });
+    send(keyed('a', 1), keyed('a', 2)); // a2 waits in a's bucket
+    send(keyed('b', 1)); // a is now the least recently used bucket
+    send(keyed('c', 1)); // b (idle) is forgotten, not a
+    send(keyed('a', 3)); // still behind a2: a's bucket is empty
+    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1']);
     advanceTo(scheduler, 1_000);
-    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'd1', 'a3']);
+    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2']);
+    send(keyed('b', 2)); // b starts again with a full bucket
+    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'b2']);
     advanceTo(scheduler, 2_000);
-    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'd1', 'a3', 'a4']);
+    expect(output.messages.map((m) => m.id)).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
   });
 
   it('holds a waiting message unsettled; a message is settled as its output is, only once passed on', () => {
@@ -169,6 +177,42 @@ describe('throttle', () => {
     advanceTo(scheduler, 5_000);
     expect(passed).toEqual([1]);
     expect(inputs.map((i) => i.outcome)).toEqual(['pending', 'pending', 'pending']);
+  });
+
+  it('keeps one timer when a message arrives synchronously while it releases; none is left after unsubscribe', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const harness = new Harness({ scheduler });
+    const feed = new Subject<Delivery<number>>();
+    const passed: number[] = [];
+    const extra = source(4);
+    const running = feed.pipe(harness.build(throttle<number>({ rate: 1, periodMs: 1_000 }))).subscribe((delivery) => {
+      passed.push(delivery.message.body);
+      if (delivery.message.body === 2) feed.next(extra.delivery); // a channel pushing the next message as one settles
+    });
+    for (const item of sources([1, 2, 3])) feed.next(item.delivery);
+    advanceTo(scheduler, 1_000);
+    expect(passed).toEqual([1, 2]);
+    expect(scheduler.actions.filter((action) => !action.closed)).toHaveLength(1);
+    running.unsubscribe();
+    expect(scheduler.actions.filter((action) => !action.closed)).toEqual([]);
+    expect(harness.gauges.get('waiting')).toBe(0);
+    advanceTo(scheduler, 5_000);
+    expect(passed).toEqual([1, 2]);
+    expect(extra.outcome).toBe('pending');
+  });
+
+  it('schedules no timer when it is unsubscribed while it releases', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const feed = new Subject<Delivery<number>>();
+    const passed: number[] = [];
+    const running = feed.pipe(new Harness({ scheduler }).build(throttle<number>({ rate: 1, periodMs: 1_000 }))).subscribe((delivery) => {
+      passed.push(delivery.message.body);
+      if (delivery.message.body === 2) running.unsubscribe(); // the route is torn down as 2 passes
+    });
+    for (const item of sources([1, 2, 3])) feed.next(item.delivery);
+    advanceTo(scheduler, 1_000);
+    expect(passed).toEqual([1, 2]);
+    expect(scheduler.actions.filter((action) => !action.closed)).toEqual([]);
   });
 });
 
