@@ -1,6 +1,6 @@
 import { Observable, type Subscription } from 'rxjs';
 import {
-  createDelivery,
+  relayDelivery,
   deliveryStep,
   derivedMessageId,
   scheduleTracked,
@@ -280,19 +280,8 @@ export function claimCheckOut<T, P, O>(options: ClaimCheckOutOptions & Partial<C
           emit(delivery.with(restored));
           return;
         }
-        emit(
-          createDelivery(
-            restored,
-            {
-              ack: () => {
-                delivery.ack();
-                removeClaim(claimId, message.id);
-              },
-              nack: (reason) => delivery.nack(reason),
-            },
-            delivery.origin,
-          ),
-        );
+        // settles the source, then removes the claim; how a later step let the message go still reaches the route
+        emit(relayDelivery(delivery, restored, { ack: () => removeClaim(claimId, message.id) }));
       },
       { concurrency },
     );

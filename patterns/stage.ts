@@ -1,8 +1,8 @@
 import {
   CapacityError,
-  createDelivery,
   InterchangeError,
   RouteDefinitionError,
+  relayDelivery,
   stepLifecycle,
   stepSpec,
   type Delivery,
@@ -87,7 +87,9 @@ export const priorityHeader = (message: Message): number => (typeof message.head
  * still queued at the stop deadline are left unsettled and the source redelivers them.
  * Figures: counters `shed`, `rejected`; gauges `queued`, `concurrency` (the current limit).
  * Steps after a stage are not followed one by one by the tracing probes (the stage settles through a
- * delivery of its own, as a split's parts do).
+ * delivery of its own, as a split's parts do); how a message ended after it (filtered, dead-lettered,
+ * discarded) is told on to the source's delivery, so the execution's outcome, its receipt and a
+ * replay say so.
  * @example
  * from('amqp:queue/orders', { prefetch: 300 })
  *   .stage({ capacity: 200, concurrency: 16, whenFull: 'shed', targetP99Ms: 250 })
@@ -193,22 +195,8 @@ export function stage<T>(options: StageOptions<T>): StepFactory<T, T> {
           }
           pump();
         };
-        step.emit(
-          createDelivery(
-            delivery.message,
-            {
-              ack: () => {
-                delivery.ack();
-                done();
-              },
-              nack: (reason) => {
-                delivery.nack(reason);
-                done();
-              },
-            },
-            delivery.origin,
-          ),
-        );
+        // settles the source, then frees the place; how a later step let it go still reaches the route
+        step.emit(relayDelivery(delivery, delivery.message, { ack: done, nack: done }));
       };
 
       return {

@@ -203,6 +203,45 @@ export function createDelivery<T>(message: Message<T>, settle: Settle, origin: M
 }
 
 /**
+ * A delivery of `message` that settles `source` and then runs `after` — for a pattern that must know
+ * when what it passed on settled (a stage freeing a slot, a claim check removing its claim) — and
+ * tells `source`'s settlement why a later step let the message go (`noteOutcome`), so the route's
+ * execution, receipts and replays still see it. Keeps `source`'s `origin`.
+ * @example emit(relayDelivery(delivery, restored, { ack: () => removeClaim(id) }))
+ */
+export function relayDelivery<T>(source: Delivery, message: Message<T>, after: { readonly ack?: () => void; readonly nack?: (reason: Error) => void } = {}): Delivery<T> {
+  return new Relayed(source, message, after);
+}
+
+class Relayed<T> extends Settlement<T> {
+  constructor(
+    private readonly source: Delivery,
+    message: Message<T>,
+    private readonly after: { readonly ack?: () => void; readonly nack?: (reason: Error) => void },
+  ) {
+    super(message);
+  }
+
+  override get origin(): Message {
+    return this.source.origin;
+  }
+
+  override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
+    settlementOf(this.source)?.noteOutcome(outcome, reason);
+  }
+
+  protected onAck(): void {
+    this.source.ack();
+    this.after.ack?.();
+  }
+
+  protected onNack(reason: Error): void {
+    this.source.nack(reason);
+    this.after.nack?.(reason);
+  }
+}
+
+/**
  * One delivery standing for many (aggregators): acking it acks every input, rejecting it rejects
  * every input with the same reason.
  */

@@ -18,7 +18,9 @@ export interface StepLifecycle<I, O> {
    * Hands a failed delivery to the route's error handler (`context.failed`), which settles it or asks
    * for a retry: then `again(delivery, attempt + 1)` runs after the delay on the context's scheduler,
    * counted as pending work meanwhile and cancelled if the step is unsubscribed (the delivery then
-   * stays unsettled, for the source to redeliver).
+   * stays unsettled, for the source to redeliver). Once the step is unsubscribed (work ending as the
+   * stop tears the route down: a store closing), a failure is not handed on and nothing is retried:
+   * the delivery stays unsettled, for the source to redeliver.
    */
   fail(delivery: Delivery<I>, error: unknown, attempt: number, again: (delivery: Delivery<I>, attempt: number) => void): void;
   /** Whether the source has completed. */
@@ -37,7 +39,7 @@ export interface StepHandlers<I> {
    * after that (a retry may have opened more).
    */
   readonly drain?: () => void;
-  /** Called on unsubscribe, after the source was unsubscribed and pending retries cancelled. */
+  /** Called on unsubscribe, after the source was unsubscribed and pending retries cancelled (later failures are ignored). */
   readonly teardown?: () => void;
 }
 
@@ -58,7 +60,7 @@ export function stepLifecycle<I, O>(context: StepContext, setup: (step: StepLife
       const subscription = source.subscribe(new SourceObserver(handlers.next, subscriber, step));
       return () => {
         subscription.unsubscribe();
-        step.cancelRetries();
+        step.tearDown();
         handlers.teardown?.();
       };
     });
@@ -131,6 +133,8 @@ class RunningStep<I, O> implements StepLifecycle<I, O> {
   sourceDone = false;
   drainHook: (() => void) | undefined = undefined;
   private pending = 0;
+  /** Unsubscribed: no more failures handed on, no retries scheduled. */
+  private torn = false;
   private readonly retries = new Set<Subscription>();
   readonly emit: (delivery: Delivery<O>) => void;
 
@@ -155,6 +159,7 @@ class RunningStep<I, O> implements StepLifecycle<I, O> {
   }
 
   fail(delivery: Delivery<I>, error: unknown, attempt: number, again: (delivery: Delivery<I>, attempt: number) => void): void {
+    if (this.torn) return; // the run is over: left unsettled, for the source to redeliver
     const delay = this.context.failed(delivery, error, attempt);
     if (delay === undefined) return;
     this.pending += 1;
@@ -170,7 +175,9 @@ class RunningStep<I, O> implements StepLifecycle<I, O> {
     else this.drainHook?.();
   }
 
-  cancelRetries(): void {
+  /** Unsubscribed: cancels pending retries; a later failure schedules none. */
+  tearDown(): void {
+    this.torn = true;
     for (const retry of this.retries) retry.unsubscribe();
     this.retries.clear();
   }

@@ -4,7 +4,7 @@ import { Subject, VirtualTimeScheduler } from 'rxjs';
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { claimCheckIn, claimCheckOut, ClaimNotFoundError, decodeClaim, encodeClaim, sharedMemoryClaimCheckStore, type ClaimTicket } from '../../patterns/claim-check.ts';
 import { ClaimCheckStore, InvalidClaimIdError, MemoryClaimCheckStore, type ClaimPutOptions } from '../../src/stores/claim-check-store.ts';
-import { isPermanentFailure, silentLogger, UnencodableMessageError, type Logger, type Message } from '../../src/core/index.ts';
+import { isPermanentFailure, Settlement, settlementOf, silentLogger, UnencodableMessageError, type GaveUpOutcome, type Logger, type Message } from '../../src/core/index.ts';
 import { createIntegration, from, type Integration } from '../../facade/index.ts';
 import { TestKit } from '../../facade/testing/index.ts';
 import type { RouteBuilder } from '../../facade/route-builder.ts';
@@ -294,6 +294,35 @@ describe('claimCheckOut', () => {
     expect(output.messages.map((m) => [m.id, m.body, m.headers.correlationId])).toEqual([['o-7', order, 'c-1']]);
     expectTypeOf(output.bodies).toEqualTypeOf<Order[]>();
     expect(harness.counts.get('checkedOut')).toBe(1);
+  });
+
+  it('tells the source how the restored message ended after it (filtered, dead-lettered), then removes the claim', async () => {
+    /** A source delivery that records what it is told, as the runtime's execution does. */
+    class Told extends Settlement<ClaimTicket<Order>> {
+      readonly told: string[] = [];
+      override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
+        this.told.push(`${outcome}:${reason ?? ''}`);
+      }
+      protected onAck(): void {
+        this.told.push('acked');
+      }
+      protected onNack(reason: Error): void {
+        this.told.push(`nacked:${reason.message}`);
+      }
+    }
+    const store = new MemoryClaimCheckStore();
+    const ticketed = await checkedIn(store);
+    const { output, input } = drive(new Harness().build(claimCheckOut<ClaimTicket<Order>>({ store })));
+    const told = new Told(ticketed);
+    input.next(told);
+    await settle();
+    const restored = output.deliveries[0]!;
+    expect(restored.origin).toBe(ticketed);
+    settlementOf(restored)?.noteOutcome('dead-lettered', 'boom'); // as the runtime's markOutcome after the check-out
+    restored.ack();
+    await settle();
+    expect(told.told).toEqual(['dead-lettered:boom', 'acked']);
+    expect(await store.get(ticketed.body.claimCheck)).toBeUndefined(); // removed once settled
   });
 
   it('restores a part with `ticket` and `restore`; bytes come back as bytes', async () => {

@@ -1,4 +1,4 @@
-import { Subject, tap, VirtualTimeScheduler } from 'rxjs';
+import { Subject, tap, VirtualTimeScheduler, type SchedulerAction, type Subscription } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { delay, delayStep, InvalidDelayError, type DelayOptions, type DelayValue } from '../../patterns/delay.ts';
 import { createIntegration, from, silentLogger, type Integration } from '../../facade/index.ts';
@@ -6,6 +6,8 @@ import { TestKit } from '../../facade/testing/index.ts';
 import { RouteDefinitionError, type Delivery } from '../../src/core/index.ts';
 import { runUntil } from '../unit/virtual-time.ts';
 import { collect, Harness, source, type HarnessOptions, type Source } from './harness.ts';
+
+const DAY = 24 * 3_600_000;
 
 /** Moves the virtual clock to `at`, running what is due on the way. */
 function advanceTo(scheduler: VirtualTimeScheduler, at: number): void {
@@ -71,6 +73,39 @@ describe('delay (in memory): options', () => {
     expect(() => delay(10, { leaseMs: 5 })).toThrow(/leaseMs apply to a durable delayer only/);
     expect(() => from('memory:hb-x').delay(-5)).toThrow(RouteDefinitionError);
     expect(delayStep(10)).toMatchObject({ kind: 'delay', sends: false, sendsTo: [] });
+  });
+
+  it('holds a message longer than a timer can wait (2^31−1 ms, ~24.8 days) in several timers, none longer, and passes it on only when due', () => {
+    /** Records every delay asked of it: Node clamps a setTimeout over 2^31−1 ms to 1 ms. */
+    class Recording extends VirtualTimeScheduler {
+      readonly asked: number[] = [];
+      override schedule<S>(work: (this: SchedulerAction<S>, state?: S) => void, delay = 0, state?: S): Subscription {
+        this.asked.push(delay);
+        return super.schedule(work, delay, state);
+      }
+    }
+    const scheduler = new Recording();
+    const harness = new Harness({ scheduler });
+    const emittedAt: number[] = [];
+    const input = new Subject<Delivery<string>>();
+    const output = collect(input.pipe(harness.build(delay<string>(30 * DAY)), tap(() => emittedAt.push(scheduler.now()))));
+    const a = source('a');
+    /** Runs what is due by `at` (no timer of the test's own: only the step's are recorded). */
+    const runTo = (at: number): void => {
+      scheduler.maxFrames = at;
+      scheduler.flush();
+    };
+    input.next(a.delivery);
+    runTo(30 * DAY - 1);
+    expect(output.deliveries).toHaveLength(0);
+    expect(harness.gauges.get('delayed')).toBe(1);
+    runTo(30 * DAY);
+    expect(emittedAt).toEqual([30 * DAY]);
+    expect(harness.gauges.get('delayed')).toBe(0);
+    expect(scheduler.asked.length).toBeGreaterThan(1);
+    expect(Math.max(...scheduler.asked)).toBeLessThanOrEqual(2 ** 31 - 1);
+    output.ackAll();
+    expect(a.outcome).toBe('acked');
   });
 
   it('publishes the messages it holds as the gauge `delayed`', () => {

@@ -1,7 +1,7 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ShedError, stage } from '../../patterns/stage.ts';
-import { CapacityError, RouteDefinitionError, StepError, type Delivery } from '../../src/core/index.ts';
+import { CapacityError, RouteDefinitionError, Settlement, settlementOf, StepError, type Delivery, type GaveUpOutcome } from '../../src/core/index.ts';
 import { createIntegration, createMessage, from, silentLogger, type Integration, type MemoryTransport, type Message } from '../../facade/index.ts';
 import { drive, Harness, settle, source, type Source } from './harness.ts';
 
@@ -170,6 +170,36 @@ describe('stage: settlement and failure downstream', () => {
     expect(output.completed).toBe(true);
   });
 
+  it('tells the source how a message it passed on ended (filtered, dead-lettered, discarded), before settling it', () => {
+    /** A source delivery that records what it is told, as the runtime's execution does. */
+    class Told extends Settlement<number> {
+      readonly told: string[] = [];
+      override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
+        this.told.push(`${outcome}:${reason ?? ''}`);
+      }
+      protected onAck(): void {
+        this.told.push('acked');
+      }
+      protected onNack(reason: Error): void {
+        this.told.push(`nacked:${reason.message}`);
+      }
+    }
+    const harness = new Harness();
+    const { input, output } = drive(harness.build(stage<number>({ capacity: 5 })));
+    const first = new Told(createMessage(1, { id: 'first' }));
+    const second = new Told(createMessage(2, { id: 'second' }));
+    input.next(first);
+    input.next(second);
+    const passed = output.deliveries[0]!;
+    expect(passed.origin).toBe(first.message);
+    settlementOf(passed)?.noteOutcome('dead-lettered', 'boom'); // as the runtime's markOutcome after the stage
+    passed.ack();
+    expect(first.told).toEqual(['dead-lettered:boom', 'acked']);
+    settlementOf(output.deliveries[1]!)?.noteOutcome('filtered');
+    output.deliveries[1]?.ack();
+    expect(second.told).toEqual(['filtered:', 'acked']);
+  });
+
   it('leaves queued messages unsettled when unsubscribed, and passes nothing more on', async () => {
     const harness = new Harness();
     const step = harness.build(stage<number>({ capacity: 5 }));
@@ -289,6 +319,27 @@ describe('stage through the runtime', () => {
     expect(app.metrics()['hG-fail']).toMatchObject({ completed: 3, deadLettered: 1 });
     expect(memory.depth('hG-fail-out')).toBe(3);
     expect(memory.depth('hG-fail-dlq')).toBe(1);
+  });
+
+  it('a message filtered or dead-lettered after the stage ends as such, not as completed (replay, receipts, probes)', async () => {
+    app = createIntegration({
+      logger: silentLogger,
+      routes: [
+        from<number>('memory:hG-outcome-in', { id: 'hG-outcome' })
+          .deadLetterChannel('memory:hG-outcome-dlq')
+          .stage({ capacity: 10 })
+          .filter((m) => m.body !== 0)
+          .process((m) => {
+            if (m.body < 0) throw new Error('negative');
+          })
+          .to('memory:hG-outcome-out'),
+      ],
+    });
+    await app.start();
+    const route = app.route('hG-outcome');
+    await expect(route.replay(createMessage(0))).resolves.toBe('filtered');
+    await expect(route.replay(createMessage(-1))).resolves.toBe('dead-lettered');
+    await expect(route.replay(createMessage(1))).resolves.toBe('completed');
   });
 
   it("a reject without a dead-letter channel goes back to the source (nack), whose redelivery rules apply", async () => {

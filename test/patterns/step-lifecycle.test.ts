@@ -126,6 +126,25 @@ describe('stepLifecycle', () => {
     expect(tornDown).toBe(1);
   });
 
+  it('a failure after unsubscribe (work ending as the stop tears down) leaves the delivery unsettled and schedules no retry', () => {
+    const scheduler = new VirtualTimeScheduler();
+    const harness = new Harness({ scheduler, failed: () => 10 });
+    const { step, life } = probe(harness.context);
+    const input = new Subject<Delivery<number>>();
+    const subscription = input.pipe(step).subscribe();
+    subscription.unsubscribe();
+    const late = source(1);
+    let retried = false;
+    life().fail(late.delivery, new Error('store closing'), 1, () => {
+      retried = true;
+    });
+    expect(scheduler.actions.filter((action) => !action.closed)).toHaveLength(0);
+    scheduler.flush();
+    expect(retried).toBe(false);
+    expect(harness.failures).toEqual([]); // the error handler is not asked: nothing may settle it after the run ended
+    expect(late.settlements).toBe(0); // for the source to redeliver
+  });
+
   it('drains what the step holds when the source completes, and again once the work pending then has ended', () => {
     const scheduler = new VirtualTimeScheduler();
     const drains: boolean[] = [];
