@@ -32,7 +32,15 @@ export interface IdempotencyOptions {
  * (`['amqp:queue/receipts.']`). A message asking for a receipt elsewhere gets none.
  */
 export interface ReceiptOptions {
+  /**
+   * The destinations a sender may name in `receiptTo`: a predicate, or URI prefixes (end them at a name
+   * boundary: `'amqp:queue/receipts.'`). Checked against the destination as `scheme:path`: a `receiptTo`
+   * with endpoint options (`?…`) or a `{placeholder}` is refused whatever `allow` says — a sender must
+   * not choose how an endpoint is declared, bounded or trimmed.
+   */
   readonly allow: ((uri: string) => boolean) | readonly string[];
+  /** How long a receipt may take to be confirmed before it is given up (logged) and the message settles anyway (default 10,000 ms). */
+  readonly timeoutMs?: number;
 }
 
 export interface SourceOptions {

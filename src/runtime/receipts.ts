@@ -1,4 +1,4 @@
-import { createMessage, toError, type Logger, type Message } from '../core/index.ts';
+import { createMessage, parseEndpoint, toError, type Logger, type Message } from '../core/index.ts';
 import type { DeliveryPolicy, ReceiptOptions } from '../dsl/route-definition.ts';
 import type { ExecutionOutcome } from './route-observer.ts';
 
@@ -56,24 +56,27 @@ export type Publish = (uri: string, messages: readonly Message[]) => Promise<voi
 export class Receipts {
   private readonly allowed: (uri: string) => boolean;
   private readonly refused = new Set<string>();
+  private readonly timeoutMs: number;
 
   constructor(
     private readonly routeId: string,
-    { allow }: ReceiptOptions,
+    { allow, timeoutMs = 10_000 }: ReceiptOptions,
     private readonly policy: DeliveryPolicy,
     private readonly publish: Publish,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
     this.allowed = typeof allow === 'function' ? allow : (uri) => allow.some((prefix) => uri.startsWith(prefix));
+    this.timeoutMs = timeoutMs;
   }
 
   /** The message's receipt request, or undefined when it asks for none the route honours. */
   requested(message: Message): ReceiptRequest | undefined {
-    const uri = message.headers[ReceiptHeaders.to];
-    if (uri === undefined) return undefined;
-    if (typeof uri !== 'string' || !this.allows(uri)) {
-      this.refuse(String(uri), message.id);
+    const asked = message.headers[ReceiptHeaders.to];
+    if (asked === undefined) return undefined;
+    const uri = typeof asked === 'string' ? plainDestination(asked) : undefined;
+    if (uri === undefined || !this.allows(uri)) {
+      this.refuse(String(asked), message.id);
       return undefined;
     }
     const on = message.headers[ReceiptHeaders.on];
@@ -86,10 +89,17 @@ export class Receipts {
     const said = receiptOutcome(outcome, this.policy);
     if (said === undefined || (wanted !== undefined && !wanted.has(said))) return;
     const body: ReceiptBody = { messageId, outcome: said, ...(reason === undefined ? {} : { reason }), routeId: this.routeId, at: this.now() };
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`not confirmed within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
     try {
-      await this.publish(uri, [createMessage(body, { headers: { correlationId: messageId } })]);
+      // bounded: a destination that never confirms (full, down, hung) must not hold the message's settlement
+      await Promise.race([this.publish(uri, [createMessage(body, { headers: { correlationId: messageId } })]), late]);
     } catch (error) {
       this.log.warn('receipt not sent', { route: this.routeId, messageId, uri, outcome: said, error: toError(error).message });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -131,5 +141,21 @@ class Request implements ReceiptRequest {
 
   send(outcome: ExecutionOutcome, reason: string | undefined): Promise<void> {
     return this.receipts.send(this.uri, this.messageId, this.wanted, outcome, reason);
+  }
+}
+
+/**
+ * A sender's `receiptTo` as the destination it may name: `scheme:path`, or undefined when it carries
+ * endpoint options (`?capacity=1`, `?maxLen=1`: the sender would choose how the endpoint is declared,
+ * bounded or trimmed), a `{placeholder}`, or is no endpoint URI at all.
+ */
+function plainDestination(asked: string): string | undefined {
+  if (asked.length > 1_000 || asked.includes('{') || asked.includes('?')) return undefined;
+  try {
+    const endpoint = parseEndpoint(asked);
+    if (Object.keys(endpoint.options).length > 0) return undefined;
+    return `${endpoint.scheme}:${endpoint.path}`;
+  } catch {
+    return undefined;
   }
 }

@@ -100,6 +100,8 @@ export class RouteRuntime {
    * flight); what waits here was neither acked nor processed, and goes back to the source on stop.
    */
   private held: Delivery[] | undefined;
+  /** At-most-once: an admission is acking its source (deliveries arriving meanwhile are held, in order). */
+  private admitting = false;
   private prefetch = DEFAULT_PREFETCH;
   /** The route's receipts, when it opted in (`receipts: { allow }`). */
   private readonly receipts: Receipts | undefined;
@@ -187,12 +189,16 @@ export class RouteRuntime {
       this.source = transport.consume(endpoint, { prefetch, signal: this.abort.signal }).subscribe({
         next: (delivery) => {
           if (intake.stopped || this.statusValue !== 'started') return; // arrived after stop: left unsettled, returned on unsubscribe
-          if (held !== undefined && (held.length > 0 || run.inFlight >= prefetch)) {
+          if (held !== undefined && (held.length > 0 || run.inFlight >= prefetch || this.admitting)) {
+            // at-most-once: behind the queue, over the bound, or arriving inside an admission's ack (a
+            // transport may deliver the next message synchronously from it): waits its turn, in order
             held.push(delivery);
+            if (!this.admitting) this.admitHeld(run);
             return;
           }
           const admitted = this.admit(delivery, run);
           if (admitted !== undefined) intake.next(admitted);
+          if (held !== undefined && held.length > 0) this.admitHeld(run);
         },
         error: (error: unknown) => intake.error(error),
         complete: () => intake.complete(),
@@ -246,6 +252,8 @@ export class RouteRuntime {
    */
   private detach(): number {
     const handedBack = this.run?.end() ?? 0;
+    // at-most-once: held deliveries were neither acked nor admitted; the source's teardown takes them back
+    if (this.held !== undefined) this.held = [];
     this.metrics.inFlight -= handedBack;
     this.metrics.handedBack += handedBack;
     this.run = undefined;
@@ -275,10 +283,18 @@ export class RouteRuntime {
       source.ack();
       return undefined;
     }
-    // at-most-once: the source forgets the message now; the settlement below then changes nothing there
-    if (ackOnAdmission) source.ack();
     metrics.inFlight += 1;
     run.inFlight += 1;
+    // at-most-once: the source forgets the message now (counted in flight first: a transport that
+    // delivers the next message from inside this ack finds the bound taken and the admission busy)
+    if (ackOnAdmission) {
+      this.admitting = true;
+      try {
+        source.ack();
+      } finally {
+        this.admitting = false;
+      }
+    }
     const probes = this.probes;
     let admitted: InFlight;
     if (probes.execution.length === 0) {

@@ -188,6 +188,78 @@ describe('delivery policy: at-most-once', () => {
   });
 });
 
+/**
+ * A windowed source like NATS core's: at most `prefetch` unsettled, the rest queued locally, and the
+ * next one delivered synchronously from inside the settlement (ack) of the last.
+ */
+class WindowedSource implements Transport {
+  readonly scheme = 'win';
+  readonly waiting: Message[] = [];
+  private subscriber: Subscriber<Delivery> | undefined;
+  private unsettled = 0;
+  private prefetch = 1;
+  async connect(): Promise<void> {}
+  async close(): Promise<void> {}
+  async publish(): Promise<void> {}
+  consume(_endpoint: Endpoint, options: { prefetch?: number } = {}): Observable<Delivery> {
+    this.prefetch = options.prefetch ?? 1;
+    return new Observable((subscriber) => {
+      this.subscriber = subscriber;
+    });
+  }
+  push(message: Message): void {
+    if (this.unsettled < this.prefetch) this.emit(message);
+    else this.waiting.push(message);
+  }
+  private emit(message: Message): void {
+    this.unsettled += 1;
+    const settled = (): void => {
+      this.unsettled -= 1;
+      const next = this.waiting.shift();
+      if (next !== undefined) this.emit(next);
+    };
+    this.subscriber?.next(createDelivery(message, { ack: settled, nack: settled }));
+  }
+}
+
+describe('delivery policy: at-most-once over a source that delivers from inside an ack', () => {
+  it('keeps the bound and the order: one message in the route at a time with prefetch 1, in publish order', async () => {
+    const source = new WindowedSource();
+    const module = new ContainerModule(({ bind }) => {
+      bind(Transport).toConstantValue(source);
+    });
+    let active = 0;
+    let most = 0;
+    const order: number[] = [];
+    const first = gate();
+    const test = await startTestIntegration({
+      routes: [
+        from<number>('win:in', { id: 'windowed', prefetch: 1, delivery: 'at-most-once' })
+          .process(async (m) => {
+            order.push(m.body);
+            active += 1;
+            most = Math.max(most, active);
+            if (m.body === 0) await first.promise;
+            active -= 1;
+          })
+          .to('memory:windowed-out'),
+      ],
+      modules: [module],
+    });
+    running.push(test);
+    const count = 900; // under the output channel's capacity (1,000, nobody consumes it)
+    for (let n = 0; n < count; n += 1) source.push(createMessage(n, { id: `w${n}` }));
+    await flush();
+    expect(order).toEqual([0]); // the others wait: none admitted (nor acked) while the first is in the route
+    first.open();
+    const metrics = test.app.route('windowed').metrics;
+    for (let turn = 0; turn < 500 && metrics.completed < count; turn += 1) await flush();
+    expect(metrics.completed).toBe(count);
+    expect(most).toBe(1);
+    expect(order).toEqual(Array.from({ length: count }, (_, n) => n));
+  });
+});
+
 describe('delivery policy: effectively-once', () => {
   it('starts the route with an idempotent consumer on the given store', () => {
     const definition = from('memory:in', { delivery: 'effectively-once', idempotency: { store: new MemoryIdempotencyStore() } }).to('memory:out').definition();

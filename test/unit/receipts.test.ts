@@ -175,6 +175,28 @@ describe('receipts', () => {
     expect(warnings.filter((line) => line === 'receipt not sent')).toHaveLength(2);
   });
 
+  it('a receipt its destination never confirms is given up after timeoutMs; the message is acked all the same', async () => {
+    const { source, sink } = await start([from('hand:in', { receipts: { allow: ['sink:'], timeoutMs: 50 } }).to('memory:out')]);
+    sink.hold = new Promise(() => {}); // a full or hung destination: the publish never settles
+    source.push(createMessage('a', { id: 'a', headers: { receiptTo: 'sink:receipts' } }));
+    await flush();
+    expect(source.settled).toEqual([]); // waiting for the receipt, within its bound
+    for (let turn = 0; turn < 50 && source.settled.length === 0; turn += 1) await flush();
+    expect(source.settled).toEqual(['ack a']);
+    expect(warnings).toContain('receipt not sent');
+  });
+
+  it('refuses a receiptTo with endpoint options or a placeholder, even under an allowed prefix (the sender may not declare, bound or trim it)', async () => {
+    const { source, sink } = await start([from('hand:in', { receipts: { allow: ['sink:receipts'] } }).to('memory:out')]);
+    source.push(createMessage('a', { id: 'a', headers: { receiptTo: 'sink:receipts.evil?capacity=1' } }));
+    source.push(createMessage('b', { id: 'b', headers: { receiptTo: 'sink:receipts.{replyTo}' } }));
+    source.push(createMessage('c', { id: 'c', headers: { receiptTo: 'sink:receipts.ok' } }));
+    await flush();
+    expect(source.settled.sort()).toEqual(['ack a', 'ack b', 'ack c']);
+    expect(bodies(sink.published).map((body) => body.messageId)).toEqual(['c']);
+    expect(warnings.filter((line) => line.startsWith('receipt requested to a destination the route does not allow'))).toHaveLength(2);
+  });
+
   it('no receipt for a rejection under at-least-once (it comes back); `rejected` under at-most-once (it is gone)', async () => {
     const { source, kit } = await start([
       from('hand:in', { id: 'alo', receipts: { allow: ['memory:'] } })
