@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Observable } from 'rxjs';
 import {
   deliveryStep,
@@ -84,9 +85,18 @@ export function requestWithin(context: StepContext, uri: string, message: Messag
 }
 
 /**
- * The request as sent: `correlationId` set to `requestId` (the message id; `<id>/<n>` per recipient of
- * a scatter-gather), so concurrent requests never share a correlation id — split parts and other
- * messages of one conversation share the conversation's — and a stale `replyTo` is dropped.
+ * A correlation id of its own for one request attempt: `<message id>:<random>`. Never the message id
+ * alone — a multicast's branches, a retry, and two sources reusing an id would wait on one id (the
+ * second refused with REQUEST_IN_FLIGHT) or take each other's (late) replies.
+ */
+export function requestId(messageId: string, suffix = ''): string {
+  return `${messageId}${suffix}:${randomUUID()}`;
+}
+
+/**
+ * The request as sent: `correlationId` set to `requestId` (see `requestId`: one per attempt), so
+ * concurrent requests never share a correlation id — split parts and other messages of one
+ * conversation share the conversation's — and a stale `replyTo` is dropped.
  */
 export function requestMessage<T>(message: Message<T>, requestId: string): Message<T> {
   return withHeaders(message, { correlationId: requestId, replyTo: undefined, attempt: undefined });
@@ -132,9 +142,14 @@ export function abortableStep<I, O>(context: StepContext, handler: (stopping: Ab
  * MQTT 5 response topic, a private memory channel) and passes the reply on in its place.
  *
  * - `uri` may hold `{name}` placeholders, filled from headers, then body fields (as `.to`'s).
- * - The request carries `correlationId` = the message id (see `requestMessage`); the responder replies
+ * - The request carries a `correlationId` of its own (`<message id>:<random>`, one per attempt: see
+ *   `requestId`); the responder replies
  *   to its `replyTo` keeping that `correlationId` (e.g. `.to('amqp:queue/{replyTo}')`, `.to('memory:{replyTo}')`).
  *   The reply passed on has the message's own `correlationId` back and no `replyTo`.
+ *   A responder's `.to('…:{replyTo}')` publishes wherever the request says, with the responder's
+ *   credentials: consume requests only where trusted peers publish (an MQTT device's Response Topic
+ *   becomes `replyTo` in the default `standard` mode), or check `replyTo` first (e.g. a `.filter` on
+ *   the reply prefixes `interchange/replies/`, `interchange.replies.`, `amq.rabbitmq.reply-to`).
  * - Concurrency: at most `concurrency` (default 16) requests wait at once; later messages queue in order.
  * - Failure: no reply within `timeoutMs` fails the message with `TimeoutError`; a transport error
  *   (unroutable, not connected…) fails it as is; the route's error handler retries or dead-letters it.
@@ -152,7 +167,7 @@ export function requestReply<T, R = unknown>(uri: string, { timeoutMs, concurren
       context,
       (stopping) => async (delivery, emit) => {
         const target = templated ? resolveEndpointTemplate(uri, delivery.message) : uri;
-        const request = requestMessage(delivery.message, delivery.message.id);
+        const request = requestMessage(delivery.message, requestId(delivery.message.id));
         const reply = await requestWithin(context, target, request, timeoutMs, stopping);
         emit(delivery.with(replyMessage(reply as Message<R>, delivery.message)));
       },

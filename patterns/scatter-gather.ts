@@ -11,7 +11,7 @@ import {
   type StepFactory,
   type StepSpec,
 } from '../src/core/index.ts';
-import { abortableStep, replyMessage, requestMessage, requestWithin } from './request-reply.ts';
+import { abortableStep, replyMessage, requestId, requestMessage, requestWithin } from './request-reply.ts';
 
 /** One recipient's reply, as the aggregate function gets it. */
 export interface GatheredReply<R> {
@@ -83,7 +83,7 @@ export class ScatterGatherError extends InterchangeError {
  *   recipient's error, to the route's error handler (retried unless every error was permanent).
  * - No recipient (the function returned none): `aggregate` gets no replies, not partial — like a
  *   recipient list without recipients, the message goes on.
- * - Each recipient gets its own request (`correlationId` `<message id>/<index>`), so replies never mix.
+ * - Each recipient gets its own request (`correlationId` `<message id>/<index>:<random>`), so replies never mix.
  * - Settlement: the source is acked once the gathered message has settled downstream; an `aggregate`
  *   that throws fails the message (not the route).
  * - Stop: requests still waiting are aborted and the message is left unsettled, for the source to redeliver.
@@ -100,7 +100,7 @@ export function scatterGather<T, R, A>(recipients: ScatterRecipients<T>, { timeo
         const uris = recipientsOf(message).map((uri) => (isTemplate(uri) ? resolveEndpointTemplate(uri, message) : uri));
         const outcomes = await Promise.all(
           uris.map((uri, index) =>
-            requestWithin(context, uri, requestMessage(message, `${message.id}/${index}`), timeoutMs, stopping).then(
+            requestWithin(context, uri, requestMessage(message, requestId(message.id, `/${index}`)), timeoutMs, stopping).then(
               (reply) => ({ uri, reply: replyMessage(reply as Message<R>, message) }),
               (error: unknown) => ({ uri, error: toError(error) }),
             ),

@@ -1,5 +1,5 @@
 import type { IPublishPacket } from 'mqtt';
-import { PendingReplies, toError, withHeaders, type Logger, type Message, type RequestOptions } from '../../src/core/index.ts';
+import { PendingReplies, toError, withHeaders, type Endpoint, type Logger, type Message, type RequestOptions } from '../../src/core/index.ts';
 import { decodeMessage } from './message-codec.ts';
 import { MqttConnection, type ConnectionConfig } from './mqtt-connection.ts';
 
@@ -9,8 +9,8 @@ export interface MqttRequesterSettings {
   readonly topic: string;
   /** The reply connection's configuration (its own client id, a clean session). */
   readonly connection: ConnectionConfig;
-  /** Publishes the request (the transport's `publish`, so encoding, limits and store-and-forward are the same). */
-  readonly publish: (message: Message) => Promise<void>;
+  /** Publishes the request to its endpoint (the transport's `publish`, so encoding, limits and store-and-forward are the same). */
+  readonly publish: (endpoint: Endpoint, message: Message) => Promise<void>;
   readonly log: Logger;
 }
 
@@ -39,9 +39,9 @@ export class MqttRequester {
 
   constructor(private readonly settings: MqttRequesterSettings) {}
 
-  request(message: Message, uri: string, options: RequestOptions): Promise<Message> {
+  request(endpoint: Endpoint, message: Message, options: RequestOptions): Promise<Message> {
     const correlationId = message.headers.correlationId ?? message.id;
-    return this.pending.wait(uri, message.id, correlationId, options, () => this.listening().then(() => this.settings.publish(withHeaders(message, { replyTo: this.settings.topic, correlationId }))));
+    return this.pending.wait(endpoint.uri, message.id, correlationId, options, () => this.listening().then(() => this.settings.publish(endpoint, withHeaders(message, { replyTo: this.settings.topic, correlationId }))));
   }
 
   /** Rejects every waiting request with `NotConnectedError` and disconnects. */

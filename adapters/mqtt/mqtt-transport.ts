@@ -222,10 +222,10 @@ export class MqttTransport implements Transport, StatusReportingTransport<MqttTr
     this.requester ??= new MqttRequester({
       topic: `interchange/replies/${this.baseClientId}`,
       connection: { ...this.connectionConfig(`${this.baseClientId}:replies`, undefined, false), persistent: false },
-      publish: (request) => this.publish(endpoint, [request]),
+      publish: (target, request) => this.publish(target, [request]),
       log: this.log,
     });
-    return this.requester.request(message, endpoint.uri, options);
+    return this.requester.request(endpoint, message, options);
   }
 
   /** The largest PUBLISH to send: option `maxPacketBytes`, lowered by the broker's Maximum Packet Size (last CONNACK). */

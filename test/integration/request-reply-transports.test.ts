@@ -127,6 +127,35 @@ describe('request-reply over MQTT 5 (response topic + correlation data)', () => 
     expect(out.received[0]!.headers.replyTo).toBeUndefined();
   });
 
+  it('requests to two services on one transport each reach their own service', async () => {
+    await requireBroker();
+    const triple = `hE/rr/${runClientId('svc-triple')}`;
+    const increment = `hE/rr/${runClientId('svc-increment')}`;
+    const kit = await start(
+      createIntegration({
+        logger: silentLogger,
+        modules: [mqttModule({ url: MOSQUITTO_URL, clientId: runClientId('hE-rr2'), sessionExpirySeconds: 60 })],
+        routes: [
+          from<{ x: number }>('memory:hE-mqtt2-in')
+            .request<{ x: number }>(`mqtt:${triple}`, { timeoutMs: 1_000 })
+            .request<{ x: number }>(`mqtt:${increment}`, { timeoutMs: 1_000 })
+            .to('memory:hE-mqtt2-out')
+            .onError((failure) => (failure.error.code === 'TIMEOUT' ? retryAfter(100) : deadLetter()), { maxAttempts: 10 }),
+          from<{ x: number }>(`mqtt:${triple}?headers=all`)
+            .transform((m) => ({ x: m.body.x * 3 }))
+            .to('mqtt:{replyTo}'),
+          from<{ x: number }>(`mqtt:${increment}?headers=all`)
+            .transform((m) => ({ x: m.body.x + 1 }))
+            .to('mqtt:{replyTo}'),
+        ],
+      }),
+    );
+    const out = kit.mock<{ x: number }>('memory:hE-mqtt2-out');
+    await kit.sendMessages('memory:hE-mqtt2-in', [createMessage({ x: 5 })]);
+    await out.expect(1, { timeoutMs: 15_000 });
+    expect(out.bodies()).toEqual([{ x: 16 }]); // tripled by one service, then incremented by the other
+  });
+
   it('Transport.request: typed timeout, abort, REQUEST_IN_FLIGHT, and close rejects what still waits', async () => {
     await requireBroker();
     const mqtt: MqttTransport = testTransport({ url: MOSQUITTO_URL, clientId: runClientId('hE-rr-direct') });

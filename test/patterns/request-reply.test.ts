@@ -4,6 +4,7 @@ import { RequestAbortedError, requestReply } from '../../patterns/request-reply.
 import { createIntegration, createMessage, from, schemaModule, silentLogger, TimeoutError, withBody, type ContractType, type Integration, type Message, type RouteBuilder } from '../../facade/index.ts';
 import { TestKit } from '../../facade/testing/index.ts';
 import { runUntil } from '../unit/virtual-time.ts';
+import { until } from '../support/wait.ts';
 import { deferred, drive, Harness, settle, source, sources } from './harness.ts';
 import '../../schemas/types.generated.ts';
 
@@ -45,8 +46,8 @@ describe('requestReply', () => {
     const call = service.calls[0]!;
     expect(call.uri).toBe('memory:prices');
     expect(call.timeoutMs).toBe(1_000);
-    // the request carries its own correlation id (the message id), never a stale replyTo
-    expect(call.message.headers.correlationId).toBe('o-1');
+    // the request carries its own correlation id (the message id and a random part), never a stale replyTo
+    expect(call.message.headers.correlationId).toMatch(/^o-1:[0-9a-f-]{36}$/);
     expect(call.message.headers.replyTo).toBeUndefined();
     expect(call.message.body).toEqual({ sku: 'A-1' });
     expect(output.deliveries).toHaveLength(0);
@@ -251,6 +252,28 @@ describe('request-reply through the runtime (memory transport)', () => {
       { sku: 'abc', price: 3 },
       { sku: 'abcdef', price: 6 },
     ]);
+  });
+
+  it('the branches of a multicast each send their own request, with a correlation id of their own (no REQUEST_IN_FLIGHT, no crossed replies)', async () => {
+    app = createIntegration({
+      logger: silentLogger,
+      routes: [
+        from<{ sku: string }>('memory:hE-mc-orders')
+          .multicast<{ from: string }>([(b) => b.request<{ from: string }>('memory:hE-mc-a', { timeoutMs: 5_000 }), (b) => b.request<{ from: string }>('memory:hE-mc-b', { timeoutMs: 5_000 })])
+          .to('memory:hE-mc-out'),
+        from('memory:hE-mc-a').transform(() => ({ from: 'a' })).to('memory:{replyTo}'),
+        from('memory:hE-mc-b').transform(() => ({ from: 'b' })).to('memory:{replyTo}'),
+      ],
+    });
+    await app.start();
+    kit = new TestKit(app);
+    const out = kit.mock<{ from: string }>('memory:hE-mc-out');
+    await kit.sendAll('memory:hE-mc-orders', [{ sku: 'abc' }]);
+    await out.expect(2);
+    expect(out.bodies().map((body) => body.from).sort()).toEqual(['a', 'b']);
+    const metrics = app.route('memory:hE-mc-orders').metrics;
+    await until(() => metrics.completed === 2 && metrics.inFlight === 0, () => JSON.stringify(metrics)); // a multicast's copies count one each
+    expect(metrics).toMatchObject({ received: 1, completed: 2, failed: 0, rejected: 0 });
   });
 
   it('with `reply`, a valid reply passes on with its contract; an invalid one is dead-lettered with SchemaValidationError', async () => {
