@@ -15,6 +15,13 @@ export interface RoutingSlipOptions {
    * none. The message passed on after the slip does not carry it.
    */
   readonly indexHeader?: string | false;
+  /**
+   * The endpoints a slip may name: a predicate, or URI prefixes (`['amqp:queue/steps.']`). A slip read
+   * from a header comes from whoever sent the message — give `allow` unless every sender is trusted. A
+   * slip naming any other endpoint fails the message before anything is sent (`ROUTING_SLIP_REFUSED`,
+   * permanent: dead-lettered, never retried). Default: any endpoint.
+   */
+  readonly allow?: ((uri: string) => boolean) | readonly string[];
 }
 
 /** The header a routing slip is read from by default (Camel's examples use one header the same way). */
@@ -43,8 +50,9 @@ export const ROUTING_SLIP_HEADER = 'routingSlip';
  * @example from('memory:orders').routingSlip().to('memory:done') // header routingSlip: 'memory:check,memory:pack'
  * @example from('memory:orders').routingSlip((m) => m.body.steps, { maxHops: 8 })
  */
-export function routingSlip<T>(slip: string | SlipExpression<T> = ROUTING_SLIP_HEADER, { delimiter = ',', maxHops = DEFAULT_MAX_HOPS, indexHeader = 'routingSlipIndex' }: RoutingSlipOptions = {}): StepFactory<T, T> {
+export function routingSlip<T>(slip: string | SlipExpression<T> = ROUTING_SLIP_HEADER, { delimiter = ',', maxHops = DEFAULT_MAX_HOPS, indexHeader = 'routingSlipIndex', allow }: RoutingSlipOptions = {}): StepFactory<T, T> {
   checkMaxHops('routingSlip', maxHops);
+  const allowed = allow === undefined ? undefined : typeof allow === 'function' ? allow : (uri: string) => allow.some((prefix) => uri.startsWith(prefix));
   const read: SlipExpression<T> = typeof slip === 'function' ? slip : (message) => headerSlip(message, slip);
   const endpoints = (message: Message<T>): readonly string[] => {
     const value = read(message);
@@ -59,6 +67,8 @@ export function routingSlip<T>(slip: string | SlipExpression<T> = ROUTING_SLIP_H
       (message) => {
         const uris = endpoints(message);
         if (uris.length > maxHops) throw new HopLimitError('routingSlip', maxHops, uris.length, message.id);
+        const refused = allowed === undefined ? undefined : uris.find((uri) => !allowed(uri));
+        if (refused !== undefined) throw new InterchangeError('ROUTING_SLIP_REFUSED', `routingSlip: message ${message.id} names '${refused.slice(0, 200)}', which the slip's allow list does not allow; nothing sent`, { permanent: true });
         return (hop) => uris[hop];
       },
       { pattern: 'routingSlip', maxHops, ...(stamp === undefined ? {} : { stamp }) },

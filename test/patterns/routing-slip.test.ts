@@ -136,6 +136,24 @@ describe('routingSlip', () => {
     expect(() => routingSlip(undefined, { maxHops: 0 })).toThrow(RouteDefinitionError);
   });
 
+  it('with `allow`, a slip naming any other endpoint fails (ROUTING_SLIP_REFUSED, permanent) before any send', async () => {
+    const harness = new Harness();
+    const { output, send } = drive(harness.build(routingSlip(undefined, { allow: ['memory:steps.'] })));
+    const forged = source('x', slip('memory:steps.check,amqp:exchange/admin'));
+    send(forged, source('ok', slip('memory:steps.check,memory:steps.pack')));
+    await settle();
+    expect(harness.published.map((c) => c.uri)).toEqual(['memory:steps.check', 'memory:steps.pack']);
+    expect(forged.reasons[0]).toMatchObject({ code: 'ROUTING_SLIP_REFUSED', permanent: true });
+    expect(output.bodies).toEqual(['ok']);
+    const predicate = new Harness();
+    const checked = drive(predicate.build(routingSlip(undefined, { allow: (uri) => uri === 'memory:only' })));
+    const other = source('y', slip('memory:other'));
+    checked.send(other);
+    await settle();
+    expect(predicate.published).toEqual([]);
+    expect(other.reasons[0]).toMatchObject({ code: 'ROUTING_SLIP_REFUSED' });
+  });
+
   it('the default bound is 32 endpoints', async () => {
     const harness = new Harness();
     const { output, send } = drive(harness.build(routingSlip()));
