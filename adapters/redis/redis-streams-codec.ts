@@ -24,13 +24,13 @@ const OCTETS = 'application/octet-stream';
 const NUMERIC_DEAD_LETTER = new Set<string>([DeadLetterHeaders.attempts, DeadLetterHeaders.failedAt, DeadLetterHeaders.originalSize]);
 
 /**
- * Header names an allow-listed field (`headers=none&fields=…`) never becomes (compared
- * case-insensitively): Interchange's own (`x-interchange-*`), the well-known headers of `Headers`,
- * the adapter's (`attempt`, `redisEntryId`) and RabbitMQ's `CC`/`BCC`, which would route copies of a
+ * Header names an allow-listed field (`fields=…`) never becomes (compared case-insensitively):
+ * Interchange's own (`x-interchange-*`), the well-known headers of `Headers`, the receipt requests
+ * (`receiptTo`, `receiptOn`), the adapter's (`attempt`, `redisEntryId`) and RabbitMQ's `CC`/`BCC`, which would route copies of a
  * message forwarded to AMQP.
  */
 const RESERVED = new Set(
-  ['id', 'attempt', ENTRY_ID_HEADER, 'timestamp', 'expiresAt', 'correlationId', 'causationId', 'replyTo', 'contentType', 'schema', 'type', 'priority', 'traceparent', 'tracestate', 'CC', 'BCC', '__proto__'].map((name) => name.toLowerCase()),
+  ['id', 'attempt', ENTRY_ID_HEADER, 'timestamp', 'expiresAt', 'correlationId', 'causationId', 'replyTo', 'receiptTo', 'receiptOn', 'contentType', 'schema', 'type', 'priority', 'traceparent', 'tracestate', 'CC', 'BCC', '__proto__'].map((name) => name.toLowerCase()),
 );
 
 /** Whether a header name is one only Interchange sets, so no foreign entry field may become it. */
@@ -126,13 +126,14 @@ export interface EntryOrigin {
 /**
  * Stream entry (XREAD reply fields, as Buffers) → Message, tolerant of foreign producers.
  *
- * `inbound.headers` `all` (an Interchange peer wrote the entry): the `id` field (else the fallback
+ * `inbound.headers` `all` (the endpoint said `headers=all`: only trusted Interchange peers write the
+ * stream — nothing tells their entries from any other XADD client's): the `id` field (else the fallback
  * `<key>/<entry id>`), the `headers` JSON (string, number and boolean values; `attempt` and
  * `redisEntryId` ignored), top-level `x-interchange-*` fields (a dead-lettered entry's reason);
  * the body by its content type: JSON (or none) → parsed (a body that does not parse is the text when
  * no content type says JSON), `text/*` → string, else bytes. An entry without a `body` field (a
  * foreign `XADD s * orderId 42`) has its fields as the body, an object of strings.
- * `none` (a foreign producer): the id is always `<key>/<entry id>` (stable across redeliveries), the
+ * `none` (the default: any producer): the id is always `<key>/<entry id>` (stable across redeliveries), the
  * only headers are the fields `inbound.fields` names (strings; reserved names never), the body as
  * above without any content type steering it.
  * Always: `attempt` and `redisEntryId` are the adapter's.

@@ -3,6 +3,7 @@ import type { Subscriber } from 'rxjs';
 import { backoffDelay, redeliveryDecision, Settlement, toError, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
 import { deadLetterFields, decodeEntry } from './redis-streams-codec.ts';
 import type { RedisStreamTarget } from './redis-streams-endpoint.ts';
+import { whileOnline } from './redis-streams-offline.ts';
 import { autoclaimReply, claimReply, isNoGroup, pendingCounts, readReply, type RawEntry } from './redis-streams-replies.ts';
 
 /** The idle time (ms) a handed-back entry gets: past any `minIdleMs`, so the next claim round of any consumer takes it. */
@@ -65,7 +66,12 @@ class StreamDelivery extends Settlement {
  * - `stopIntake` ends the loop (entries read after it are handed back unseen); `dispose` also hands
  *   back every entry still pending for this consumer (XCLAIM `IDLE` far past `minIdleMs`, JUSTID: not
  *   counted), so the next claim round of any consumer — or the next subscription under the same
- *   name — takes them at once.
+ *   name — takes them at once. Only while Redis is reachable: when the command connection is not
+ *   ready, or drops meanwhile, `dispose` neither waits for the last XACKs nor hands back (commands
+ *   wait through an outage: a shutdown would wait for Redis to come back). The entries then stay
+ *   pending for this consumer — none lost — and come back after `minIdleMs` (at once to the next
+ *   consumer of the same name); XACKs still queued are sent after a reconnect, or dropped with the
+ *   connection when the transport closes (those entries are delivered again).
  */
 export class StreamGroupConsumer {
   private readonly held = new Map<string, StreamDelivery>();
@@ -108,18 +114,24 @@ export class StreamGroupConsumer {
     this.wake();
   }
 
-  /** Stops for good: closes the loop's connection, then hands back every entry still pending for this consumer. */
+  /**
+   * Stops for good: closes the loop's connection, then — while Redis is reachable — waits for the last
+   * XACKs and hands back every entry still pending for this consumer. Never waits for Redis to come back.
+   */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.stopIntake();
     this.disposed = true;
     this.blocking.disconnect();
     this.flushAcks();
-    await Promise.allSettled([...this.background]);
     this.held.clear();
     try {
-      const pending = pendingCounts(await this.command.call('XPENDING', this.target.key, this.group, '-', '+', 10_000, this.name));
-      await this.handBack([...pending.keys()]);
+      const handedBack = await whileOnline(this.command, async () => {
+        await Promise.allSettled([...this.background]);
+        const pending = pendingCounts(await this.command.call('XPENDING', this.target.key, this.group, '-', '+', 10_000, this.name));
+        await this.handBack([...pending.keys()]);
+      });
+      if (!handedBack) this.settings.log.warn('redis: unreachable; unsettled entries stay pending and are claimed after minIdleMs', { endpoint: this.target.uri, consumer: this.name });
     } catch (error) {
       this.settings.log.warn('redis: cannot hand back pending entries; they are claimed after minIdleMs', { endpoint: this.target.uri, error: toError(error).message });
     }

@@ -4,14 +4,19 @@ import { validateRedisStreamsEndpointOptions } from './redis-streams-options.ts'
 
 /** What a consumer takes of an entry besides its body (endpoint options `headers` and `fields`). */
 export interface InboundFields {
-  /** `all`: an Interchange peer wrote the entry (its id, every header); `none`: a foreign producer (fresh id from the entry id, only `fields`). */
+  /**
+   * `all` (only when the endpoint says `headers=all`): a trusted Interchange peer wrote the entry (its
+   * id, every header); `none` (the default: whoever can XADD writes any field): the id from the entry
+   * id, only `fields`.
+   */
   readonly headers: 'all' | 'none';
   /** With `none`: the entry fields that become string headers of the same name (reserved names never). */
   readonly fields: ReadonlySet<string> | undefined;
 }
 
 /**
- * A `redis:` endpoint, resolved:
+ * A `redis:` endpoint, resolved (consuming, an entry's own id and headers are taken only with
+ * `headers=all`; see `InboundFields`):
  * - `redis:stream/<key>` — publish: XADD to the stream `<key>`; consume without a group: every
  *   subscriber reads the entries added after it subscribed (XREAD from `$`), at most once.
  * - `redis:stream/<key>?group=<group>[&consumer=<name>]` — consume in a consumer group (created with
@@ -52,7 +57,7 @@ export function resolveStreamTarget(endpoint: Endpoint): RedisStreamTarget {
   const options = endpoint.options;
   validateRedisStreamsEndpointOptions(endpoint.uri, options);
   if (options.group === undefined && options.consumer !== undefined) throw new RedisStreamsConfigurationError(`'${endpoint.uri}': consumer needs a group`);
-  if (options.headers !== 'none' && options.fields !== undefined) throw new RedisStreamsConfigurationError(`'${endpoint.uri}': fields applies with headers=none only`);
+  if (options.headers === 'all' && options.fields !== undefined) throw new RedisStreamsConfigurationError(`'${endpoint.uri}': fields allow-lists entry fields of an untrusted producer, not with headers=all`);
   const deadLetterKey = options.deadLetter ?? `${key}:dead`;
   if (deadLetterKey === key) throw new RedisStreamsConfigurationError(`'${endpoint.uri}': the dead-letter stream cannot be the stream itself`);
   const target: RedisStreamTarget = Object.freeze({
@@ -65,7 +70,7 @@ export function resolveStreamTarget(endpoint: Endpoint): RedisStreamTarget {
     maxDeliveries: options.maxDeliveries === undefined ? undefined : Number(options.maxDeliveries),
     minIdleMs: options.minIdleMs === undefined ? undefined : Number(options.minIdleMs),
     deadLetterKey,
-    inbound: Object.freeze({ headers: options.headers === 'none' ? 'none' : 'all', fields: options.fields === undefined ? undefined : new Set(options.fields.split(',')) }),
+    inbound: Object.freeze({ headers: options.headers === 'all' ? 'all' : 'none', fields: options.fields === undefined ? undefined : new Set(options.fields.split(',')) }),
   });
   if (cache.size < 10_000) cache.set(endpoint.uri, target);
   return target;

@@ -71,8 +71,8 @@ export const redisStreamsEndpointOptionsSchema = {
     maxDeliveries: positiveIntegerOption('deliveries of an entry before it goes to the dead-letter stream (default: the transport\'s, 5)', 6),
     minIdleMs: positiveIntegerOption('how long an unsettled entry of another consumer stays with it before it is claimed (default: the transport\'s, 30000)', 10),
     deadLetter: { type: 'string', minLength: 1, description: 'the dead-letter stream\'s key (default <key>:dead)' },
-    headers: { enum: ['all', 'none'], description: 'consuming: what of an entry becomes headers — all (an Interchange peer wrote it: id and every header) or none (a foreign producer: only the fields named by `fields`). Default all' },
-    fields: { type: 'string', pattern: '^[^,\\s]+(,[^,\\s]+)*$', description: 'consuming with headers=none: comma-separated entry fields that become string headers (never reserved names)' },
+    headers: { enum: ['all', 'none'], description: 'consuming: what of an entry becomes headers — none (default: whoever can XADD writes any field; the id is <key>/<entry id>, headers only the fields named by `fields`) or all (only trusted Interchange peers write the stream: their id and every header, x-interchange-* fields included)' },
+    fields: { type: 'string', pattern: '^[^,\\s]+(,[^,\\s]+)*$', description: 'consuming, not with headers=all: comma-separated entry fields that become string headers (never reserved names)' },
   },
 } as const;
 

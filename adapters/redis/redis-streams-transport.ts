@@ -22,6 +22,7 @@ import {
 } from '../../src/core/index.ts';
 import { encodeEntry } from './redis-streams-codec.ts';
 import { StreamGroupConsumer } from './redis-streams-consumer.ts';
+import { whileOnline } from './redis-streams-offline.ts';
 import { resolveStreamTarget, type RedisStreamTarget } from './redis-streams-endpoint.ts';
 import { DEFAULT_MAX_ENTRY_BYTES, validateRedisStreamsOptions, type RedisStreamsTransportOptions } from './redis-streams-options.ts';
 import { StreamTail } from './redis-streams-tail.ts';
@@ -53,8 +54,10 @@ export interface RedisStreamsStatus extends TransportStatus {
  *   once, `attempt` = Redis's delivery count, `maxDeliveries` → `<key>:dead`, a crashed consumer's
  *   entries claimed after `minIdleMs`, unsettled entries handed back on unsubscribe); without a
  *   group: see `StreamTail`.
- * - `close` stops every subscription (handing back what is unsettled), waits for in-flight
- *   publishes (up to `publishTimeoutMs`) and disconnects. `connect` after `close` connects again.
+ * - `close` stops every subscription (handing back what is unsettled while Redis is reachable; during
+ *   an outage the entries stay pending and are claimed after `minIdleMs`), waits for in-flight
+ *   publishes (up to `publishTimeoutMs`) and quits (QUIT while the link is up, else disconnects at
+ *   once: it never waits for Redis to come back). `connect` after `close` connects again.
  * @example
  * const redis = new RedisStreamsTransport({ url: 'redis://127.0.0.1:6379' });
  * from('redis:stream/orders?group=billing').to('redis:stream/invoices?maxLen=100000');
@@ -125,7 +128,7 @@ export class RedisStreamsTransport implements Transport, StatusReportingTranspor
     await Promise.allSettled([...this.inFlight]);
     const client = this.client;
     this.client = undefined;
-    await client?.quit().catch(() => client.disconnect());
+    if (client !== undefined && !(await whileOnline(client, () => client.quit()).catch(() => false))) client.disconnect();
     this.next('closed');
   }
 

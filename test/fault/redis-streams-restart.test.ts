@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisStreamsTransport } from '../../adapters/redis/index.ts';
 import { createMessage, parseEndpoint, silentLogger, type Delivery } from '../../src/core/index.ts';
@@ -135,5 +136,47 @@ describe('Redis Streams through a Redis crash and restart (fault)', () => {
     expect(rewritten).toBeLessThanOrEqual(inFlightAtCrash);
     // an entry is delivered again only when its XACK was lost with the crash: at most what the consumer had read and not had acked
     expect(redelivered).toBeLessThanOrEqual(PREFETCH);
+  });
+
+  it('close() during an outage resolves without waiting for Redis; the held entries stay pending and are delivered after the restart', async () => {
+    const server = new OwnRedis(await freePort());
+    servers.push(server);
+    await server.start();
+    const options = { url: server.url, reconnect: { initialDelayMs: 50, maxDelayMs: 500 }, claimIntervalMs: 100, minIdleMs: 500 };
+    const consumer = new RedisStreamsTransport(options, silentLogger);
+    await consumer.connect();
+    const key = 'hR-fault-close';
+    const sent = Array.from({ length: 10 }, (_, index) => createMessage({ n: index }, { id: `close-${index}` }));
+    await consumer.publish(parseEndpoint(`redis:stream/${key}`), sent);
+    const held: Delivery[] = [];
+    consumer.consume(parseEndpoint(`redis:stream/${key}?group=g&headers=all`), { prefetch: 5 }).subscribe((delivery) => held.push(delivery));
+    await until(() => held.length === 5, () => `the consumer took ${held.length} entries`);
+
+    await server.kill();
+    held[0]?.ack(); // its XACK waits in the offline queue: close must not wait for it either
+    const outcome = await Promise.race([consumer.close().then(() => 'closed'), sleep(10_000).then(() => 'still closing after 10 s')]);
+    expect(outcome).toBe('closed');
+
+    await server.start();
+    const admin = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    try {
+      // nothing was handed back or acked while Redis was down: the five held entries are still pending
+      const [pending] = (await admin.xpending(key, 'g')) as [number];
+      expect(pending).toBe(5);
+      const after = new RedisStreamsTransport(options, silentLogger);
+      await after.connect();
+      const got = new Set<string>();
+      const subscription = after.consume(parseEndpoint(`redis:stream/${key}?group=g&headers=all`)).subscribe((delivery) => {
+        got.add(delivery.message.id);
+        delivery.ack();
+      });
+      // another consumer name: the held five come back through its claim round once idle past minIdleMs
+      await until(() => got.size === 10, () => `only ${got.size} of 10 entries delivered after the restart`, 20_000);
+      expect(got).toEqual(new Set(sent.map((message) => message.id)));
+      subscription.unsubscribe();
+      await after.close();
+    } finally {
+      admin.disconnect();
+    }
   });
 });

@@ -140,7 +140,7 @@ describe('RedisStreamsTransport: consumer groups', () => {
     const key = fresh('start');
     const redisStreams = await transport();
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), numbered(2));
-    const got = collect(redisStreams, `redis:stream/${key}?group=late&start=$`, (delivery) => delivery.ack());
+    const got = collect(redisStreams, `redis:stream/${key}?group=late&start=$&headers=all`, (delivery) => delivery.ack());
     await until(async () => ((await redis.xinfo('GROUPS', key)) as unknown[]).length === 1, () => 'the group was not created');
     const [later] = numbered(1);
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), [later as Message]);
@@ -154,13 +154,13 @@ describe('RedisStreamsTransport: consumer groups', () => {
     const redisStreams = await transport();
     const [sent] = numbered(1);
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), [sent as Message]);
-    const got = collect(redisStreams, `redis:stream/${key}?group=g&maxDeliveries=3`, (delivery) => delivery.nack(new Error(`refused at attempt ${String(delivery.message.headers.attempt)}`)));
+    const got = collect(redisStreams, `redis:stream/${key}?group=g&maxDeliveries=3&headers=all`, (delivery) => delivery.nack(new Error(`refused at attempt ${String(delivery.message.headers.attempt)}`)));
     await until(async () => (await redis.xlen(`${key}:dead`)) === 1, () => `nothing dead-lettered after ${got.length} deliveries`);
     expect(got.map((delivery) => delivery.message.headers.attempt)).toEqual([1, 2, 3]);
     expect(got.every((delivery) => delivery.message.id === sent?.id)).toBe(true);
     await until(async () => (await redis.xpending(key, 'g'))[0] === 0, () => 'the dead-lettered entry is still pending');
 
-    const dead = collect(redisStreams, `redis:stream/${key}:dead?group=audit`, (delivery) => delivery.ack());
+    const dead = collect(redisStreams, `redis:stream/${key}:dead?group=audit&headers=all`, (delivery) => delivery.ack());
     await until(() => dead.length === 1, () => 'the dead letter was not consumed');
     const letter = dead[0]?.message as Message;
     expect(letter.id).toBe(sent?.id);
@@ -180,7 +180,7 @@ describe('RedisStreamsTransport: consumer groups', () => {
     const redisStreams = await transport();
     const [good] = numbered(1);
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), [good as Message]);
-    const got = collect(redisStreams, `redis:stream/${key}?group=g&deadLetter=${deadKey}`, (delivery) => delivery.ack());
+    const got = collect(redisStreams, `redis:stream/${key}?group=g&deadLetter=${deadKey}&headers=all`, (delivery) => delivery.ack());
     await until(() => got.length === 1, () => 'the good entry was not delivered');
     expect(got[0]?.message.id).toBe(good?.id);
     await until(async () => (await redis.xlen(deadKey)) === 1, () => 'the undecodable entry was not dead-lettered');
@@ -207,7 +207,9 @@ describe('RedisStreamsTransport: consumer groups', () => {
     await until(() => got.length === 5, () => `expected 5 deliveries, got ${got.length}`);
     const attempts = new Map(got.map((delivery) => [delivery.message.id, delivery.message.headers.attempt]));
     for (const id of taken) expect(attempts.get(id as string)).toBe(2);
-    expect(new Set(got.map((delivery) => delivery.message.id))).toEqual(new Set(sent.map((message) => message.id)));
+    // without headers=all (the child's and this endpoint's default) a message's id is <key>/<entry id>
+    const entryIds = ((await redis.xrange(key, '-', '+')) as [string, string[]][]).map(([entryId]) => `${key}/${entryId}`);
+    expect(new Set(got.map((delivery) => delivery.message.id))).toEqual(new Set(entryIds));
     await until(async () => (await redis.xpending(key, 'g'))[0] === 0, () => 'entries still pending');
   });
 
@@ -260,11 +262,11 @@ describe('RedisStreamsTransport: consumer groups', () => {
     await until(async () => (await redis.xpending(key, 'g'))[0] === 0, () => 'the held entries were not acked');
   });
 
-  it('headers=none takes a foreign entry: a stable id from the entry id, only the allow-listed fields, never reserved names', async () => {
+  it('by default (no headers=all) takes a foreign entry: a stable id from the entry id, only the allow-listed fields, never reserved names', async () => {
     const key = fresh('foreign');
     const entryId = await redis.xadd(key, '*', 'orderId', '42', 'tenant', 'acme', 'x-interchange-route', 'forged', 'contentType', 'text/forged', 'id', 'forged-id');
     const redisStreams = await transport();
-    const got = collect(redisStreams, `redis:stream/${key}?group=g&headers=none&fields=tenant,x-interchange-route,contentType`, (delivery) => delivery.ack());
+    const got = collect(redisStreams, `redis:stream/${key}?group=g&fields=tenant,x-interchange-route,contentType`, (delivery) => delivery.ack());
     await until(() => got.length === 1, () => 'the foreign entry was not delivered');
     const message = got[0]?.message as Message;
     expect(message.id).toBe(`${key}/${entryId}`);
@@ -277,7 +279,7 @@ describe('RedisStreamsTransport: consumer groups', () => {
     const redisStreams = await transport();
     const bytes = Buffer.from([0, 1, 2, 255, 254]);
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), [createMessage(bytes), createMessage('héllo', { headers: { contentType: 'text/plain' } })]);
-    const got = collect(redisStreams, `redis:stream/${key}?group=g`, (delivery) => delivery.ack());
+    const got = collect(redisStreams, `redis:stream/${key}?group=g&headers=all`, (delivery) => delivery.ack());
     await until(() => got.length === 2, () => 'the entries were not delivered');
     expect(Buffer.compare(got[0]?.message.body as Buffer, bytes)).toBe(0);
     expect(got[0]?.message.headers.contentType).toBe('application/octet-stream');
@@ -290,7 +292,7 @@ describe('RedisStreamsTransport: without a group', () => {
     const key = fresh('tail');
     const redisStreams = await transport();
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), numbered(2));
-    const got = collect(redisStreams, `redis:stream/${key}`, (delivery) => delivery.nack(new Error('no')));
+    const got = collect(redisStreams, `redis:stream/${key}?headers=all`, (delivery) => delivery.nack(new Error('no')));
     await sleep(200); // the subscriber has taken the stream's last id as its start
     const later = numbered(3);
     await redisStreams.publish(parseEndpoint(`redis:stream/${key}`), later);
@@ -306,7 +308,7 @@ describe('RedisStreamsTransport in a route', () => {
     const [source, destination] = [fresh('route-in'), fresh('route-out')];
     const { stop } = await startTestIntegration({
       modules: [redisStreamsModule({ url })],
-      routes: [from(`redis:stream/${source}?group=route`, { id: 'hR-streams-route' }).to(`redis:stream/${destination}`)],
+      routes: [from(`redis:stream/${source}?group=route&headers=all`, { id: 'hR-streams-route' }).to(`redis:stream/${destination}`)],
     });
     try {
       const publisher = await transport();

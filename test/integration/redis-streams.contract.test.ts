@@ -30,8 +30,9 @@ describeTransportContract('redis streams (consumer groups; pub-sub without a gro
     await transport.connect();
     return transport;
   },
-  endpoint: (name) => parseEndpoint(`redis:stream/${key(name)}?group=contract`),
-  pubsubEndpoint: (name) => parseEndpoint(`redis:stream/${key(name)}`),
+  // headers=all: only this suite's Interchange transports write these streams (the default trusts no producer)
+  endpoint: (name) => parseEndpoint(`redis:stream/${key(name)}?group=contract&headers=all`),
+  pubsubEndpoint: (name) => parseEndpoint(`redis:stream/${key(name)}?headers=all`),
   cleanup: async () => {
     if (keys.size > 0) await admin.del(...keys);
     keys.clear();

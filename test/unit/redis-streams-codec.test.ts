@@ -70,7 +70,31 @@ describe('Redis Streams endpoint', () => {
     expect(resolveStreamTarget(parseEndpoint('redis:stream/a/b:c?group=g&consumer=c1&maxLen=10'))).toMatchObject({ key: 'a/b:c', group: 'g', consumer: 'c1', start: '0', maxLen: 10, deadLetterKey: 'a/b:c:dead' });
     expect(resolveStreamTarget(parseEndpoint('redis:stream/t'))).toMatchObject({ group: undefined, start: '$' });
     expect(() => resolveStreamTarget(parseEndpoint('redis:stream/t?deadLetter=t'))).toThrow(/cannot be the stream itself/);
-    expect(() => resolveStreamTarget(parseEndpoint('redis:stream/t?fields=a'))).toThrow(/headers=none/);
+    expect(() => resolveStreamTarget(parseEndpoint('redis:stream/t?headers=all&fields=a'))).toThrow(/not with headers=all/);
+  });
+
+  it('trusts no producer by default: a forged id, headers field and x-interchange-* fields are taken only with an explicit headers=all', () => {
+    const forged = asBuffers([
+      'id', 'forged-id',
+      'headers', JSON.stringify({ replyTo: 'amqp:exchange/evil', receiptTo: 'amqp:exchange/evil', expiresAt: 1, correlationId: 'c', contentType: 'text/plain', 'x-interchange-route': 'r' }),
+      DeadLetterHeaders.reason, 'forged',
+      'tenant', 'acme',
+      'receiptTo', 'amqp:exchange/evil',
+      'body', '{"n":1}',
+    ]); // prettier-ignore
+    const byDefault = resolveStreamTarget(parseEndpoint('redis:stream/orders?group=g'));
+    expect(byDefault.inbound.headers).toBe('none');
+    const untrusted = decodeEntry(forged, origin, byDefault.inbound, 10_000);
+    expect(untrusted.id).toBe('orders/1-0');
+    expect(untrusted.headers).toEqual({ attempt: 1, [ENTRY_ID_HEADER]: '1-0' });
+    expect(untrusted.body).toEqual({ n: 1 }); // no content type steers it
+    // fields= allow-lists without naming headers=none; reserved names (receiptTo too) never pass
+    const allowed = resolveStreamTarget(parseEndpoint('redis:stream/orders?group=g&fields=tenant,receiptTo,receiptOn'));
+    expect(decodeEntry(forged, origin, allowed.inbound, 10_000).headers).toEqual({ tenant: 'acme', attempt: 1, [ENTRY_ID_HEADER]: '1-0' });
+    const trusted = decodeEntry(forged, origin, resolveStreamTarget(parseEndpoint('redis:stream/orders?group=g&headers=all')).inbound, 10_000);
+    expect(trusted.id).toBe('forged-id');
+    expect(trusted.headers).toMatchObject({ replyTo: 'amqp:exchange/evil', receiptTo: 'amqp:exchange/evil', [DeadLetterHeaders.reason]: 'forged' });
+    expect(trusted.body).toBe('{"n":1}'); // text/plain
   });
 });
 
