@@ -21,8 +21,9 @@ export interface CoreSubscriptionSettings {
  * matching message (or, with a queue group, one member's share) with no acknowledgement and no flow
  * control, so this subscription holds at most `prefetch` emitted deliveries unsettled and queues the
  * rest locally, up to `maxWaiting`; beyond that a message is dropped (as the server would drop it for
- * a slow consumer) and counted. Settling does nothing on the wire: `ack` frees a window slot; `nack`
- * frees it too and the message is gone (core NATS has no redelivery). Messages queued or unsettled when
+ * a slow consumer) and counted. Settling does nothing on the wire: `ack` frees a window slot (the next
+ * waiting message is emitted on a fresh microtask, not inside the `ack`); `nack` frees it too and the
+ * message is gone (core NATS has no redelivery). Messages queued or unsettled when
  * the subscription ends are lost. A message over `maxMessageBytes` is emitted with `intakeError`.
  */
 export class CoreSubscription {
@@ -91,12 +92,22 @@ export class CoreSubscription {
     this.subscriber.next(new CoreDelivery(message, this, intakeError));
   }
 
-  /** A delivery of this subscription settled: the next waiting message takes its slot. */
+  /**
+   * A delivery of this subscription settled: the next waiting message takes its slot at once (a
+   * message arriving meanwhile queues behind it) and is emitted on a fresh microtask — never inside
+   * the settling `ack`/`nack`, so the consumer's settlement code is not re-entered. Dropped if the
+   * intake stops before that microtask runs.
+   */
   settled(): void {
     this.unsettled -= 1;
     if (this.closed || !this.intake) return;
     const next = this.waiting.shift();
-    if (next !== undefined) this.emit(next.message, next.intakeError);
+    if (next === undefined) return;
+    this.unsettled += 1;
+    queueMicrotask(() => {
+      if (this.closed || !this.intake) return;
+      this.subscriber.next(new CoreDelivery(next.message, this, next.intakeError));
+    });
   }
 
   private onError(error: Error): void {

@@ -11,6 +11,8 @@ export interface JetStreamSubscriptionSettings {
   readonly maxDeliveries: number;
   readonly redelivery: BackoffOptions;
   readonly maxMessageBytes: number;
+  /** The consumer's `ack_wait` when its info does not tell it (the adapter's `ackWaitMs`). */
+  readonly ackWaitMs: number;
   readonly inbound: InboundPolicy;
   /** Publishes a dead letter to the dead-letter stream; resolves on its stream acknowledgement. */
   readonly deadLetter: (message: Message, reason: Error, subject: string) => Promise<void>;
@@ -31,8 +33,14 @@ export interface JetStreamSubscriptionSettings {
  *   `maxDeliveries` (or for a permanent reason, at once) the message is published to the dead-letter
  *   subject and, once that stream acknowledged it, terminated (`+TERM`); if that publish fails it is
  *   nakked instead (kept).
- * - Aborting the intake stops pulling; unsubscribing also naks every delivery still unsettled, without
- *   delay (handed back: the next consumer gets it with `attempt` + 1; settling it later does nothing).
+ * - A delivery the route holds is kept from redelivery: every `ack_wait / 3` (the consumer's own
+ *   `ack_wait`, from its info), each delivery held for over `ack_wait / 3` gets `msg.working()`
+ *   (`+WPI`: its `ack_wait` restarts, not counted as a delivery) — as Redis Streams and pgqueue renew
+ *   their leases — until it is settled or the subscription closes. So a slow route step (a retry with
+ *   a long backoff, a deep backlog) never gets a second copy of a message it is still processing.
+ * - Aborting the intake stops pulling (held deliveries still get `working()` until closed);
+ *   unsubscribing also naks every delivery still unsettled, without delay (handed back: the next
+ *   consumer gets it with `attempt` + 1; settling it later does nothing).
  * - A message over `maxMessageBytes` is emitted with `intakeError` (its body empty).
  */
 export class JetStreamSubscription {
@@ -41,6 +49,7 @@ export class JetStreamSubscription {
   private intake = true;
   private closed = false;
   private stopped: Promise<void> | undefined;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     private readonly settings: JetStreamSubscriptionSettings,
@@ -49,13 +58,27 @@ export class JetStreamSubscription {
 
   async start(consumer: Consumer): Promise<void> {
     if (!this.intake) return;
+    // the consumer's own ack_wait (its cached info: no round trip): one created elsewhere may differ
+    const ackWaitNanos = await consumer.info(true).then(
+      (info) => info.config.ack_wait ?? 0,
+      () => 0,
+    );
+    const ackWaitMs = ackWaitNanos > 0 ? ackWaitNanos / 1_000_000 : this.settings.ackWaitMs;
     const messages = await consumer.consume({ max_messages: this.settings.prefetch, callback: (msg) => this.onMessage(msg) });
     this.messages = messages;
     if (!this.intake) {
       await messages.close();
       return;
     }
+    this.heartbeat = setInterval(() => this.keepHeld(ackWaitMs / 3), Math.max(50, Math.floor(ackWaitMs / 3)));
+    this.heartbeat.unref();
     void this.watch(messages);
+  }
+
+  /** `working()` on each delivery held for over `heldMs`: the server restarts its `ack_wait`. */
+  private keepHeld(heldMs: number): void {
+    const old = Date.now() - heldMs;
+    for (const delivery of this.unsettled) if (delivery.receivedAt < old) delivery.msg.working();
   }
 
   /** Stops pulling: no new deliveries; emitted ones can still be settled. Resolves once the pull has ended. */
@@ -78,6 +101,7 @@ export class JetStreamSubscription {
   async close(): Promise<void> {
     const stopped = this.stopIntake();
     this.closed = true;
+    clearInterval(this.heartbeat);
     const handedBack = [...this.unsettled].filter((delivery) => delivery.handBack());
     this.unsettled.clear();
     await stopped;
@@ -149,6 +173,8 @@ export class JetStreamSubscription {
 }
 
 class JetStreamDelivery extends Settlement {
+  readonly receivedAt = Date.now();
+
   constructor(
     message: Message,
     readonly msg: JsMsg,

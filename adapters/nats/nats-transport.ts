@@ -230,6 +230,7 @@ export class NatsTransport implements Transport, StatusReportingTransport<NatsTr
             maxDeliveries: numberOption(endpointOptions.maxDeliveries) ?? this.options.maxDeliveries ?? 5,
             redelivery: { initialMs: this.options.redelivery?.initialDelayMs ?? 100, maxMs: this.options.redelivery?.maxDelayMs ?? 30_000 },
             maxMessageBytes,
+            ackWaitMs: numberOption(endpointOptions.ackWaitMs) ?? this.options.ackWaitMs ?? 30_000,
             inbound,
             deadLetter: (message, reason, subject) => this.deadLetter(message, reason, target.stream, subject),
             log: this.log,

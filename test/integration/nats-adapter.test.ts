@@ -298,6 +298,47 @@ describe('nats in a route', () => {
     expect(ours?.num_pending).toBe(0);
     expect(ours?.num_ack_pending).toBe(0);
   });
+
+  it('a step holding a message for 3× ack_wait keeps it (working() heartbeats): processed once, attempt 1, never redelivered', async () => {
+    const hnfStream = `hNf_ackwait_${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+    const subject = `${hnfStream}.held`;
+    const streams = [{ name: hnfStream, subjects: [`${hnfStream}.>`] }];
+    const deadLetter = { prefix: `${hnfStream}-dead`, stream: `${hnfStream}_DEAD` };
+    const ackWaitMs = 1_000;
+    const processed: (number | undefined)[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const app = createIntegration({
+      logger: silentLogger,
+      modules: [natsModule({ url: NATS_URL, streams, deadLetter })],
+      routes: [
+        from(`nats:jetstream/${hnfStream}/${subject}?headers=all&ackWaitMs=${ackWaitMs}`, { id: 'nats-held' }).process(async (message) => {
+          processed.push(message.headers.attempt);
+          await sleep(3 * ackWaitMs); // a long retry backoff, a slow downstream
+          done();
+        }).to(`nats:jetstream/${hnfStream}/${hnfStream}.out`),
+      ],
+    });
+    try {
+      const nats = await transport({ streams, deadLetter });
+      await nats.publish(parseEndpoint(`nats:jetstream/${hnfStream}/${subject}`), [createMessage({ slow: true })]);
+      try {
+        await app.start();
+        await finished;
+        await sleep(ackWaitMs + QUIET_MS * 2); // past another ack_wait: a redelivery would have come by now
+      } finally {
+        await app.stop();
+      }
+      expect(processed).toEqual([undefined]); // no attempt header: the first delivery, and the only one
+      const jsm = await jetstreamManager(raw);
+      const [info] = await jsm.consumers.list(hnfStream).next();
+      expect(info?.delivered.stream_seq).toBe(1);
+      expect(info?.num_redelivered).toBe(0);
+      expect(info?.num_ack_pending).toBe(0);
+    } finally {
+      await deleteStreams([hnfStream, deadLetter.stream]);
+    }
+  }, 15_000);
 });
 
 describe('nats request-reply', () => {

@@ -1,6 +1,8 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { Subscriber } from 'rxjs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CoreSubscription } from '../../adapters/nats/core-subscription.ts';
 import { JetStreamSubscription, type JetStreamSubscriptionSettings } from '../../adapters/nats/jetstream-subscription.ts';
 import { InterchangeError, silentLogger, type Delivery, type Message } from '../../src/core/index.ts';
 
@@ -26,13 +28,17 @@ class FakeMsg {
   term(): void {
     this.calls.push('term');
   }
+  working(): void {
+    this.calls.push('working');
+  }
 }
 
-/** A pull consumer whose messages the test pushes; `closed` counts `close` calls. */
-function fakeConsumer(): { consumer: Consumer; push: (msg: FakeMsg) => void; closed: () => number } {
+/** A pull consumer whose messages the test pushes; `closed` counts `close` calls; `ackWaitMs` is its (cached) `ack_wait`. */
+function fakeConsumer(ackWaitMs = 30_000): { consumer: Consumer; push: (msg: FakeMsg) => void; closed: () => number } {
   let callback: ((msg: JsMsg) => void) | undefined;
   let closed = 0;
   const consumer = {
+    info: () => Promise.resolve({ config: { ack_wait: ackWaitMs * 1_000_000 } }),
     consume: (options: { callback: (msg: JsMsg) => void }) => {
       callback = options.callback;
       return Promise.resolve({
@@ -58,6 +64,7 @@ function subscription(overrides: Partial<JetStreamSubscriptionSettings> = {}): {
     // random 0.5 → no jitter: exactly initialMs · 2^(attempt-1), capped at maxMs
     redelivery: { initialMs: 100, maxMs: 300, random: () => 0.5 },
     maxMessageBytes: 1_000,
+    ackWaitMs: 30_000,
     inbound: { headers: 'standard' },
     deadLetter: (message) => {
       deadLetters.push(message);
@@ -163,5 +170,98 @@ describe('JetStreamSubscription', () => {
     expect(deliveries[0]?.message.body).toBe('');
     expect(deliveries[1]?.message.id).toBe(deliveries[0]?.message.id);
     expect(deliveries[0]?.message.headers).toMatchObject({ natsSubject: 'orders.created', natsSequence: 7 });
+  });
+
+  describe('ack_wait heartbeat', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('every ackWait/3 a delivery held over ackWait/3 gets working() (its ack_wait restarts); a settled one no more; none after close', async () => {
+      vi.useFakeTimers();
+      const { sub, deliveries } = subscription({ ackWaitMs: 30_000 });
+      const { consumer, push } = fakeConsumer(30_000);
+      await sub.start(consumer);
+      const [held, settled] = [new FakeMsg(1, 1), new FakeMsg(2, 1)];
+      push(held);
+      push(settled);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(held.calls).toEqual([]); // held for exactly ackWait/3, not over it: no heartbeat yet
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(held.calls).toEqual(['working']);
+      expect(settled.calls).toEqual(['working']);
+      deliveries[1]?.ack();
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(held.calls).toEqual(['working', 'working', 'working']);
+      expect(settled.calls).toEqual(['working', 'ack']);
+      const late = new FakeMsg(3, 1);
+      push(late);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(late.calls).toEqual([]); // received 10 s ago
+      await sub.close();
+      await vi.advanceTimersByTimeAsync(100_000);
+      expect(held.calls).toEqual(['working', 'working', 'working', 'working', 'nak']);
+      expect(late.calls).toEqual(['nak']);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it("the heartbeat follows the consumer's own ack_wait (an existing consumer may differ from ackWaitMs); a nacked delivery gets none", async () => {
+      vi.useFakeTimers();
+      const { sub, deliveries } = subscription({ ackWaitMs: 30_000 });
+      const { consumer, push } = fakeConsumer(3_000);
+      await sub.start(consumer);
+      const [held, nacked] = [new FakeMsg(1, 1), new FakeMsg(2, 1)];
+      push(held);
+      push(nacked);
+      deliveries[1]?.nack(new Error('transient'));
+      await vi.advanceTimersByTimeAsync(2_000); // ticks every 1 s: at 1 s held exactly 1 s (none), at 2 s over it
+      expect(held.calls).toEqual(['working']);
+      expect(nacked.calls).toEqual(['nak 100']);
+      await sub.close();
+    });
+  });
+});
+
+/** The at-most-once core subscription shares the NATS delivery window logic; its settlement is tested here too. */
+describe('CoreSubscription', () => {
+  function core(prefetch: number): { sub: CoreSubscription; deliveries: Delivery[]; push: (n: number) => void } {
+    const deliveries: Delivery[] = [];
+    let callback: ((error: Error | null, msg: Msg) => void) | undefined;
+    const nc = {
+      subscribe: (_subject: string, options: { callback: (error: Error | null, msg: Msg) => void }) => {
+        callback = options.callback;
+        return { unsubscribe: () => undefined };
+      },
+    } as unknown as NatsConnection;
+    const sub = new CoreSubscription({ subject: 'readings', prefetch, maxWaiting: 100, maxMessageBytes: 1_000, inbound: { headers: 'standard' }, log: silentLogger }, new Subscriber<Delivery>({ next: (delivery: Delivery) => void deliveries.push(delivery), error: () => undefined, complete: () => undefined }));
+    sub.start(nc);
+    const push = (n: number): void => callback?.(null, { data: Buffer.from(JSON.stringify({ n })), headers: undefined, subject: 'readings', reply: '' } as unknown as Msg);
+    return { sub, deliveries, push };
+  }
+
+  it('a settlement emits the next waiting message on a fresh microtask, never inside ack/nack; its slot is kept, so order holds', async () => {
+    const { deliveries, push } = core(1);
+    for (const n of [0, 1, 2]) push(n);
+    expect(deliveries).toHaveLength(1);
+    deliveries[0]?.ack();
+    expect(deliveries).toHaveLength(1); // not re-entrant: the acking code finishes first
+    push(3); // arriving before that microtask: queued behind the waiting ones, not emitted into the freed slot
+    await Promise.resolve();
+    expect(deliveries).toHaveLength(2);
+    deliveries[1]?.nack(new Error('gone: at-most-once'));
+    await Promise.resolve();
+    deliveries[2]?.ack();
+    await Promise.resolve();
+    expect(deliveries.map((delivery) => (delivery.message.body as { n: number }).n)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a message whose slot freed just before the intake stopped is dropped, not emitted', async () => {
+    const { sub, deliveries, push } = core(1);
+    push(0);
+    push(1);
+    deliveries[0]?.ack();
+    sub.stopIntake();
+    await Promise.resolve();
+    expect(deliveries).toHaveLength(1);
   });
 });
