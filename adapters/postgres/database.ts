@@ -60,6 +60,8 @@ export class PgDatabase implements Database {
     readonly pool: pg.Pool,
     private readonly connectionString: string | undefined,
     private readonly log: Logger = consoleLogger,
+    /** Settings of the dedicated `LISTEN` connections (timeouts, keep-alive), as the pool's. */
+    private readonly clientConfig: pg.ClientConfig = {},
   ) {}
 
   async query<R extends object>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> {
@@ -91,21 +93,36 @@ export class PgDatabase implements Database {
     }
   }
 
+  /**
+   * Listens on a dedicated `pg.Client`. The first connection must succeed: if it fails (connect or
+   * `LISTEN`), its client is ended and `listen` rejects, with nothing left running (the caller
+   * retries). Once listening, a lost connection is reopened with backoff until `stop`/`close`.
+   */
   async listen(channel: string, onNotify: () => void): Promise<() => Promise<void>> {
     checkChannel(channel);
+    if (this.closed) throw new DatabaseError(`cannot LISTEN on '${channel}': the database is closed`);
     let client: pg.Client | undefined;
     let stopped = false;
     let attempt = 0;
     let timer: NodeJS.Timeout | undefined;
     const open = async (): Promise<void> => {
-      const next = new pg.Client(this.connectionString === undefined ? {} : { connectionString: this.connectionString });
+      const next = new pg.Client({ ...this.clientConfig, ...(this.connectionString === undefined ? {} : { connectionString: this.connectionString }) });
       next.on('notification', (notification) => {
         if (notification.channel === channel) onNotify();
       });
-      next.on('error', () => reopen());
-      next.on('end', () => reopen());
-      await next.connect();
-      await next.query(`LISTEN ${channel}`);
+      // Only the connection in use reopens: a failed open ends its client (which emits 'end') and rejects.
+      const lost = (): void => {
+        if (client === next) reopen();
+      };
+      next.on('error', lost);
+      next.on('end', lost);
+      try {
+        await next.connect();
+        await next.query(`LISTEN ${channel}`);
+      } catch (error) {
+        await next.end().catch(() => undefined);
+        throw error;
+      }
       if (stopped) {
         await next.end().catch(() => undefined);
         return;
@@ -128,16 +145,24 @@ export class PgDatabase implements Database {
         });
       }, delay);
     };
-    await open();
     const handle = {
       stop: async (): Promise<void> => {
         stopped = true;
         if (timer !== undefined) clearTimeout(timer);
+        timer = undefined;
         this.listeners.delete(handle);
-        await client?.end().catch(() => undefined);
+        const last = client;
+        client = undefined;
+        await last?.end().catch(() => undefined);
       },
     };
-    this.listeners.add(handle);
+    this.listeners.add(handle); // close() during the first open stops it too
+    try {
+      await open();
+    } catch (error) {
+      await handle.stop();
+      throw error;
+    }
     return handle.stop;
   }
 
@@ -200,6 +225,16 @@ export interface OpenDatabaseOptions {
   readonly dataDir?: string;
   /** pg only: pool size (default 10). */
   readonly poolSize?: number;
+  /**
+   * pg only: a statement without an answer within this rejects and its connection is discarded
+   * (`pg`'s `query_timeout`; the server may still complete it). Default: none — a link that drops
+   * packets without a reset then hangs a statement until TCP gives up (about 15 minutes).
+   */
+  readonly queryTimeoutMs?: number;
+  /** pg only: a connection (or a wait for a free one in the pool) not made within this fails (`connectionTimeoutMillis`). Default: none. */
+  readonly connectionTimeoutMs?: number;
+  /** pg only: TCP keep-alive on every connection, probing after this long idle (`keepAlive`, `keepAliveInitialDelayMillis`). Default: off. */
+  readonly keepAliveMs?: number;
   readonly log?: Logger;
 }
 
@@ -207,18 +242,33 @@ export interface OpenDatabaseOptions {
  * Opens PostgreSQL at `url` (or `DATABASE_URL`) through a `pg` pool — checked with one query, so an
  * unreachable database fails here with `DatabaseError`, a URL whose user info needs percent-encoding
  * with `EndpointError` — or, when neither is set, an embedded PGlite,
- * announced on the log: the same SQL runs on both.
+ * announced on the log: the same SQL runs on both. `queryTimeoutMs`, `connectionTimeoutMs` and
+ * `keepAliveMs` (all off by default) bound statements and connections on a link that goes silent;
+ * they apply to the pool and to `listen`'s connections.
  * @example const db = await openDatabase(); // PGlite unless DATABASE_URL is set
  */
-export async function openDatabase({ url = process.env.DATABASE_URL || undefined, dataDir, poolSize = 10, log = consoleLogger }: OpenDatabaseOptions = {}): Promise<Database> {
+export async function openDatabase({
+  url = process.env.DATABASE_URL || undefined,
+  dataDir,
+  poolSize = 10,
+  queryTimeoutMs,
+  connectionTimeoutMs,
+  keepAliveMs,
+  log = consoleLogger,
+}: OpenDatabaseOptions = {}): Promise<Database> {
   if (url === undefined) {
     log.info(`postgres: no DATABASE_URL: using an embedded PGlite database${dataDir === undefined ? ' in memory (lost on exit)' : ` in ${dataDir}`}; set DATABASE_URL to use PostgreSQL`);
     return openEmbeddedDatabase({ dataDir });
   }
   checkUrlCredentials(url, 'the PostgreSQL URL');
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  const clientConfig: pg.ClientConfig = {
+    ...(queryTimeoutMs === undefined ? {} : { query_timeout: queryTimeoutMs }),
+    ...(connectionTimeoutMs === undefined ? {} : { connectionTimeoutMillis: connectionTimeoutMs }),
+    ...(keepAliveMs === undefined ? {} : { keepAlive: true, keepAliveInitialDelayMillis: keepAliveMs }),
+  };
+  const pool = new pg.Pool({ ...clientConfig, connectionString: url, max: poolSize });
   pool.on('error', (error) => log.warn('postgres: idle connection failed', { error: error.message }));
-  const db = new PgDatabase(pool, url, log);
+  const db = new PgDatabase(pool, url, log, clientConfig);
   try {
     await pool.query('SELECT 1');
   } catch (cause) {

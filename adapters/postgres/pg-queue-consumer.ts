@@ -58,6 +58,8 @@ export interface PgQueueConsumerSettings {
  *   dead-lettered without being delivered, as is a row that cannot be decoded.
  * - leases of held deliveries are extended every third of the visibility timeout, so only a dead
  *   consumer's (or a cut link's) messages come back, after the timeout.
+ * - every statement is bounded by the store (`statementTimeoutMs`): one that gets no answer (a silent
+ *   link) fails like a lost link, so a hung claim or ack flush never stops the loop or later acks.
  * - `stopIntake`: no more claims (rows claimed meanwhile are handed back, uncounted); emitted
  *   deliveries can still be settled. `dispose`: hands every unsettled delivery back at once
  *   (visible again, its delivery counted: `attempt` + 1 next time); settling one later is ignored.

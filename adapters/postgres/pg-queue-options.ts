@@ -14,6 +14,7 @@ export const PG_QUEUE_DEFAULTS = {
   redelivery: { initialMs: 100, maxMs: 30_000 },
   maxMessageBytes: 16 * 1024 * 1024,
   publishTimeoutMs: 30_000,
+  statementTimeoutMs: 10_000,
   connectTimeoutMs: 15_000,
   claimBatch: 500,
 } as const;
@@ -43,6 +44,13 @@ export interface PgQueueJsonOptions {
   readonly maxMessageBytes?: number;
   /** A publish not committed within this time (retried across link losses meanwhile) rejects with `TimeoutError` (default 30,000 ms). */
   readonly publishTimeoutMs?: number;
+  /**
+   * A statement (claim, ack, nack, lease extension, one publish attempt) without an answer within this
+   * fails like a lost link and is retried (default 10,000 ms): a link that drops packets without a reset
+   * would otherwise hang it for the ~15 minutes TCP takes to give up. On a pool the transport opens
+   * itself (from `url`), also the pool's `query_timeout` and `connectionTimeoutMillis`, with TCP keep-alive.
+   */
+  readonly statementTimeoutMs?: number;
   /** How long `connect()` keeps trying before it rejects with `NotConnectedError` (default 15,000 ms). */
   readonly connectTimeoutMs?: number;
   /** Most rows one claim takes (default 500); a consumer never holds more than its prefetch. */
@@ -81,6 +89,7 @@ export const pgQueueOptionsSchema = {
     },
     maxMessageBytes: { type: 'integer', minimum: 1, maximum: 268_435_456, default: PG_QUEUE_DEFAULTS.maxMessageBytes, description: 'Largest stored message (body + headers), bytes.' },
     publishTimeoutMs: { type: 'integer', minimum: 1, default: PG_QUEUE_DEFAULTS.publishTimeoutMs, description: 'A publish not committed by then rejects with TimeoutError, ms.' },
+    statementTimeoutMs: { type: 'integer', minimum: 100, default: PG_QUEUE_DEFAULTS.statementTimeoutMs, description: 'A statement without an answer by then fails like a lost link (retried), ms.' },
     connectTimeoutMs: { type: 'integer', minimum: 1, default: PG_QUEUE_DEFAULTS.connectTimeoutMs, description: 'How long connect() keeps trying, ms.' },
     claimBatch: { type: 'integer', minimum: 1, maximum: 10_000, default: PG_QUEUE_DEFAULTS.claimBatch, description: 'Most rows one claim takes.' },
     migrate: { type: 'boolean', default: true, description: 'Create the tables at connect (idempotent).' },

@@ -1,6 +1,7 @@
-import type { Queryable, SqlExecutor } from './database.ts';
+import type { Queryable, SqlExecutor, SqlResult } from './database.ts';
 import type { PgQueueClaimedRow, PgQueueRowValues } from './pg-queue-codec.ts';
 import type { PgQueueTables } from './pg-queue-migrations.ts';
+import { DatabaseError } from './postgres-errors.ts';
 
 /** One claim of one row: its id and its deliveries count at that claim (the token every settlement names). */
 export interface PgQueueClaim {
@@ -38,6 +39,22 @@ export class PgQueueStore {
     private readonly db: SqlExecutor,
     readonly tables: PgQueueTables,
   ) {}
+
+  /**
+   * The statements on `db`, each rejecting with `DatabaseError` (transient: retried like a lost link)
+   * when it has no answer within `timeoutMs`: a link that drops packets without a reset would
+   * otherwise hang it until TCP gives up. The statement itself is abandoned, not cancelled: the
+   * server may still complete it (a claim's rows then come back when their lease runs out).
+   */
+  static bounded(db: SqlExecutor, tables: PgQueueTables, timeoutMs: number): PgQueueStore {
+    return new PgQueueStore(
+      {
+        query: <R extends object>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> =>
+          answeredWithin(db.query<R>(text, params), timeoutMs, () => new DatabaseError(`pgqueue: statement not answered within ${timeoutMs} ms (statementTimeoutMs): the link to PostgreSQL is silent`)),
+      },
+      tables,
+    );
+  }
 
   /** The same statements on a caller's connection or transaction (only `insert` is meant for it). */
   static on(tx: Queryable, tables: PgQueueTables): PgQueueStore {
@@ -181,4 +198,12 @@ export class PgQueueStore {
     );
     return Number(rows[0]?.moved ?? 0);
   }
+}
+
+/** `work`, or a rejection with `timeout()` if it has not settled within `ms` (`work` keeps running). */
+export function answeredWithin<T>(work: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timeout()), Math.max(0, ms));
+    void work.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }

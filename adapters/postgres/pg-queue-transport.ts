@@ -23,7 +23,7 @@ import { pgQueueChannel, resolvePgQueueTarget } from './pg-queue-endpoint.ts';
 import { isTransientDatabaseError } from './pg-queue-errors.ts';
 import { migratePgQueue, pgQueueTables, type PgQueueTables } from './pg-queue-migrations.ts';
 import { PG_QUEUE_DEFAULTS, validatePgQueueOptions, type PgQueueTransportOptions } from './pg-queue-options.ts';
-import { PgQueueStore, type PgQueueDeadLetter, type PgQueueDepth } from './pg-queue-store.ts';
+import { answeredWithin, PgQueueStore, type PgQueueDeadLetter, type PgQueueDepth } from './pg-queue-store.ts';
 import { DatabaseError } from './postgres-errors.ts';
 
 /** The transport's state: `connected` once the tables are there, `reconnecting` while statements fail on the link. */
@@ -51,9 +51,13 @@ interface Listener {
  *   queue's channel, and resolves when it committed: the messages are durable and their consumers
  *   woken. Each message is encoded on its own (`PgQueueUnencodableError` fails it alone, in a
  *   `PartialPublishError`). A statement that fails on the link is retried with backoff until
- *   `publishTimeoutMs` (then `TimeoutError`); when the link broke during the COMMIT itself, its outcome
- *   is unknown and the retry may store the messages twice (at-least-once: consumers deduplicate by id).
+ *   `publishTimeoutMs` (then `TimeoutError`, also when the attempt in flight has no answer by then);
+ *   when the link broke during the COMMIT itself, its outcome is unknown and the retry may store the
+ *   messages twice (at-least-once: consumers deduplicate by id).
  *   `publishIn(tx, …)` inserts inside the caller's own transaction instead (an outbox without a relay).
+ * - Every statement (publishes, claims, settlements) that has no answer within `statementTimeoutMs`
+ *   fails like a lost link and is retried: a link that silently drops packets cannot hang the
+ *   consumers' acks, their claims or `close`.
  * - `consume` (see `PgQueueConsumer`): at-least-once, acked after settlement by deleting the row; a
  *   nack makes it visible again after a backoff, `attempt` = its deliveries; `maxDeliveries` → the
  *   dead-letter table with the reason. Competing consumers (in one process or many) never get the same
@@ -107,7 +111,7 @@ export class PgQueueTransport implements Transport, StatusReportingTransport<PgQ
     const deadline = Date.now() + (this.options.connectTimeoutMs ?? PG_QUEUE_DEFAULTS.connectTimeoutMs);
     for (let attempt = 0; ; attempt += 1) {
       try {
-        this.db ??= this.options.database ?? (await openDatabase({ ...(this.options.url === undefined ? {} : { url: this.options.url }), log: this.log }));
+        this.db ??= this.options.database ?? (await openDatabase({ ...(this.options.url === undefined ? {} : { url: this.options.url }), ...this.poolTimeouts(), log: this.log }));
         if (this.options.migrate !== false) await migratePgQueue(this.db, this.options);
         break;
       } catch (thrown) {
@@ -119,7 +123,7 @@ export class PgQueueTransport implements Transport, StatusReportingTransport<PgQ
         await sleep(delay);
       }
     }
-    this.store = new PgQueueStore(this.db, this.tables);
+    this.store = PgQueueStore.bounded(this.db, this.tables, this.statementTimeoutMs());
     this.closed = false;
     this.setStatus('connected');
   }
@@ -240,6 +244,16 @@ export class PgQueueTransport implements Transport, StatusReportingTransport<PgQ
     return pgQueueChannel(this.tables.schemaName, this.tables.tableName, queue);
   }
 
+  private statementTimeoutMs(): number {
+    return this.options.statementTimeoutMs ?? PG_QUEUE_DEFAULTS.statementTimeoutMs;
+  }
+
+  /** The pool the transport opens itself gives up on a silent link too (a given `database` keeps its own settings). */
+  private poolTimeouts(): { queryTimeoutMs: number; connectionTimeoutMs: number; keepAliveMs: number } {
+    const ms = this.statementTimeoutMs();
+    return { queryTimeoutMs: ms, connectionTimeoutMs: ms, keepAliveMs: ms };
+  }
+
   private maxMessageBytes(): number {
     return this.options.maxMessageBytes ?? PG_QUEUE_DEFAULTS.maxMessageBytes;
   }
@@ -253,17 +267,26 @@ export class PgQueueTransport implements Transport, StatusReportingTransport<PgQ
     return this.store;
   }
 
-  /** Inserts, retrying a statement that failed on the link with backoff until `publishTimeoutMs`. */
+  /**
+   * Inserts, retrying a statement that failed on the link (or had no answer within `statementTimeoutMs`)
+   * with backoff until `publishTimeoutMs`; an attempt still unanswered at that deadline is abandoned
+   * with `TimeoutError` (it may still commit: the caller's retry may store the messages twice).
+   */
   private async insert(store: PgQueueStore, queue: string, channel: string, rows: PgQueueRowValues[]): Promise<void> {
     const timeoutMs = this.options.publishTimeoutMs ?? PG_QUEUE_DEFAULTS.publishTimeoutMs;
     const deadline = Date.now() + timeoutMs;
+    const late = (): TimeoutError => new TimeoutError(`pgqueue: publishing to '${queue}' not committed within ${timeoutMs} ms: no answer from PostgreSQL`);
     for (let attempt = 0; ; attempt += 1) {
       try {
-        await store.insert(queue, channel, rows);
+        await answeredWithin(store.insert(queue, channel, rows), deadline - Date.now(), late);
         this.reachable(true);
         return;
       } catch (thrown) {
         const error = toError(thrown);
+        if (error instanceof TimeoutError) {
+          this.reachable(false, new DatabaseError(error.message));
+          throw error;
+        }
         if (!isTransientDatabaseError(error)) throw new DatabaseError(`pgqueue: publishing to '${queue}' failed: ${error.message}`, { cause: error });
         this.reachable(false, error);
         const delay = backoffDelay(attempt, { initialMs: 50, maxMs: 2_000 });
