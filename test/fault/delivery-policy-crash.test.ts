@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMessage, parseEndpoint } from '../../src/core/index.ts';
 import type { DeliveryPolicy } from '../../src/dsl/route-definition.ts';
-import { AMQP_URL, BrokerAdmin, connectedTransport, readUntilQuiet, sleep, until } from './amqp-support.ts';
+import { AMQP_URL, BrokerAdmin, connectedTransport, readUntilQuiet, sleep, until } from '../integration/amqp-support.ts';
 import { ChildScript } from '../support/child-script.ts';
 import { migrationScript } from '../../adapters/postgres/index.ts';
 
@@ -15,7 +15,7 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const N = 300;
 const KILL_AFTER_EFFECTS = 100;
-const CHILD = 'test/integration/delivery-policy-child.ts';
+const CHILD = 'test/fault/delivery-policy-child.ts';
 
 const admin = new BrokerAdmin();
 let db: pg.Client;
@@ -116,12 +116,12 @@ async function crash(policy: DeliveryPolicy | 'effectively-once+inbox'): Promise
 
   let effects = 0;
   const first = new ChildScript(CHILD, args(1), { onLine: (line) => (effects += line.startsWith('effect ') ? 1 : 0) });
-  await until(() => effects >= KILL_AFTER_EFFECTS, () => `first process: ${effects} effects`, 30_000);
+  await until(() => effects >= KILL_AFTER_EFFECTS, () => `first process: ${effects} effects; its last lines: ${first.lines.slice(-3).join(' | ')}`, 90_000);
   await first.kill('SIGKILL');
   const beforeKill = await totalEffects(table);
 
   const second = new ChildScript(CHILD, args(2));
-  await until(() => second.lines.includes('started'), () => 'second process did not start', 20_000);
+  await until(() => second.lines.includes('started'), () => `second process did not start; its last lines: ${second.lines.slice(-3).join(' | ')}`, 60_000);
   // done: the queue is empty and nothing has been committed for 2 s (crash-cut claims expire after 1.5 s)
   await until(async () => (await admin.messageCount(inQueue)) === 0, () => `${inQueue} not drained`, 60_000);
   await settledValue(() => totalEffects(table), 2_000, 60_000);
@@ -163,7 +163,7 @@ async function crash(policy: DeliveryPolicy | 'effectively-once+inbox'): Promise
 }
 
 // two child processes start per test (tsx compiles the route's modules: seconds each on a loaded machine)
-describe('delivery policies across a SIGKILL mid-stream (RabbitMQ in and out, effects in PostgreSQL)', { timeout: 150_000 }, () => {
+describe('delivery policies across a SIGKILL mid-stream (RabbitMQ in and out, effects in PostgreSQL)', { timeout: 300_000 }, () => {
   it('at-most-once: no message processed twice; the ones in flight at the kill are lost', async () => {
     const run = await crash('at-most-once');
     try {
