@@ -5,6 +5,7 @@ import { deadLetterFields, decodeEntry } from './redis-streams-codec.ts';
 import type { RedisStreamTarget } from './redis-streams-endpoint.ts';
 import { whileOnline } from './redis-streams-offline.ts';
 import { autoclaimReply, claimReply, isNoGroup, pendingCounts, readReply, type RawEntry } from './redis-streams-replies.ts';
+import { WakeUp } from './wake-up.ts';
 
 /** The idle time (ms) a handed-back entry gets: past any `minIdleMs`, so the next claim round of any consumer takes it. */
 export const HANDED_BACK_IDLE_MS = 100_000_000_000;
@@ -82,7 +83,8 @@ export class StreamGroupConsumer {
   private ownCursor = '0';
   private claimCursor = '0-0';
   private nextClaimAt = 0;
-  private waiting: (() => void) | undefined;
+  /** Waits for a settlement (a free slot), `stopIntake`, or a delay. */
+  private readonly pause = new WakeUp();
   private acks: string[] = [];
   private readonly background = new Set<Promise<unknown>>();
   private readonly group: string;
@@ -111,7 +113,7 @@ export class StreamGroupConsumer {
   /** Stops taking entries; deliveries already emitted can still be settled. */
   stopIntake(): void {
     this.intake = false;
-    this.wake();
+    this.pause.wake();
   }
 
   /**
@@ -143,7 +145,7 @@ export class StreamGroupConsumer {
     this.held.delete(delivery.entryId);
     this.acks.push(delivery.entryId);
     if (this.acks.length === 1) setImmediate(() => this.flushAcks());
-    this.wake();
+    this.pause.wake();
   }
 
   /** @internal */
@@ -153,7 +155,7 @@ export class StreamGroupConsumer {
     if (decision.action === 'deadLetter') {
       this.held.delete(delivery.entryId);
       this.deadLetter(delivery.entryId, delivery.fields, delivery.attempt, reason.message);
-      this.wake();
+      this.pause.wake();
       return;
     }
     this.track(this.redeliver(delivery));
@@ -178,7 +180,7 @@ export class StreamGroupConsumer {
       this.settings.log.warn('redis: cannot redeliver a nacked entry; it is claimed after minIdleMs', { endpoint: this.target.uri, entry: id, error: toError(error).message });
       if (this.held.get(id) === delivery) this.held.delete(id);
     }
-    this.wake();
+    this.pause.wake();
   }
 
   private async run(): Promise<void> {
@@ -192,7 +194,7 @@ export class StreamGroupConsumer {
           if (Date.now() >= this.nextClaimAt) {
             await this.refreshHeld();
             this.nextClaimAt = Date.now() + this.settings.claimIntervalMs;
-          } else await this.sleep(this.nextClaimAt - Date.now());
+          } else await this.pause.sleep(this.nextClaimAt - Date.now());
         } else if (this.recoverOwn) await this.readOwn(free);
         else if (Date.now() >= this.nextClaimAt) await this.claimIdle(free);
         else await this.readNew(free, Math.max(1, Math.min(this.settings.blockMs, this.nextClaimAt - Date.now())));
@@ -201,7 +203,7 @@ export class StreamGroupConsumer {
         if (!this.intake) break;
         if (isNoGroup(error)) this.groupReady = false;
         this.settings.log.warn('redis: stream consumer failed; retrying', { endpoint: this.target.uri, error: toError(error).message });
-        await this.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
+        await this.pause.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
       }
     }
     if (!this.disposed) this.blocking.disconnect();
@@ -328,22 +330,5 @@ export class StreamGroupConsumer {
   private track(work: Promise<unknown>): void {
     this.background.add(work);
     void work.finally(() => this.background.delete(work));
-  }
-
-  /** Waits for a settlement (a free slot), `stopIntake`, or `ms`. */
-  private sleep(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(() => this.wake(), ms);
-      this.waiting = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  private wake(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.();
   }
 }

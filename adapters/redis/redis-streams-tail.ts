@@ -4,6 +4,7 @@ import { backoffDelay, Settlement, toError, type Delivery, type Logger, type Mes
 import { decodeEntry } from './redis-streams-codec.ts';
 import type { RedisStreamTarget } from './redis-streams-endpoint.ts';
 import { readReply } from './redis-streams-replies.ts';
+import { WakeUp } from './wake-up.ts';
 
 export interface StreamTailSettings {
   readonly prefetch: number;
@@ -47,7 +48,8 @@ class TailDelivery extends Settlement {
 export class StreamTail {
   private unsettled = 0;
   private intake = true;
-  private waiting: (() => void) | undefined;
+  /** Waits for a settlement (a free slot), `stopIntake`, or a delay. */
+  private readonly pause = new WakeUp();
 
   constructor(
     private readonly target: RedisStreamTarget,
@@ -62,7 +64,7 @@ export class StreamTail {
 
   stopIntake(): void {
     this.intake = false;
-    this.wake();
+    this.pause.wake();
   }
 
   dispose(): void {
@@ -74,7 +76,7 @@ export class StreamTail {
   settled(message?: Message, reason?: Error): void {
     this.unsettled -= 1;
     if (reason !== undefined) this.settings.log.warn('redis: delivery nacked on a stream read without a group: not delivered again (at most once)', { endpoint: this.target.uri, id: message?.id, reason: reason.message });
-    this.wake();
+    this.pause.wake();
   }
 
   private async run(): Promise<void> {
@@ -85,7 +87,7 @@ export class StreamTail {
         last ??= this.target.start === '0' ? '0-0' : await this.lastEntryId();
         const free = this.settings.prefetch - this.unsettled;
         if (free <= 0) {
-          await this.sleep();
+          await this.pause.sleep();
           continue;
         }
         const entries = readReply(await this.blocking.callBuffer('XREAD', 'COUNT', free, 'BLOCK', this.settings.blockMs, 'STREAMS', this.target.key, last));
@@ -106,7 +108,7 @@ export class StreamTail {
       } catch (error) {
         if (!this.intake) break;
         this.settings.log.warn('redis: stream reader failed; retrying', { endpoint: this.target.uri, error: toError(error).message });
-        await this.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
+        await this.pause.sleep(backoffDelay(failures++, { initialMs: this.settings.initialDelayMs, maxMs: this.settings.maxDelayMs }));
       }
     }
   }
@@ -115,21 +117,5 @@ export class StreamTail {
   private async lastEntryId(): Promise<string> {
     const [entry] = (await this.blocking.call('XREVRANGE', this.target.key, '+', '-', 'COUNT', 1)) as [string, unknown][];
     return entry === undefined ? '0-0' : entry[0];
-  }
-
-  private sleep(ms?: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(() => this.wake(), ms);
-      this.waiting = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  private wake(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.();
   }
 }

@@ -27,6 +27,26 @@ export async function requireNats(url: string = NATS_URL): Promise<void> {
   }
 }
 
+/** The NATS server's version (`2.9.10`), as it announces itself; fails loudly when it is down. */
+export async function natsServerVersion(url: string = NATS_URL): Promise<string> {
+  const nc = await connect({ servers: url, timeout: 3_000 }).catch((error: unknown) => {
+    throw new Error(`NATS is not reachable at ${url} (start it: scripts/services.sh): ${(error as Error).message}`);
+  });
+  try {
+    return nc.info?.version ?? '0.0.0';
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Whether version `a` (`2.10.14`) is at least `b`. */
+export function versionAtLeast(a: string, b: string): boolean {
+  const parse = (version: string): number[] => version.split('.').map((part) => Number.parseInt(part, 10) || 0);
+  const [x, y] = [parse(a), parse(b)];
+  for (let i = 0; i < 3; i += 1) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) > (y[i] ?? 0);
+  return true;
+}
+
 /** Deletes streams (with their consumers), ignoring the absent ones. */
 export async function deleteStreams(names: readonly string[], url: string = NATS_URL): Promise<void> {
   const nc = await connect({ servers: url, timeout: 3_000 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { parseEndpoint } from '../../src/core/index.ts';
 import { describeTransportContract } from '../../facade/testing/index.ts';
-import { deleteStreams, requireNats, runTag, testTransport } from './nats-support.ts';
+import { deleteStreams, natsServerVersion, requireNats, runTag, testTransport, versionAtLeast } from './nats-support.ts';
 
 // The transport contract against the machine's NATS server (JetStream on 127.0.0.1:4222; fails, never
 // skips, when it is down). Point-to-point = a JetStream stream subject consumed through its default
@@ -13,6 +13,14 @@ import { deleteStreams, requireNats, runTag, testTransport } from './nats-suppor
 const stream = runTag('contract').toUpperCase();
 const subjectRoot = stream.toLowerCase();
 const deadStream = `${stream}_DEAD`;
+// nats-server before 2.10.14 (nats-io/nats-server#5305, fixed 2024-04): a consumer's pull requests
+// outlive its subscriber (NATS cannot cancel a pull), and the first message nak'ed while only those
+// dead requests wait is not requeued — the server steps back and sends a later message again as a
+// first delivery instead, and the nak'ed one comes ackWait (30 s) late. Nothing is lost, but an
+// unsubscribed consumer's unsettled messages do not reach the next consumer promptly and exactly
+// once: a property of the server version (Debian 12 ships 2.9.10), documented in docs/transports/nats.md.
+const version = await natsServerVersion();
+const handsBackPromptly = versionAtLeast(version, '2.10.14');
 
 beforeAll(async () => {
   await requireNats();
@@ -21,7 +29,7 @@ afterAll(async () => {
   await deleteStreams([stream, deadStream]);
 });
 
-describeTransportContract('nats (JetStream, nats-server 2.9)', {
+describeTransportContract(`nats (JetStream, nats-server ${version})`, {
   create: async () => {
     const transport = testTransport({ streams: [{ name: stream, subjects: [`${subjectRoot}.>`], storage: 'file' }], deadLetter: { prefix: `${subjectRoot}-dead`, stream: deadStream } });
     await transport.connect();
@@ -32,7 +40,7 @@ describeTransportContract('nats (JetStream, nats-server 2.9)', {
   features: {
     guaranteedOrder: true,
     redeliversOnNack: true,
-    redeliversUnsettledOnUnsubscribe: true,
+    redeliversUnsettledOnUnsubscribe: handsBackPromptly,
     competingConsumers: true,
     publishSubscribe: true,
     // a stream at its limits drops the oldest (discard: old) or refuses (discard: new); publish never waits
