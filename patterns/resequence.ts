@@ -139,25 +139,14 @@ function batchResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, { 
     for (const held of out) step.emit(held.delivery as Delivery<T>);
   };
 
-  const add = (delivery: Delivery<T>, attempt: number): void => {
-    let sequence: bigint;
-    try {
-      sequence = sequenceOf(delivery.message);
-    } catch (error) {
-      step.fail(delivery, error, attempt, add);
-      return;
-    }
-    if (duplicates === 'filter' && sequences.has(sequence)) {
-      context.count('duplicates');
-      context.filtered(delivery);
-      return;
-    }
+  const add = sequenced(step, sequenceOf, (delivery, sequence) => {
+    if (duplicates === 'filter' && sequences.has(sequence)) return dropDuplicate(context, delivery);
     batch.push({ delivery, sequence, arrivedAt: context.scheduler.now(), out: false });
     sequences.add(sequence);
     context.gauge('held', batch.length);
     if (batch.length >= batchSize) emitBatch();
     else if (timer === undefined) timer = context.scheduler.schedule(emitBatch, batchTimeoutMs);
-  };
+  });
 
   return {
     next: (delivery) => add(delivery, 1),
@@ -257,21 +246,10 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
     else context.filtered(delivery);
   };
 
-  const add = (delivery: Delivery<T>, attempt: number): void => {
-    let sequence: bigint;
-    try {
-      sequence = sequenceOf(delivery.message);
-    } catch (error) {
-      step.fail(delivery, error, attempt, add);
-      return;
-    }
+  const add = sequenced(step, sequenceOf, (delivery, sequence) => {
     if (next !== undefined && sequence < next) return behind(delivery, sequence);
     const at = upperBound(held, sequence);
-    if (at > 0 && (held[at - 1] as Held).sequence === sequence && duplicates === 'filter') {
-      context.count('duplicates');
-      context.filtered(delivery);
-      return;
-    }
+    if (at > 0 && (held[at - 1] as Held).sequence === sequence && duplicates === 'filter') return dropDuplicate(context, delivery);
     const entry: Held = { delivery, sequence, arrivedAt: scheduler.now(), out: false };
     held.splice(at, 0, entry);
     arrivals.push(entry);
@@ -281,7 +259,7 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
       skipToHead();
     }
     reschedule();
-  };
+  });
 
   return {
     next: (delivery) => add(delivery, 1),
@@ -292,6 +270,30 @@ function streamResequencer<T>(step: StepLifecycle<T, T>, context: StepContext, s
     },
     teardown: () => timer?.unsubscribe(), // held messages stay unsettled: the source redelivers them
   };
+}
+
+/**
+ * A resequencer's intake: reads each message's sequence and hands both to `take`; a message whose
+ * sequence cannot be read fails alone (the route's error handler decides; a retry reads it again).
+ */
+function sequenced<T>(step: StepLifecycle<T, T>, sequenceOf: (message: Message) => bigint, take: (delivery: Delivery<T>, sequence: bigint) => void): (delivery: Delivery<T>, attempt: number) => void {
+  const add = (delivery: Delivery<T>, attempt: number): void => {
+    let sequence: bigint;
+    try {
+      sequence = sequenceOf(delivery.message);
+    } catch (error) {
+      step.fail(delivery, error, attempt, add);
+      return;
+    }
+    take(delivery, sequence);
+  };
+  return add;
+}
+
+/** A repeat of a sequence already held (or emitted) with `duplicates: 'filter'`: acked as filtered, counted. */
+function dropDuplicate(context: StepContext, delivery: Delivery): void {
+  context.count('duplicates');
+  context.filtered(delivery);
 }
 
 /** The first index whose sequence is greater than `sequence` (held is sorted). */

@@ -168,7 +168,7 @@ export class MemoryTransport implements Transport, ObservableTransport, DepthRep
    * @example const reply = await memory.request(parseEndpoint('memory:prices'), createMessage({ sku: 'A-1' }), { timeoutMs: 2_000 });
    */
   request(endpoint: Endpoint, message: Message, options: RequestOptions): Promise<Message> {
-    if (this.closed) return Promise.reject(new NotConnectedError(`memory transport is closed; cannot send a request to '${endpoint.uri}'`));
+    // closed: `pending` refuses it (NotConnectedError), closed and opened with the transport
     const correlationId = message.headers.correlationId ?? message.id;
     return this.pending.wait(endpoint.uri, message.id, correlationId, options, () => this.publish(endpoint, [withHeaders(message, { replyTo: this.replyChannel(), correlationId })]));
   }
