@@ -72,6 +72,20 @@ export interface OrderPlacedV1 {
   readonly placedAt: string;
 }
 
+/** parcel.scanned@1: Parcel scanned v1 — One scan of a parcel by a facility's scanner: where, when, at which step of its way, and what it weighed. */
+export interface ParcelScannedV1 {
+  /** The carrier's parcel number: 6 to 40 capital letters, digits and -, not starting with -. */
+  readonly parcelId: string;
+  /** Code of the facility that scanned the parcel: three letters (its city) and a number, e.g. LYS2. */
+  readonly facility: string;
+  /** The step of the parcel's way the scan records. */
+  readonly scan: 'received' | 'sorted' | 'loaded' | 'out-for-delivery' | 'delivered';
+  /** When the scan happened, RFC 3339 date-time. */
+  readonly scannedAt: string;
+  /** The parcel's weight as the scanner's scale measured it, in grams (a carrier takes up to 70 kg). Unit: g. */
+  readonly weightGrams: number;
+}
+
 declare module 'interchange-eip' {
   /** The contracts of this folder, by `subject@version`: the DSL types their bodies. */
   interface ContractTypes {
@@ -79,5 +93,6 @@ declare module 'interchange-eip' {
     'device.telemetry@1': DeviceTelemetryV1;
     'device.telemetry@2': DeviceTelemetryV2;
     'order.placed@1': OrderPlacedV1;
+    'parcel.scanned@1': ParcelScannedV1;
   }
 }

@@ -13,7 +13,7 @@ const toBackend = (m: Message<DeviceTelemetryV1>) => ({
 
 describe('typed contracts', () => {
   it('knows the shipped contracts by subject@version', () => {
-    expectTypeOf<ContractName>().toEqualTypeOf<'backend.reading@1' | 'device.telemetry@1' | 'device.telemetry@2' | 'order.placed@1'>();
+    expectTypeOf<ContractName>().toEqualTypeOf<'backend.reading@1' | 'device.telemetry@1' | 'device.telemetry@2' | 'order.placed@1' | 'parcel.scanned@1'>();
     expectTypeOf<ContractType<'device.telemetry@1'>>().toEqualTypeOf<DeviceTelemetryV1>();
   });
 

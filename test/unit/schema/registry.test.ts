@@ -14,7 +14,7 @@ const str = { type: 'string', description: 'a string' };
 describe('schema registry', () => {
   it('loads and compiles every shipped contract, one per subject version', () => {
     const registry = shippedRegistry();
-    expect(registry.contracts()).toEqual(['backend.reading@1', 'device.telemetry@1', 'device.telemetry@2', 'order.placed@1']);
+    expect(registry.contracts()).toEqual(['backend.reading@1', 'device.telemetry@1', 'device.telemetry@2', 'order.placed@1', 'parcel.scanned@1']);
     expect(registry.versions('device.telemetry')).toEqual([1, 2]);
     expect(registry.subject('device.telemetry')?.compatibility).toBe('BACKWARD');
     expect(registry.subject('backend.reading')?.compatibility).toBe('FULL');
@@ -52,7 +52,7 @@ describe('schema registry', () => {
   it('refuses an unknown subject or version with a typed error', () => {
     const registry = shippedRegistry();
     expect(() => registry.validate('device.telemetry@9', {})).toThrow(UnknownContractError);
-    expect(() => registry.validator('nope@1')).toThrow(/unknown contract 'nope@1' \(registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1\)/);
+    expect(() => registry.validator('nope@1')).toThrow(/unknown contract 'nope@1' \(registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1, parcel.scanned@1\)/);
     expect(catchError(() => registry.schema('device.telemetry'))).toMatchObject({ code: 'SCHEMA_UNKNOWN', message: expect.stringContaining('subject@version') });
   });
 

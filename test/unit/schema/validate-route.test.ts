@@ -146,8 +146,8 @@ describe('contracts at the inbound edge', () => {
     ]);
     const dead = await dlq.expect(3);
     expect(dead.map((message) => [message.headers[DeadLetterHeaders.code], message.headers[DeadLetterHeaders.error]])).toEqual([
-      ['SCHEMA_UNKNOWN', "unknown contract 'device.telemetry@7' (registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1)"],
-      ['SCHEMA_UNKNOWN', "unknown contract 'device.location@1' (registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1)"],
+      ['SCHEMA_UNKNOWN', "unknown contract 'device.telemetry@7' (registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1, parcel.scanned@1)"],
+      ['SCHEMA_UNKNOWN', "unknown contract 'device.location@1' (registry has: backend.reading@1, device.telemetry@1, device.telemetry@2, order.placed@1, parcel.scanned@1)"],
       ['SCHEMA_MISMATCH', 'message declares device.telemetry@2 but the step expects device.telemetry@1 (upcast it first with .upcast())'],
     ]);
   });
