@@ -80,6 +80,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/nats.ts'], { stdio: 'inherit' });
 
+// STOMP transport (issue 19): a raw @stomp/stompjs SUBSCRIBE → SEND (receipt) → ACK pass-through vs the same route through Interchange, against RabbitMQ's STOMP plugin, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/stomp.ts'], { stdio: 'inherit' });
+
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });
