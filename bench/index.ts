@@ -84,6 +84,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/stomp.ts'], { stdio: 'inherit' });
 
+// ZeroMQ transport (issue 19): a raw zeromq PULL → PUSH pass-through vs the same route through Interchange, on loopback TCP (no broker), in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/zeromq.ts'], { stdio: 'inherit' });
+
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/bridge.ts'], { stdio: 'inherit' });

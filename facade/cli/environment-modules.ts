@@ -25,6 +25,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/redis/environment.ts'),
   () => import('../../adapters/buffer/buffer-environment.ts'),
   () => import('../../adapters/nats/environment.ts'),
+  () => import('../../adapters/zeromq/environment.ts'),
   () => import('../../adapters/stomp/environment.ts'),
 ];
 
