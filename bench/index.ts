@@ -119,3 +119,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // SEDA stage (issue 18): a stage's latency controller vs a fixed high concurrency in front of a contended resource, offered more than it can do, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/seda.ts'], { stdio: 'inherit' });
+// Envelope encryption (issue 20): a plain memory route vs the same with .encrypt().decrypt() (whole body, one field), in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/encryption.ts'], { stdio: 'inherit' });
+
+// Signing and verification (issue 20): a memory route with .sign() → .verify() (HS256; EdDSA for information) vs the same route without, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/signing.ts'], { stdio: 'inherit' });

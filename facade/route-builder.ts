@@ -44,6 +44,10 @@ import { throttleStep, type ThrottleOptions } from '../patterns/throttle.ts';
 import { sampleStep, type SampleOptions } from '../patterns/sample.ts';
 import { resequenceStep, type ResequenceOptions } from '../patterns/resequence.ts';
 import { stageStep, type StageOptions } from '../patterns/stage.ts';
+import { encryptStep, type EncryptOptions } from '../patterns/encrypt.ts';
+import { decryptStep, type DecryptOptions } from '../patterns/decrypt.ts';
+import { signStep, type SignStepOptions } from '../patterns/sign.ts';
+import { verifyStep, type VerifyStepOptions } from '../patterns/verify.ts';
 import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../src/schema/contract-types.ts';
 import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/route-definition.ts';
 import { IDEMPOTENT_CONSUMER_KIND, sourceOptionsOf } from '../src/dsl/route-definition.ts';
@@ -249,6 +253,45 @@ export class RouteBuilder<T> implements RouteSource {
   claimCheckOut<P, O>(options: StepOptions & ClaimCheckOutPartOptions<T, P, O>): RouteBuilder<O>;
   claimCheckOut<P, O>(options?: StepOptions & (ClaimCheckOutOptions | ClaimCheckOutPartOptions<T, P, O>)): RouteBuilder<O> {
     return this.add<O>(claimCheckOutStep<T, P, O>(options as ClaimCheckOutPartOptions<T, P, O>), options);
+  }
+
+  /**
+   * Envelope encryption (`interchange-eip/security`): the whole body, or each of `fields` (JSON
+   * pointers), sealed with a fresh AES-256-GCM data key wrapped by the keyring's active key, bound to
+   * the message id and field. See `encrypt`.
+   * @example .encrypt({ keys, fields: ['/patient/name', '/card'] }).to('amqp:queue/records')
+   */
+  encrypt(options: StepOptions & EncryptOptions): RouteBuilder<unknown> {
+    return this.add(encryptStep<T>(options), options);
+  }
+
+  /**
+   * Decrypts what `.encrypt()` made (active or retiring key, by the envelope's key id); anything
+   * tampered, moved, unknown or malformed fails permanently — dead-lettered with the reason, never
+   * processed. `O` is the body type from here on. See `decrypt`.
+   * @example from('amqp:queue/records').decrypt<PatientRecord>({ keys, fields: ['/patient/name', '/card'] })
+   */
+  decrypt<O = unknown>(options: StepOptions & DecryptOptions): RouteBuilder<O> {
+    return this.add(decryptStep<O, T>(options), options);
+  }
+
+  /**
+   * Signer (`interchange-eip/security`): a detached JWS over the body and the `headers` named, by the
+   * keyring's active key, in the `signature` header. See `sign`.
+   * @example .sign({ keys: signingKeys, headers: ['deviceId'] }).to('amqp:exchange/readings')
+   */
+  sign(options: StepOptions & SignStepOptions<T>): RouteBuilder<T> {
+    return this.add(signStep<T>(options), options);
+  }
+
+  /**
+   * Verifier: only validly signed, recent, not replayed messages go on; unsigned, tampered, `alg:
+   * none`, algorithm-swapped, unknown-key, expired or replayed ones fail permanently — dead-lettered
+   * with `x-interchange-signature-rejected`, never processed. `O` is the body type from here on. See `verify`.
+   * @example from('amqp:queue/readings').verify({ keys: verifyingKeys, headers: ['deviceId'] }).deadLetterChannel('amqp:queue/rejected')
+   */
+  verify<O = T>(options: StepOptions & VerifyStepOptions<O>): RouteBuilder<O> {
+    return this.add<O>(verifyStep<O>(options), options);
   }
 
   /**

@@ -31,3 +31,7 @@ export * from './delay.ts';
 export { DELAY_PARKED_AT } from './delay-durable.ts';
 export * from './stage.ts';
 export * from './latency-controller.ts';
+export * from './encrypt.ts';
+export * from './decrypt.ts';
+export * from './sign.ts';
+export * from './verify.ts';

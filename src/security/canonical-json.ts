@@ -1,0 +1,82 @@
+import { InterchangeError } from '../core/errors.ts';
+
+/**
+ * A value has no canonical JSON form: a cycle, a `BigInt`, a non-finite number, a function or symbol
+ * where a value is expected, nesting deeper than the limit. Permanent: the same value fails the same way.
+ */
+export class CanonicalJsonError extends InterchangeError {
+  override readonly name = 'CanonicalJsonError';
+  constructor(message: string) {
+    super('CANONICAL_JSON', message, { permanent: true });
+  }
+}
+
+/** Deepest nesting `canonicalJson` accepts (the same default as the payload parser's). */
+const MAX_DEPTH = 64;
+
+/**
+ * The JSON Canonicalization Scheme (RFC 8785) form of a JSON value: no whitespace, object members
+ * sorted by their names' UTF-16 code units, numbers and strings as ECMAScript's `JSON.stringify`
+ * writes them (RFC 8785 §3.2.2 defines them so). So a body parsed and re-serialised by a broker hop,
+ * with other key order or spacing, has the same canonical form as the one signed.
+ *
+ * Values are taken as `JSON.stringify` (and so every transport) would send them: `toJSON` is called
+ * (a `Date` becomes its ISO string), an `undefined`/function member of an object is left out and one
+ * in an array is `null`. Refused (`CanonicalJsonError`): non-finite numbers (JSON has none; a
+ * transport would send `null`, which is not what was signed), `BigInt`, cycles, nesting beyond 64.
+ * No library is used: the npm JCS packages are unmaintained, and the scheme is this page of code over
+ * `JSON.stringify`'s own string and number forms.
+ * @example canonicalJson({ b: 1, a: [true, null] }) // '{"a":[true,null],"b":1}'
+ */
+export function canonicalJson(value: unknown): string {
+  const text = write(value, 0, []);
+  if (text === undefined) throw new CanonicalJsonError(`a ${typeof value} has no JSON form`);
+  return text;
+}
+
+/** The canonical text of `value`, or `undefined` where `JSON.stringify` would leave it out. */
+function write(value: unknown, depth: number, path: object[]): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new CanonicalJsonError(`the number ${String(value)} has no JSON form`);
+      return JSON.stringify(value); // -0 → "0", as RFC 8785 says
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      throw new CanonicalJsonError('a BigInt has no JSON form');
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+    default:
+      break;
+  }
+  if (value === null) return 'null';
+  const object = value as { toJSON?: unknown };
+  if (typeof object.toJSON === 'function') return write((object.toJSON as () => unknown)(), depth, path);
+  if (depth >= MAX_DEPTH) throw new CanonicalJsonError(`nesting deeper than ${MAX_DEPTH}`);
+  if (path.includes(object)) throw new CanonicalJsonError('a cycle has no JSON form');
+  path.push(object);
+  let text: string;
+  if (Array.isArray(object)) {
+    const items: string[] = [];
+    for (let index = 0; index < object.length; index += 1) items.push(write(object[index], depth + 1, path) ?? 'null');
+    text = `[${items.join(',')}]`;
+  } else if (ArrayBuffer.isView(object)) {
+    path.pop();
+    throw new CanonicalJsonError('bytes inside a JSON body have no canonical JSON form');
+  } else {
+    // Array.prototype.sort without a comparator orders by UTF-16 code units: RFC 8785 §3.2.3
+    const names = Object.keys(object).sort();
+    const members: string[] = [];
+    for (const name of names) {
+      const member = write((object as Record<string, unknown>)[name], depth + 1, path);
+      if (member !== undefined) members.push(`${JSON.stringify(name)}:${member}`);
+    }
+    text = `{${members.join(',')}}`;
+  }
+  path.pop();
+  return text;
+}
