@@ -87,6 +87,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // ZeroMQ transport (issue 19): a raw zeromq PULL → PUSH pass-through vs the same route through Interchange, on loopback TCP (no broker), in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/zeromq.ts'], { stdio: 'inherit' });
+// CoAP transport (issue 19): a raw node-coap server forwarding each device POST to a sink server and answering 2.04 after it vs the same route through Interchange, on loopback UDP, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/coap.ts'], { stdio: 'inherit' });
+
 
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');

@@ -27,6 +27,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/nats/environment.ts'),
   () => import('../../adapters/zeromq/environment.ts'),
   () => import('../../adapters/stomp/environment.ts'),
+  () => import('../../adapters/coap/environment.ts'),
 ];
 
 /** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */

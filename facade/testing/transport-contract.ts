@@ -24,6 +24,13 @@ export interface TransportFeatures {
   readonly boundedPublish: boolean;
   /** Messages published before `close` are still there after `connect` on the same transport. */
   readonly persistentAcrossReconnect?: boolean;
+  /**
+   * `publish` resolves only once a consumer has settled the message: a request/response protocol with
+   * no broker or queue in between (CoAP: a device's confirmable request is answered after its route
+   * settled it). Cases that publish before anything consumes then start the publish, consume, and check
+   * its outcome once the messages were settled. Default false.
+   */
+  readonly publishAwaitsSettlement?: boolean;
 }
 
 export interface ContractSetup {
@@ -85,6 +92,20 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       return probe;
     };
 
+    /**
+     * Publishes before anything consumes: awaited at once, or — `publishAwaitsSettlement` — only started;
+     * the function returned gives its outcome, to await once a consumer has settled the messages.
+     */
+    const publishAhead = async (to: Endpoint, messages: readonly Message[]): Promise<() => Promise<void>> => {
+      if (features.publishAwaitsSettlement !== true) {
+        await transport.publish(to, messages);
+        return () => Promise.resolve();
+      }
+      const publishing = transport.publish(to, messages);
+      publishing.catch(() => undefined); // a case that leaves messages unsettled leaves it pending until close
+      return () => publishing;
+    };
+
     beforeEach(async () => {
       transport = await fresh();
     });
@@ -123,9 +144,10 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
         },
       );
 
-      await expect(transport.publish(to, [sent])).resolves.toBeUndefined();
+      const published = await publishAhead(to, [sent]);
       const probe = consume(to);
       await probe.received(1);
+      await expect(published()).resolves.toBeUndefined();
 
       const got = probe.deliveries[0]?.message;
       expect(got?.id).toBe(sent.id);
@@ -139,7 +161,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it('a batch of 200 messages arrives complete, each once', async () => {
       const to = endpoint('batch');
       const sent = numbered(200);
-      await transport.publish(to, sent);
+      await publishAhead(to, sent);
       const probe = consume(to, { prefetch: 50 });
       await probe.received(200);
       await sleep(QUIET_MS);
@@ -158,7 +180,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it('an acked message is gone: a later consumer gets nothing', async () => {
       const to = endpoint('acked');
-      await transport.publish(to, numbered(3));
+      await publishAhead(to, numbered(3));
       const first = consume(to);
       await first.received(3);
       first.unsubscribe();
@@ -171,7 +193,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it.skipIf(!features.redeliversOnNack)('a nacked delivery is redelivered with attempt incremented', async () => {
       const to = endpoint('nack');
       const [sent] = numbered(1);
-      await transport.publish(to, [sent as Message]);
+      await publishAhead(to, [sent as Message]);
       const probe = consume(to, {}, (delivery) => {
         if ((delivery.message.headers.attempt ?? 1) === 1) delivery.nack(new Error('try again'));
         else delivery.ack();
@@ -191,7 +213,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it.skipIf(!features.redeliversUnsettledOnUnsubscribe)('unsubscribing with unsettled deliveries hands them to the next consumer, none lost', async () => {
       const to = endpoint('unsubscribe');
       const sent = numbered(10);
-      await transport.publish(to, sent);
+      await publishAhead(to, sent);
       const first = consume(to, { prefetch: 10 }, 'hold');
       await first.received(10);
       const acked = first.deliveries.slice(0, 3);
@@ -209,7 +231,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it('a delivery settled twice takes effect once', async () => {
       const to = endpoint('twice');
-      await transport.publish(to, numbered(4));
+      await publishAhead(to, numbered(4));
       const probe = consume(to, { prefetch: 2 }, 'hold');
       await probe.received(2);
       await sleep(QUIET_MS);
@@ -229,7 +251,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it.skipIf(!features.redeliversOnNack)('a delivery nacked then acked is redelivered exactly once', async () => {
       const to = endpoint('nack-twice');
-      await transport.publish(to, numbered(1));
+      await publishAhead(to, numbered(1));
       let nacked = false;
       const probe = consume(to, {}, (delivery) => {
         if (nacked) return delivery.ack();
@@ -246,7 +268,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it('prefetch bounds the unsettled deliveries of a consumer', async () => {
       const to = endpoint('prefetch');
-      await transport.publish(to, numbered(20));
+      await publishAhead(to, numbered(20));
       const probe = consume(to, { prefetch: 5 }, 'hold');
       await probe.received(5);
       await sleep(QUIET_MS);
@@ -288,7 +310,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it('aborting the signal stops intake; emitted deliveries can still be acked', async () => {
       const to = endpoint('abort');
       const sent = numbered(10);
-      await transport.publish(to, sent);
+      await publishAhead(to, sent);
       const intake = new AbortController();
       const probe = consume(to, { prefetch: 3, signal: intake.signal }, 'hold');
       await probe.received(3);
@@ -314,7 +336,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it.skipIf(!features.redeliversUnsettledOnUnsubscribe)('after an abort, unsubscribing hands back what is still unsettled', async () => {
       const to = endpoint('abort-unsubscribe');
       const sent = numbered(6);
-      await transport.publish(to, sent);
+      await publishAhead(to, sent);
       const intake = new AbortController();
       const probe = consume(to, { prefetch: 3, signal: intake.signal }, 'hold');
       await probe.received(3);
@@ -341,7 +363,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it('a signal aborted before subscribing takes nothing', async () => {
       const to = endpoint('pre-aborted');
-      await transport.publish(to, numbered(2));
+      await publishAhead(to, numbered(2));
       const probe = consume(to, { signal: AbortSignal.abort() });
       await sleep(QUIET_MS);
       expect(probe.count).toBe(0);
