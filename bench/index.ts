@@ -130,3 +130,6 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Signing and verification (issue 20): a memory route with .sign() → .verify() (HS256; EdDSA for information) vs the same route without, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/signing.ts'], { stdio: 'inherit' });
+// Message security on a broker route (issue 20): a RabbitMQ pass-through plain vs with .sign()/.verify() (HS256) and .encrypt()/.decrypt() (AES-GCM), same run, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/security-amqp.ts'], { stdio: 'inherit' });
