@@ -3,8 +3,9 @@ import { connect, type ChannelModel } from 'amqplib';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { backoffDelay, batchWrites, checkUrlCredentials, NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
 import { Sleeper } from './amqp-backoff.ts';
-import { AmqpAccessRefusedError, redactText, redactUrl } from './amqp-errors.ts';
+import { AmqpAccessRefusedError, channelRefusalOf, redactText, redactUrl } from './amqp-errors.ts';
 import type { AmqpTlsOptions } from './amqp-options.ts';
+import { tlsFailureOf, type TlsCertificateError, type TlsHandshakeError } from '../../src/core/tls-errors.ts';
 
 export type AmqpConnectionState = 'idle' | 'connecting' | 'connected' | 'blocked' | 'reconnecting' | 'closed';
 
@@ -49,8 +50,11 @@ export interface ConnectionSettings {
  * rejects with `NotConnectedError` after its timeout; after that the loop runs until `close`.
  * A refusal of the credentials or the virtual host (ACCESS_REFUSED 403, NOT_ALLOWED 530) before the
  * first connect ends the loop at once and `open` rejects with `AmqpAccessRefusedError`: retrying
- * cannot help. After a first connect the loop keeps trying (credentials may be restored), logging
- * each refusal as an error.
+ * cannot help. So do a failed TLS verification or handshake (`TlsCertificateError`,
+ * `TlsHandshakeError`: untrusted CA, wrong host name, expired certificate, a plaintext port behind an
+ * `amqps:` URL) and a topology the user may not declare (`AmqpAccessRefusedError` naming the queue or
+ * exchange). After a first connect the loop keeps trying (credentials, permissions and certificates
+ * may be restored), logging each refusal as an error.
  */
 export class AmqpConnectionManager {
   private readonly statusSubject: BehaviorSubject<AmqpConnectionStatus>;
@@ -63,7 +67,9 @@ export class AmqpConnectionManager {
   private closing = false;
   private loop: Promise<void> | undefined;
   /** Why the connect loop gave up for good (a refusal before the first connect). */
-  private refused: AmqpAccessRefusedError | undefined;
+  private refused: AmqpAccessRefusedError | TlsCertificateError | TlsHandshakeError | undefined;
+  /** A connection has been up (topology declared) at least once: refusals are retried from then on. */
+  private everConnected = false;
 
   constructor(private readonly settings: ConnectionSettings) {
     checkUrlCredentials(settings.url, 'the AMQP URL'); // amqplib would take part of an unencoded password for the host, and echo it
@@ -159,6 +165,13 @@ export class AmqpConnectionManager {
     this.statusSubject.next({ state, generation: this.generation, since: Date.now(), lastError: lastError ?? previous.lastError });
   }
 
+  /** Ends the loop before a first connect: `open` rejects with `error`. */
+  private refuse(error: AmqpAccessRefusedError | TlsCertificateError | TlsHandshakeError, text: string): void {
+    this.refused = error;
+    this.closing = true;
+    this.setState('closed', text);
+  }
+
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.closing) {
@@ -168,8 +181,14 @@ export class AmqpConnectionManager {
         model = await connect(this.settings.url, socketOptions(this.settings));
       } catch (error) {
         const text = this.redact(toError(error).message);
+        const tls = this.settings.url.startsWith('amqps:') ? tlsFailureOf(error, { broker: this.safeUrl, secrets: this.secrets }) : undefined;
+        if (tls !== undefined && !this.everConnected) {
+          this.settings.log.error('amqp: TLS failed; not retrying', { url: this.safeUrl, code: tls.code, reason: tls.reason, error: tls.message });
+          this.refuse(tls, text);
+          break;
+        }
         const replyCode = refusalCode(text);
-        if (replyCode !== undefined && this.generation === 0) {
+        if (replyCode !== undefined && !this.everConnected) {
           // wrong credentials or vhost: no retry can help (after a first connect we keep trying: they may be restored)
           this.settings.log.error('amqp: the broker refused the connection; not retrying', { url: this.safeUrl, error: text });
           this.refused = new AmqpAccessRefusedError(replyCode, `${this.safeUrl} refused the connection (${replyCode === 403 ? 'ACCESS_REFUSED: check the user name and password' : 'NOT_ALLOWED: check that the virtual host exists and the user may use it'}): ${text}`);
@@ -210,11 +229,22 @@ export class AmqpConnectionManager {
         for (const user of [...this.users]) await user.connected(model, generation);
       } catch (error) {
         setupError = this.redact(toError(error).message);
+        const refusal = channelRefusalOf(error, (text) => this.redact(text)) ?? (error instanceof AmqpAccessRefusedError ? error : undefined);
+        if (refusal !== undefined && !this.everConnected) {
+          // a topology the user may not declare: the same on every attempt
+          this.settings.log.error('amqp: the broker refused the topology; not retrying', { url: this.safeUrl, error: refusal.message });
+          this.model = undefined;
+          await model.close().catch(() => undefined);
+          for (const user of [...this.users]) user.lost(generation);
+          this.refuse(refusal, setupError);
+          break;
+        }
         this.settings.log.error('amqp: connection setup (topology) failed; reconnecting', { url: this.safeUrl, error: setupError });
         await model.close().catch(() => undefined);
       }
       if (setupError === undefined) {
         failures = 0;
+        this.everConnected = true;
         this.setState('connected', undefined);
       }
       const reason = await closed;

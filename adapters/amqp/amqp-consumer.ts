@@ -5,6 +5,7 @@ import { decodeMessage } from './amqp-codec.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
 import type { AmqpDeclarer } from './amqp-declarer.ts';
 import type { AmqpTarget } from './amqp-endpoint.ts';
+import { AmqpAccessRefusedError, channelRefusalOf } from './amqp-errors.ts';
 import type { AttemptTracker } from './attempt-tracker.ts';
 
 /** One consumer channel. Deliveries remember theirs: an ack never goes to another channel. */
@@ -62,6 +63,9 @@ export interface ConsumerSettings {
  * A body that cannot be decoded is rejected the same way, at once. `stopIntake` cancels the consumer
  * (deliveries still arriving are requeued unseen); `dispose` closes the channel, which hands every
  * unsettled delivery back to the broker (redelivered with the redelivered flag).
+ * A queue or exchange the user may not read, declare or bind (403 ACCESS_REFUSED) is not retried:
+ * the refusal is logged once and the stream errors with `AmqpAccessRefusedError` (which resource,
+ * which permission) — the route fails visibly instead of resubscribing forever.
  */
 export class AmqpConsumer implements ConnectionUser {
   private session: ConsumerSession | undefined;
@@ -99,10 +103,24 @@ export class AmqpConsumer implements ConnectionUser {
       await this.subscribe(session, queue);
       this.failures = 0;
     } catch (error) {
+      const refusal = error instanceof AmqpAccessRefusedError ? error : channelRefusalOf(error, (text) => this.manager.redact(text));
+      if (refusal !== undefined) {
+        this.refuse(refusal);
+        if (channel !== undefined) await channel.close().catch(() => undefined);
+        return;
+      }
       this.settings.log.warn('amqp: cannot start consuming; retrying', { endpoint: this.target.uri, error: this.manager.redact(toError(error).message) });
       if (channel !== undefined) await channel.close().catch(() => undefined); // its close handler schedules the retry
       else this.retry(generation);
     }
+  }
+
+  /** A permanent refusal: no more retries; the subscriber gets the typed error (the route fails). */
+  private refuse(refusal: AmqpAccessRefusedError): void {
+    if (!this.intake || this.disposed) return;
+    this.intake = false;
+    this.settings.log.error('amqp: the broker refused this consumer; not retrying', { endpoint: this.target.uri, code: refusal.code, error: refusal.message });
+    this.subscriber.error(refusal);
   }
 
   lost(generation: number): void {

@@ -1,7 +1,7 @@
 import type { Channel, ChannelModel } from 'amqplib';
 import { NotConnectedError, toError, type Logger } from '../../src/core/index.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
-import { AmqpConfigurationError } from './amqp-errors.ts';
+import { AmqpConfigurationError, channelRefusalOf } from './amqp-errors.ts';
 import type { ExchangeType } from './amqp-endpoint.ts';
 import { declareTopology, type Topology } from './amqp-topology.ts';
 
@@ -11,8 +11,9 @@ import { declareTopology, type Topology } from './amqp-topology.ts';
  * exchanges that endpoints name but the topology does not (once per connection generation).
  *
  * Contract: a topology declaration failure rejects (the connection manager drops the connection and
- * retries with backoff); `ensureQueue`/`ensureExchange` reject with `AmqpConfigurationError` when the
- * broker refuses, with `NotConnectedError` when there is no connection.
+ * retries with backoff); `ensureQueue`/`ensureExchange` reject with `AmqpAccessRefusedError` when the
+ * user may not declare it (403), `AmqpConfigurationError` when the broker refuses it otherwise, with
+ * `NotConnectedError` when there is no connection.
  */
 export class AmqpDeclarer implements ConnectionUser {
   private readonly topologyQueues: ReadonlySet<string>;
@@ -62,7 +63,7 @@ export class AmqpDeclarer implements ConnectionUser {
         await (await this.openChannel()).assertQueue(name, { durable: true });
       } catch (error) {
         this.channel = undefined;
-        throw new AmqpConfigurationError(`cannot declare queue '${name}': ${this.manager.redact(toError(error).message)}`, { cause: error });
+        throw this.refusalOr(error, () => new AmqpConfigurationError(`cannot declare queue '${name}': ${this.manager.redact(toError(error).message)}`, { cause: error }));
       }
     }
     this.ensured.add(`queue:${name}`);
@@ -75,7 +76,7 @@ export class AmqpDeclarer implements ConnectionUser {
       await (await this.openChannel()).assertExchange(name, type, { durable: true });
     } catch (error) {
       this.channel = undefined;
-      throw new AmqpConfigurationError(`cannot declare exchange '${name}' (${type}): ${this.manager.redact(toError(error).message)}`, { cause: error });
+      throw this.refusalOr(error, () => new AmqpConfigurationError(`cannot declare exchange '${name}' (${type}): ${this.manager.redact(toError(error).message)}`, { cause: error }));
     }
     this.ensured.add(`exchange:${name}`);
   }
@@ -95,6 +96,11 @@ export class AmqpDeclarer implements ConnectionUser {
       throw new AmqpConfigurationError(`exchange '${name}' does not exist (declare it in the topology, or add ?type= to the endpoint): ${this.manager.redact(toError(error).message)}`, { cause: error });
     }
     this.ensured.add(`exchange:${name}`);
+  }
+
+  /** A 403 as `AmqpAccessRefusedError` (which resource, which permission), anything else as `otherwise()`. */
+  private refusalOr(error: unknown, otherwise: () => Error): Error {
+    return channelRefusalOf(error, (text) => this.manager.redact(text)) ?? otherwise();
   }
 
   private openChannel(): Promise<Channel> {

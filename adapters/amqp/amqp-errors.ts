@@ -63,11 +63,22 @@ export class AmqpUnencodableError extends UnencodableMessageError {
   }
 }
 
+/** What an access refusal concerns: the connection (credentials, virtual host) or one queue or exchange. */
+export interface AmqpRefusedResource {
+  readonly kind: 'queue' | 'exchange';
+  readonly name: string;
+  readonly vhost: string;
+}
+
 /**
- * The broker refused the connection itself: ACCESS_REFUSED (403, wrong user name or password) or
- * NOT_ALLOWED (530, a virtual host that does not exist or the user may not use). Retrying cannot
- * help, so `connect()` rejects with it at once instead of retrying until `connectTimeoutMs`.
- * The message never contains the password.
+ * The broker refused access, for good — retrying the same configuration cannot help:
+ * - connection level: ACCESS_REFUSED (403, wrong user name or password) or NOT_ALLOWED (530, a
+ *   virtual host that does not exist or the user may not use): `connect()` rejects with it at once
+ *   instead of retrying until `connectTimeoutMs`;
+ * - channel level (403, `resource` set): the user may not configure (declare), write (publish to) or
+ *   read (consume from, bind from) that queue or exchange — `permission` says which, from the AMQP
+ *   method refused. A consumer's stream errors with it (no resubscribe loop), a publish rejects with it.
+ * The message names the user, the vhost and the resource, never the password.
  */
 export class AmqpAccessRefusedError extends InterchangeError {
   override readonly name = 'AmqpAccessRefusedError';
@@ -75,9 +86,48 @@ export class AmqpAccessRefusedError extends InterchangeError {
     /** 403 (ACCESS_REFUSED) or 530 (NOT_ALLOWED). */
     readonly replyCode: 403 | 530,
     message: string,
+    /** The queue or exchange refused (channel level); undefined for the connection. */
+    readonly resource?: AmqpRefusedResource,
+    /** The permission the refused method needs (channel level), when the method says it. */
+    readonly permission?: 'configure' | 'write' | 'read',
   ) {
     super('AMQP_ACCESS_REFUSED', message, { permanent: true });
   }
+}
+
+/** AMQP class/method ids (amqplib's error `classId`, `methodId`) → the RabbitMQ permission they need. */
+const PERMISSION_OF: Readonly<Record<string, 'configure' | 'write' | 'read'>> = {
+  '40:10': 'configure', // exchange.declare
+  '40:20': 'configure', // exchange.delete
+  '50:10': 'configure', // queue.declare
+  '50:40': 'configure', // queue.delete
+  '50:30': 'read', // queue.purge
+  '60:20': 'read', // basic.consume
+  '60:70': 'read', // basic.get
+  '60:40': 'write', // basic.publish
+};
+
+/**
+ * The typed refusal a channel error is (amqplib's error with `code` 403 and RabbitMQ's
+ * "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused for user 'u'"), else undefined.
+ * `redact` cuts secrets out of the broker's text.
+ */
+export function channelRefusalOf(error: unknown, redact: (text: string) => string): AmqpAccessRefusedError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, classId, methodId } = error as { code?: unknown; classId?: unknown; methodId?: unknown };
+  if (code !== 403 && !/\b403 \(ACCESS[-_]REFUSED\)/.test(error.message)) return undefined;
+  const found = /(?:(configure|write|read) )?access to (queue|exchange) '((?:[^'\\]|\\.)*)' in vhost '((?:[^'\\]|\\.)*)' refused for user '((?:[^'\\]|\\.)*)'/.exec(error.message);
+  let permission = PERMISSION_OF[`${String(classId)}:${String(methodId)}`];
+  if (found === null) return new AmqpAccessRefusedError(403, `the broker refused access (ACCESS_REFUSED): ${redact(error.message)}`, undefined, permission);
+  const [, named, kind, name, vhost, user] = found as unknown as [string, 'configure' | 'write' | 'read' | undefined, 'queue' | 'exchange', string, string, string];
+  permission = named ?? permission; // RabbitMQ 3.11+ names it
+  const what = permission === undefined ? 'access' : `${permission} permission`;
+  return new AmqpAccessRefusedError(
+    403,
+    `user '${redact(user)}' has no ${what} on ${kind} '${AmqpUnencodableError.quote(name)}' in vhost '${vhost}' (ACCESS_REFUSED) — grant it with rabbitmqctl set_permissions, or use another ${kind}`,
+    { kind, name, vhost },
+    permission,
+  );
 }
 
 export { redactText, redactUrl } from '../../src/core/redact.ts';

@@ -1,7 +1,7 @@
 import type { ChannelModel, ConfirmChannel, Options } from 'amqplib';
 import { backoffDelay, NotConnectedError, PartialPublishError, TimeoutError, toError, type Logger } from '../../src/core/index.ts';
 import type { AmqpConnectionManager, ConnectionUser } from './amqp-connection.ts';
-import { AmqpUnencodableError, PublishRejectedError, UnroutableError } from './amqp-errors.ts';
+import { channelRefusalOf, type AmqpAccessRefusedError, AmqpUnencodableError, PublishRejectedError, UnroutableError } from './amqp-errors.ts';
 
 /** One message to publish. Allocated per message and reused as the channel's confirm-window entry. */
 export class Outbound {
@@ -33,6 +33,12 @@ class PublishBatch {
 
   rejected(item: Outbound): void {
     this.error ??= new PublishRejectedError(item.exchange, item.routingKey);
+    this.settleOne();
+  }
+
+  /** The broker refused the message's exchange for good (403): the call rejects with that, nothing is resent. */
+  refused(error: AmqpAccessRefusedError): void {
+    this.error ??= error;
     this.settleOne();
   }
 
@@ -80,6 +86,8 @@ class PublishSession {
   live = true;
   /** Taken out of service (closed by us or by the broker): a fresh channel is on its way. */
   retired = false;
+  /** Why the broker closed the channel, when it was an access refusal (403 on basic.publish). */
+  refusal: AmqpAccessRefusedError | undefined = undefined;
   private lwm = 1;
   /** The length of amqplib's own confirm window before the last `send`, to undo a refused publish. */
   private amqplibWindowBefore = 0;
@@ -174,11 +182,20 @@ class PublishSession {
     }
   }
 
+  /**
+   * The channel is gone: its unconfirmed messages go back to their calls for a resend — except those
+   * for the exchange the broker refused (`refusal`), which fail with it (a resend would be refused again).
+   */
   die(): void {
     if (!this.live) return;
     this.live = false;
     const unconfirmed = this.window.splice(0);
-    for (const item of unconfirmed) if (item !== null) item.batch?.lose(item);
+    const refusal = this.refusal;
+    for (const item of unconfirmed) {
+      if (item === null) continue;
+      if (refusal !== undefined && refusedFor(refusal, item)) item.batch?.refused(refusal);
+      else item.batch?.lose(item);
+    }
     this.drained();
   }
 }
@@ -194,8 +211,9 @@ export interface PublisherSettings {
  * Publishes on one confirm channel per connection.
  *
  * Contract: `publish` resolves once the broker has confirmed every message; it rejects with
- * `UnroutableError` (mandatory and returned), `PublishRejectedError` (nacked), `NotConnectedError`
- * (publisher closed) or `TimeoutError` when not everything is confirmed within `timeoutMs`, which
+ * `UnroutableError` (mandatory and returned), `PublishRejectedError` (nacked), `AmqpAccessRefusedError`
+ * (the user may not write to the exchange: the broker closed the channel with 403 — not resent),
+ * `NotConnectedError` (publisher closed) or `TimeoutError` when not everything is confirmed within `timeoutMs`, which
  * bounds every call even on a dead link. Messages whose channel dies before their confirm are sent
  * again on the next channel (at-least-once: a resend may duplicate). While the connection is
  * blocked or down, sending waits. A full channel buffer waits for `drain`.
@@ -233,7 +251,14 @@ export class AmqpPublisher implements ConnectionUser {
       session.returned(message.fields.exchange, message.fields.routingKey, message.properties.messageId, message.fields.replyText),
     );
     channel.on('drain', () => session.drained());
-    channel.on('error', (error: unknown) => this.settings.log.warn('amqp: publish channel error', { error: this.manager.redact(toError(error).message) }));
+    channel.on('error', (error: unknown) => {
+      const refusal = channelRefusalOf(error, (text) => this.manager.redact(text));
+      if (refusal === undefined) this.settings.log.warn('amqp: publish channel error', { error: this.manager.redact(toError(error).message) });
+      else {
+        session.refusal = refusal;
+        this.settings.log.error('amqp: the broker refused a publish; not retrying it', { code: refusal.code, error: refusal.message });
+      }
+    });
     channel.on('close', () => {
       session.die();
       if (this.session === session) this.session = undefined;
@@ -459,6 +484,13 @@ export function publishFields(exchange: string, routingKey: string, options: Opt
     appId: options.appId,
     clusterId: undefined,
   };
+}
+
+/** Whether `item` is one the refusal concerns: its exchange (`amq.default` is the default exchange, ''); any, when the broker named none. */
+function refusedFor(refusal: AmqpAccessRefusedError, item: Outbound): boolean {
+  const resource = refusal.resource;
+  if (resource === undefined || resource.kind !== 'exchange') return true;
+  return item.exchange === (resource.name === 'amq.default' ? '' : resource.name);
 }
 
 /** amqplib's own confirm window of a ConfirmChannel (internal: `unconfirmed`), if it still has one. */

@@ -3,6 +3,7 @@ export * from './amqp.module.ts';
 export * from './amqp-options.ts';
 export * from './amqp-topology.ts';
 export * from './amqp-errors.ts';
+export { TlsCertificateError, TlsHandshakeError, tlsFailureOf, type TlsCertificateReason, type TlsHandshakeReason } from '../../src/core/tls-errors.ts';
 export * from './amqp-endpoint.ts';
 export { AmqpConnectionManager, type AmqpConnectionState, type AmqpConnectionStatus } from './amqp-connection.ts';
 export { CodecError, decodeMessage, DEFAULT_MAX_MESSAGE_BYTES, encodeMessage, MAX_HEADER_TABLE_BYTES, type EncodeSettings } from './amqp-codec.ts';

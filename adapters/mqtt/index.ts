@@ -11,3 +11,4 @@ export { MqttMessageTooLargeError } from './oversize-publish.ts';
 export { DeadLetterTopic } from './dead-letter-topic.ts';
 export { environment } from './environment.ts';
 export { MqttConnections, type MqttConnectionState, type MqttConnectionStatus, type MqttTransportStatus } from './mqtt-connection.ts';
+export { TlsCertificateError, TlsHandshakeError, type TlsCertificateReason, type TlsHandshakeReason } from '../../src/core/tls-errors.ts';

@@ -1,8 +1,10 @@
 import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type IStore, type MqttClient, type Packet } from 'mqtt';
 import { BehaviorSubject, type Observable, type Subscription } from 'rxjs';
 import { backoffDelay, batchWrites, NotConnectedError, redactText, redactUrl, type Logger, type TransportStatus } from '../../src/core/index.ts';
-import { MqttConnectionRefusedError, type LastWillOptions, type MqttTlsOptions } from './mqtt-options.ts';
+import { tlsFailureOf, TlsCertificateError, type TlsHandshakeError } from '../../src/core/tls-errors.ts';
+import { MqttConnectionRefusedError, type LastWillOptions, type MqttRefusalReason, type MqttTlsOptions } from './mqtt-options.ts';
 import { installPublishEncoder } from './publish-encoder.ts';
 import { installPublishParser } from './publish-parser.ts';
 
@@ -90,7 +92,9 @@ export class MqttConnection {
   private started = false;
   private readonly connectListeners = new Set<(sessionPresent: boolean) => void>();
   private readonly closeListeners = new Set<() => void>();
-  private readonly refusalListeners = new Set<(error: Error) => void>();
+  private readonly refusalListeners = new Set<(error: Error, reason: MqttRefusalReason) => void>();
+  /** A TLS connection's handshake is under way (its socket has not emitted `secureConnect` yet). */
+  private handshakePending = false;
   private readonly statusSubject = new BehaviorSubject<MqttConnectionStatus>({ state: 'idle', since: Date.now() });
 
   constructor(
@@ -136,7 +140,8 @@ export class MqttConnection {
       if (error === HELD) return;
       const text = redactText(error.message, secretsOf(config));
       this.log.warn('mqtt client error', { clientId: config.clientId, error: text });
-      if (isRefusal(error)) for (const listener of this.refusalListeners) listener(error);
+      const refusal = this.refusalOf(error);
+      if (refusal !== undefined) for (const listener of this.refusalListeners) listener(refusal.error, refusal.reason);
       this.setState(this.refused ? 'closed' : this.status.state, text);
     });
     this.client.on('connect', (connack: IConnackPacket) => {
@@ -208,13 +213,15 @@ export class MqttConnection {
         settled();
         resolve();
       };
-      const onRefusal = (error: Error): void => {
+      const onRefusal = (error: Error, reason: MqttRefusalReason): void => {
         settled();
         this.refused = true; // the same configuration would be refused again: no reconnecting
         clearTimeout(this.timer);
         this.timer = undefined;
         this.setState('closed');
-        reject(new MqttConnectionRefusedError(`MQTT broker ${redactUrl(this.config.url)} refused client '${this.config.clientId}': ${error.message}`, { cause: error }));
+        const text = redactText(error.message, secretsOf(this.config));
+        this.log.error('mqtt connection refused; not retrying', { clientId: this.config.clientId, url: redactUrl(this.config.url), reason, error: text });
+        reject(new MqttConnectionRefusedError(`MQTT broker ${redactUrl(this.config.url)} refused client '${this.config.clientId}' (${reason}): ${text}`, { cause: error, reason }));
       };
       this.connectListeners.add(onConnect);
       this.refusalListeners.add(onRefusal);
@@ -222,6 +229,7 @@ export class MqttConnection {
         this.started = true;
         this.setState('connecting');
         this.client.connect();
+        this.watchHandshake();
       }
     });
   }
@@ -258,6 +266,32 @@ export class MqttConnection {
     this.setState('closed');
   }
 
+  /** Follows the TLS handshake of the stream mqtt.js has just created (synchronously, in connect/reconnect). */
+  private watchHandshake(): void {
+    const stream: unknown = this.client.stream;
+    if (!(stream instanceof TLSSocket)) return;
+    this.handshakePending = true;
+    stream.once('secureConnect', () => {
+      if (this.client.stream === stream) this.handshakePending = false;
+    });
+  }
+
+  /**
+   * The permanent refusal `error` is, with its reason: a CONNACK refusal (see `REFUSED`), or a typed
+   * TLS failure (`TlsCertificateError`, `TlsHandshakeError`); undefined for what retrying may cure.
+   */
+  private refusalOf(error: Error): { error: Error; reason: MqttRefusalReason } | undefined {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'number') {
+      const reason = REFUSED.get(code);
+      return reason === undefined ? undefined : { error, reason };
+    }
+    if (!/^(mqtts|tls|wss):/i.test(this.config.url)) return undefined;
+    const tls: TlsCertificateError | TlsHandshakeError | undefined = tlsFailureOf(error, { broker: redactUrl(this.config.url), secrets: secretsOf(this.config), handshakePending: this.handshakePending });
+    if (tls === undefined) return undefined;
+    return { error: tls, reason: tls instanceof TlsCertificateError ? 'tls-certificate' : 'tls-handshake' };
+  }
+
   /** Not connected and retrying: `reconnecting` after a first connect, `connecting` before; `closed` once ended or refused. */
   private setRetrying(): void {
     if (this.ending || this.refused) this.setState('closed');
@@ -280,7 +314,10 @@ export class MqttConnection {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       // mqtt.js's reconnect() without stores starts empty ones: in-flight publishes (and their callbacks) would be lost
-      if (!this.ending && !this.client.connected) this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
+      if (!this.ending && !this.client.connected) {
+        this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
+        this.watchHandshake();
+      }
     }, delay);
   }
 }
@@ -297,17 +334,23 @@ function secretsOf(config: ConnectionConfig): string[] {
 const noLog = (): void => undefined;
 
 /**
- * CONNACK refusals that the same configuration will always get (MQTT 5 reason codes: 0x84 protocol
- * version, 0x85 client id, 0x86 bad user name or password, 0x87 not authorized, 0x8A banned, 0x8C bad
- * authentication method; MQTT 3.1.1 return codes 1, 2, 4, 5), and failed TLS verification. "Server
- * unavailable" and "busy" are not among them: those are retried.
+ * CONNACK refusals that the same configuration will always get, and why (MQTT 5 reason codes: 0x84
+ * protocol version, 0x85 client id, 0x86 bad user name or password, 0x87 not authorized, 0x8A banned,
+ * 0x8C bad authentication method; MQTT 3.1.1 return codes 1, 2, 4, 5). "Server unavailable" and
+ * "busy" are not among them: those are retried.
  */
-const REFUSED = new Set([1, 2, 4, 5, 0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c]);
-function isRefusal(error: Error): boolean {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'number') return REFUSED.has(code);
-  return typeof code === 'string' && /CERT|UNABLE_TO_VERIFY|HOSTNAME|ERR_TLS|ERR_SSL|SELF_SIGNED/.test(code);
-}
+const REFUSED = new Map<number, MqttRefusalReason>([
+  [1, 'protocol-version'],
+  [2, 'client-id-rejected'],
+  [4, 'bad-credentials'],
+  [5, 'not-authorized'],
+  [0x84, 'protocol-version'],
+  [0x85, 'client-id-rejected'],
+  [0x86, 'bad-credentials'],
+  [0x87, 'not-authorized'],
+  [0x8a, 'banned'],
+  [0x8c, 'bad-authentication-method'],
+]);
 
 
 /** A transport's status over its connections (see `MqttConnections`). */

@@ -160,14 +160,26 @@ export const mqttOptionsSchema = {
 } as const;
 
 /**
+ * Why the broker (or TLS) refused this client: `bad-credentials` (MQTT 5 0x86, 3.1.1 code 4),
+ * `not-authorized` (0x87, 3.1.1 code 5), `banned` (0x8A), `client-id-rejected` (0x85, 3.1.1 code 2),
+ * `protocol-version` (0x84, 3.1.1 code 1), `bad-authentication-method` (0x8C), `tls-certificate` and
+ * `tls-handshake` (then `cause` is the typed `TlsCertificateError` / `TlsHandshakeError`).
+ */
+export type MqttRefusalReason = 'bad-credentials' | 'not-authorized' | 'banned' | 'client-id-rejected' | 'protocol-version' | 'bad-authentication-method' | 'tls-certificate' | 'tls-handshake';
+
+/**
  * The broker refused this client for good (bad credentials, not authorized, banned, client id
- * rejected) or its TLS certificate failed verification: retrying the same configuration cannot help,
- * so `connect()` fails at once with the broker's reason as `cause`, rather than after the timeout.
+ * rejected) or its TLS certificate failed verification or the TLS handshake failed: retrying the same
+ * configuration cannot help, so `connect()` fails at once with the reason as `reason` and the broker's
+ * (or TLS's, typed) error as `cause`, rather than after the timeout. Never contains the password.
  */
 export class MqttConnectionRefusedError extends InterchangeError {
   override readonly name = 'MqttConnectionRefusedError';
-  constructor(message: string, options: { cause: unknown }) {
-    super('MQTT_REFUSED', message, { ...options, permanent: true });
+  /** Why (see `MqttRefusalReason`); undefined only when constructed without one. */
+  readonly reason: MqttRefusalReason | undefined;
+  constructor(message: string, options: { cause: unknown; reason?: MqttRefusalReason }) {
+    super('MQTT_REFUSED', message, { cause: options.cause, permanent: true });
+    this.reason = options.reason;
   }
 }
 

@@ -1,6 +1,7 @@
 import { NotConnectedError, type Logger } from '../../src/core/index.ts';
 import type { ForwardStore, HeldPublish, PublishBatch } from './forward-store.ts';
 import type { MqttConnection } from './mqtt-connection.ts';
+import { MqttPublishRefusedError } from './mqtt-errors.ts';
 
 /** Settles one `publish` call once every message of it has been confirmed (one object per batch, not per message). */
 class Batch implements PublishBatch {
@@ -37,7 +38,9 @@ class Batch implements PublishBatch {
  * confirmed after reconnect; with a disk store → it resolves once they are fsynced (the file is then
  * the confirm). A full buffer rejects with `CapacityError`; QoS 0 while disconnected rejects with
  * `NotConnectedError`. Messages in flight when the connection drops are resent by mqtt.js after
- * reconnect (at-least-once).
+ * reconnect (at-least-once). A PUBACK/PUBREC with a failure reason code (MQTT 5: 0x87 not authorized
+ * when the broker's ACL forbids the topic) rejects with `MqttPublishRefusedError`; the broker has
+ * answered, so the message is not held or resent.
  */
 export class MqttPublisher {
   private inflight = 0;
@@ -124,9 +127,18 @@ export class MqttPublisher {
     this.inflight += 1;
     client.publish(item.topic, item.payload, options, (error) => {
       this.inflight -= 1;
-      if (error !== undefined && error !== null) this.log.warn('mqtt publish failed', { topic: item.topic, error: error.message });
-      else this.store.confirmed(item);
-      item.batch?.settle(error);
+      const reasonCode = (error as { code?: unknown } | null | undefined)?.code;
+      if (typeof reasonCode === 'number' && reasonCode >= 0x80) {
+        // the broker answered with a refusal (mqtt.js: "Publish error: Not authorized", code 135)
+        const refusal = new MqttPublishRefusedError(item.topic, reasonCode);
+        this.log.error('mqtt publish refused by the broker', { topic: item.topic.slice(0, 200), reasonCode, error: refusal.message });
+        this.store.confirmed(item);
+        item.batch?.settle(refusal);
+      } else {
+        if (error !== undefined && error !== null) this.log.warn('mqtt publish failed', { topic: item.topic, error: error.message });
+        else this.store.confirmed(item);
+        item.batch?.settle(error);
+      }
       if (this.store.size > 0) this.pump();
     });
   }

@@ -6,6 +6,7 @@ import { IncomingStore } from './incoming-store.ts';
 import { decodeMessage, type InboundPolicy } from './message-codec.ts';
 import type { ConnectionConfig } from './mqtt-connection.ts';
 import { MqttConnection } from './mqtt-connection.ts';
+import { MQTT_REASON_NAMES } from './mqtt-errors.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, MqttMessageTooLargeError, oversizeOf, withTruncation } from './oversize-publish.ts';
 import type { TopicPattern } from './topic-pattern.ts';
 
@@ -36,11 +37,23 @@ export interface SubscriptionSettings {
   readonly qos2Directory?: string;
 }
 
-/** A subscription the broker refused (SUBACK failure code), or a fatal consumer error. */
+/**
+ * A subscription the broker refused (SUBACK failure code: MQTT 5 `0x87` not authorized when its ACL
+ * forbids the filter, `0x8F` invalid filter…; MQTT 3.1.1 `0x80` failure), or a fatal consumer error.
+ * A refusal ends the consumer's stream (the route fails) and its connection: it is not retried.
+ * Permanent, except quota exceeded (0x97) and packet identifier in use (0x91).
+ */
 export class MqttSubscribeError extends InterchangeError {
   override readonly name = 'MqttSubscribeError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('MQTT_SUBSCRIBE', message, options);
+  /** The topic filter refused, when the broker refused one. */
+  readonly filter: string | undefined;
+  /** The SUBACK reason code, when the broker refused the subscription. */
+  readonly reasonCode: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; filter?: string; reasonCode?: number }) {
+    const reasonCode = options?.reasonCode;
+    super('MQTT_SUBSCRIBE', message, { cause: options?.cause, permanent: reasonCode !== undefined && reasonCode !== 0x97 && reasonCode !== 0x91 });
+    this.filter = options?.filter;
+    this.reasonCode = reasonCode;
   }
 }
 
@@ -284,14 +297,41 @@ export class MqttSubscription implements AckTarget {
     this.connection.client.subscribe(pattern.filter, { qos }, (error, granted) => {
       // A connection lost mid-SUBSCRIBE is retried on reconnect (the session has no subscription yet);
       // a refusal in the SUBACK is final.
-      if (error !== null && error !== undefined) {
-        this.settings.log.warn('mqtt subscribe interrupted; retrying on reconnect', { filter: pattern.filter, error: error.message });
+      const refusedCode = refusalCodeOf(error, granted);
+      if (refusedCode !== undefined) {
+        if (this.closed) return;
+        const refusal = new MqttSubscribeError(
+          `MQTT broker refused the subscription '${truncate(pattern.filter)}' of client '${this.settings.connection.clientId}' (reason code 0x${refusedCode.toString(16)}: ${MQTT_REASON_NAMES[refusedCode] ?? 'failure'})`,
+          { filter: pattern.filter, reasonCode: refusedCode },
+        );
+        this.settings.log.error('mqtt subscription refused; not retrying', { filter: truncate(pattern.filter), clientId: this.settings.connection.clientId, reasonCode: refusedCode });
+        this.subscriber.error(refusal); // the teardown ends the connection: no reconnect
         return;
       }
-      const refused = granted?.find((grant) => grant.qos >= 0x80);
-      if (refused !== undefined && !this.closed) this.subscriber.error(new MqttSubscribeError(`MQTT broker refused the subscription '${pattern.filter}' (reason code 0x${refused.qos.toString(16)})`));
+      if (error !== null && error !== undefined) {
+        this.settings.log.warn('mqtt subscribe interrupted; retrying on reconnect', { filter: pattern.filter, error: error.message });
+      }
     });
   }
+}
+
+/**
+ * The SUBACK failure code (≥ 0x80) of a subscribe callback, if the broker refused: mqtt.js reports a
+ * refusal as an error carrying the SUBACK packet (`packet.granted`: reason codes) or its `code`, or
+ * as a grant with that code.
+ */
+function refusalCodeOf(error: unknown, granted: readonly { readonly qos: number }[] | undefined): number | undefined {
+  const failure = (code: unknown): code is number => typeof code === 'number' && code >= 0x80;
+  if (error !== null && typeof error === 'object') {
+    const { code, packet } = error as { code?: unknown; packet?: { granted?: unknown } };
+    if (failure(code)) return code;
+    const codes = packet?.granted;
+    if (Array.isArray(codes)) {
+      const refused = codes.map((entry: unknown) => (typeof entry === 'object' && entry !== null ? (entry as { qos?: unknown }).qos : entry)).find(failure);
+      if (refused !== undefined) return refused;
+    }
+  }
+  return granted?.find((grant) => failure(grant.qos))?.qos;
 }
 
 /** A topic as it may appear in a log line (a device chooses its length). */
