@@ -91,6 +91,9 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/coap.ts'], { stdio: 'inherit' });
 
+// XMPP transport (issue 19): a raw @xmpp/client offline store → copy → send → XEP-0198 ack pass-through vs the same route through Interchange, against the local Prosody (scripts/prosody/setup.sh), in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/xmpp.ts'], { stdio: 'inherit' });
 
 // Flagship MQTT → AMQP bridge (issue #6): naive-safe and fast-unsafe raw bridges vs the flagship route, in a child process of its own.
 console.log('\n');

@@ -45,6 +45,7 @@ if ! cmp -s scripts/activemq/activemq.xml "$instance/activemq.xml"; then
   if port_open 61616; then /etc/init.d/activemq restart; fi
 fi
 ensure ActiveMQ 61623 /etc/init.d/activemq start
+bash scripts/prosody/setup.sh
 
 missing=()
 command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)

@@ -26,6 +26,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/buffer/buffer-environment.ts'),
   () => import('../../adapters/nats/environment.ts'),
   () => import('../../adapters/zeromq/environment.ts'),
+  () => import('../../adapters/xmpp/environment.ts'),
   () => import('../../adapters/stomp/environment.ts'),
   () => import('../../adapters/coap/environment.ts'),
 ];
