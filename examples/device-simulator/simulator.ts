@@ -4,8 +4,10 @@
  * flagship's dead-letter path. Plain mqtt.js: devices are not Interchange applications.
  */
 import mqtt, { type MqttClient } from 'mqtt';
+import { FleetSigner, FORGERY_KINDS, type ForgeryKind } from './signing.ts';
 
-export type TelemetryKind = 'valid' | 'bad-json' | 'schema' | 'mismatch';
+/** `forged`: a forgery of `--forge` (its kind in `forged`), never a genuine reading. */
+export type TelemetryKind = 'valid' | 'bad-json' | 'schema' | 'mismatch' | 'forged';
 
 /** One message the fleet publishes. */
 export interface PlannedMessage {
@@ -15,6 +17,10 @@ export interface PlannedMessage {
   readonly kind: TelemetryKind;
   /** Valid and at or above 50 °C. */
   readonly alert: boolean;
+  /** The device's signature (MQTT 5 user property `signature`), when the fleet signs. */
+  readonly signature?: string;
+  /** What kind of forgery this is (kind `forged`). */
+  readonly forged?: ForgeryKind;
 }
 
 export interface PlanOptions {
@@ -102,6 +108,45 @@ function invalidPayload(kind: TelemetryKind, reading: { deviceId: string; ts: st
   }
 }
 
+export interface SignPlanOptions {
+  /** The fleet's signing (`FleetSigner`: every device's key from one master secret). */
+  readonly signer: FleetSigner;
+  /** Share of valid readings replaced by forgeries, 0–1 (default 0): the `ForgeryKind`s in turn. */
+  readonly forge?: number;
+  /** Devices in the fleet, to pick an attacker among them (default 50). */
+  readonly devices?: number;
+  /** Seed of the choice of forgeries (default 1). */
+  readonly seed?: number;
+}
+
+/**
+ * Signs planned telemetry as each device would (`signature` on every message, invalid ones too: a
+ * device signs what it sends) and replaces a share `forge` of the valid readings with forgeries of
+ * them — kinds in turn, the attacker another device of the fleet, a `replayed` one the last genuine
+ * reading sent again. Forgeries come only after a first genuine reading. A forged reading is never
+ * sent genuinely, so none of its values may reach the back end.
+ */
+export function* signTelemetry(messages: Iterable<PlannedMessage>, { signer, forge = 0, devices = 50, seed = 1 }: SignPlanOptions): Generator<PlannedMessage> {
+  const next = random(seed ^ 0x5eed);
+  const ids = deviceIds(Math.max(devices, 2));
+  let forgeries = 0;
+  let previous: PlannedMessage | undefined;
+  for (const message of messages) {
+    if (message.kind === 'valid' && previous !== undefined && forge > 0 && next() < forge) {
+      const kind = FORGERY_KINDS[forgeries % FORGERY_KINDS.length] as ForgeryKind;
+      forgeries += 1;
+      const attacker = ids.find((id) => id !== message.deviceId) as string;
+      const forged = signer.forge(kind, message.deviceId, message.payload, attacker, { payload: previous.payload, ...(previous.signature === undefined ? {} : { signature: previous.signature }) });
+      const target = kind === 'replayed' ? previous : message;
+      yield { deviceId: target.deviceId, topic: target.topic, payload: forged.payload, kind: 'forged', forged: kind, alert: false, ...(forged.signature === undefined ? {} : { signature: forged.signature }) };
+      continue;
+    }
+    const signed: PlannedMessage = { ...message, signature: signer.sign(message.deviceId, message.payload) };
+    if (message.kind === 'valid') previous = signed;
+    yield signed;
+  }
+}
+
 export interface SimulateOptions extends PlanOptions {
   /** Broker URL (default `MQTT_URL`, else `mqtt://127.0.0.1:1883`). */
   readonly url?: string;
@@ -111,8 +156,12 @@ export interface SimulateOptions extends PlanOptions {
   readonly count?: number;
   /** Publishes awaiting PUBACK at most (default 500). */
   readonly maxInFlight?: number;
-  /** 4 (MQTT 3.1.1, default: the embedded broker speaks only that) or 5. */
+  /** 4 (MQTT 3.1.1, default: the embedded broker speaks only that) or 5 (the default when signing: the signature is a user property). */
   readonly protocolVersion?: 4 | 5;
+  /** Signs every message as its device (`signing.ts`): each device's key derived from this master secret (`signed-devices.ts`). MQTT 5. */
+  readonly signingSecret?: Uint8Array;
+  /** With `signingSecret`: share of valid readings replaced by forgeries, 0–1 (default 0; see `signTelemetry`). */
+  readonly forge?: number;
   readonly signal?: AbortSignal;
   /** Called after each acknowledged message. */
   readonly onSent?: (message: PlannedMessage) => void;
@@ -124,6 +173,10 @@ export interface SimulatorReport {
   readonly valid: number;
   readonly alerts: number;
   readonly invalid: { readonly badJson: number; readonly schema: number; readonly mismatch: number };
+  /** Whether the devices signed (`signingSecret`). */
+  readonly signed: boolean;
+  /** Forgeries sent, by kind (all 0 without `forge`). */
+  readonly forged: Readonly<Record<ForgeryKind, number>>;
   readonly seconds: number;
 }
 
@@ -133,10 +186,14 @@ export interface SimulatorReport {
  * cannot be reached.
  * @example const report = await simulate({ url: 'mqtt://127.0.0.1:1883', devices: 50, rate: 1000, count: 10_000, invalid: 0.02 })
  */
-export async function simulate({ url = process.env.MQTT_URL || 'mqtt://127.0.0.1:1883', rate = 1_000, count = 10_000, maxInFlight = 500, protocolVersion = 4, signal, onSent, ...plan }: SimulateOptions = {}): Promise<SimulatorReport> {
+export async function simulate({ url = process.env.MQTT_URL || 'mqtt://127.0.0.1:1883', rate = 1_000, count = 10_000, maxInFlight = 500, signingSecret, forge = 0, protocolVersion = signingSecret === undefined ? 4 : 5, signal, onSent, ...plan }: SimulateOptions = {}): Promise<SimulatorReport> {
+  if (signingSecret !== undefined && protocolVersion !== 5) throw new RangeError('signed devices need MQTT 5: the signature travels as a user property');
+  if (forge > 0 && signingSecret === undefined) throw new RangeError('forgeries need the signing secret: forge only with signingSecret');
+  const planned = planTelemetry(plan);
+  const messages = signingSecret === undefined ? planned : signTelemetry(planned, { signer: new FleetSigner(signingSecret), forge, ...(plan.devices === undefined ? {} : { devices: plan.devices }), ...(plan.seed === undefined ? {} : { seed: plan.seed }) });
   const client: MqttClient = await mqtt.connectAsync(url, { protocolVersion, clean: true, reconnectPeriod: 1_000, connectTimeout: 10_000, clientId: `device-simulator-${process.pid}-${Date.now().toString(36)}` });
-  const messages = planTelemetry(plan);
   const counts = { sent: 0, valid: 0, alerts: 0, badJson: 0, schema: 0, mismatch: 0 };
+  const forged = Object.fromEntries(FORGERY_KINDS.map((kind) => [kind, 0])) as Record<ForgeryKind, number>;
   const started = performance.now();
   let issued = 0;
   let inFlight = 0;
@@ -155,6 +212,7 @@ export async function simulate({ url = process.env.MQTT_URL || 'mqtt://127.0.0.1
           if (message.kind === 'bad-json') counts.badJson += 1;
           if (message.kind === 'schema') counts.schema += 1;
           if (message.kind === 'mismatch') counts.mismatch += 1;
+          if (message.forged !== undefined) forged[message.forged] += 1;
           onSent?.(message);
         }
         wake?.();
@@ -167,7 +225,7 @@ export async function simulate({ url = process.env.MQTT_URL || 'mqtt://127.0.0.1
           const message = messages.next().value as PlannedMessage;
           issued += 1;
           inFlight += 1;
-          client.publish(message.topic, message.payload, { qos: 1 }, acknowledged(message));
+          client.publish(message.topic, message.payload, { qos: 1, ...(message.signature === undefined ? {} : { properties: { userProperties: { signature: message.signature } } }) }, acknowledged(message));
         }
         if (issued >= due || (count > 0 && issued >= count)) setTimeout(pump, 5);
         else wake = pump;
@@ -180,7 +238,7 @@ export async function simulate({ url = process.env.MQTT_URL || 'mqtt://127.0.0.1
   }
   if (failure !== undefined) throw failure;
   const seconds = (performance.now() - started) / 1000;
-  return { devices: plan.devices ?? 50, sent: counts.sent, valid: counts.valid, alerts: counts.alerts, invalid: { badJson: counts.badJson, schema: counts.schema, mismatch: counts.mismatch }, seconds };
+  return { devices: plan.devices ?? 50, sent: counts.sent, valid: counts.valid, alerts: counts.alerts, invalid: { badJson: counts.badJson, schema: counts.schema, mismatch: counts.mismatch }, signed: signingSecret !== undefined, forged, seconds };
 }
 
 /** One line saying what the fleet sent. */
@@ -190,6 +248,7 @@ export function describeReport(report: SimulatorReport): string {
   return (
     `sent ${report.sent} messages from ${report.devices} devices in ${report.seconds.toFixed(1)} s (${rate.toFixed(0)} msgs/s): ` +
     `${report.valid} valid (${report.alerts} alerts ≥ 50 °C), ${invalid} invalid ` +
-    `(${report.invalid.badJson} bad JSON, ${report.invalid.schema} schema violations, ${report.invalid.mismatch} device id mismatches)`
+    `(${report.invalid.badJson} bad JSON, ${report.invalid.schema} schema violations, ${report.invalid.mismatch} device id mismatches)` +
+    (report.signed ? `; signed, ${Object.values(report.forged).reduce((sum, n) => sum + n, 0)} forged (${Object.entries(report.forged).map(([kind, n]) => `${n} ${kind}`).join(', ')})` : '')
   );
 }
