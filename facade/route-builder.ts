@@ -48,6 +48,7 @@ import { encryptStep, type EncryptOptions } from '../patterns/encrypt.ts';
 import { decryptStep, type DecryptOptions } from '../patterns/decrypt.ts';
 import { signStep, type SignStepOptions } from '../patterns/sign.ts';
 import { verifyStep, type VerifyStepOptions } from '../patterns/verify.ts';
+import { protectStep, type ProtectOptions } from '../patterns/protect.ts';
 import type { ContractCheck, ContractName, ContractType, ContractVersion } from '../src/schema/contract-types.ts';
 import type { RouteDefinition, RouteSource, SourceOptions } from '../src/dsl/route-definition.ts';
 import { IDEMPOTENT_CONSUMER_KIND, sourceOptionsOf } from '../src/dsl/route-definition.ts';
@@ -292,6 +293,17 @@ export class RouteBuilder<T> implements RouteSource {
    */
   verify<O = T>(options: StepOptions & VerifyStepOptions<O>): RouteBuilder<O> {
     return this.add<O>(verifyStep<O>(options), options);
+  }
+
+  /**
+   * Field-level protection before an endpoint outside the trust zone (`interchange-eip/security`):
+   * the message's classified fields (`x-classification` in its contract) encrypted each into an
+   * envelope (`keys`) or dropped (`drop: true`); a message without classified fields goes on
+   * untouched. `contract` here is the contract of the incoming bodies (default: the `schema` header). See `protect`.
+   * @example .validate('customer.registered@1').protect({ keys }).to('amqp:exchange/partner')
+   */
+  protect(options: Omit<StepOptions, 'contract'> & ProtectOptions): RouteBuilder<unknown> {
+    return this.add(protectStep<T>(options), { id: options.id });
   }
 
   /**

@@ -35,3 +35,4 @@ export * from './encrypt.ts';
 export * from './decrypt.ts';
 export * from './sign.ts';
 export * from './verify.ts';
+export * from './protect.ts';

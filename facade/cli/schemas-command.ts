@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkRegistry, contractsMarkdown, generateContractTypes, JsonSchemaRegistry } from '../../src/schema/index.ts';
+import { checkRegistry, classificationLines, contractsMarkdown, generateContractTypes, JsonSchemaRegistry } from '../../src/schema/index.ts';
 import type { SchemasCommand } from './command-line.ts';
 
 export interface SchemasIo {
@@ -21,6 +21,8 @@ export function schemasCommand(command: SchemasCommand, io: SchemasIo): number {
       const report = checkRegistry(registry);
       const subjects = registry.subjects().length;
       const contracts = registry.contracts().length;
+      // classified fields are reported, never a failure: where they may flow is the routes' business (trustZoneFlows)
+      for (const line of classificationLines(report)) io.stdout.write(`${line}\n`);
       if (report.ok) {
         io.stdout.write(`schemas check: ${contracts} contracts in ${subjects} subjects are compatible with their predecessors and documented\n`);
         return 0;

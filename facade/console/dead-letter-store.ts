@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Headers, Message } from '../../src/core/index.ts';
+import type { Headers, Message, StepDefinition } from '../../src/core/index.ts';
 import type { GaveUp, ObservedRoute, RouteObserver, RouteProbe } from '../../src/runtime/route-observer.ts';
 import { ValidationErrorsHeader } from '../../src/schema/validation-header.ts';
+import type { ClassifiedField } from '../../src/security/classification.ts';
+import { indexedClassification } from '../../src/security/classification-index.ts';
 
 /** What a replay ended with: how the route's execution ended, `sent` to a chosen endpoint, or why it did not happen. */
 export type ReplayOutcome = 'completed' | 'filtered' | 'dead-lettered' | 'discarded' | 'rejected' | 'sent' | 'timeout' | 'failed';
@@ -44,6 +46,12 @@ export interface DeadLetterEntry {
   readonly message: Message;
   /** The parsed `x-interchange-validation-errors` header, when the message failed validation. */
   readonly validationErrors?: unknown;
+  /**
+   * The classified fields the console redacts in its views (`x-classification`): those of the
+   * contract the message names (`schema` header) and of every contract the route validates against
+   * (a message that failed validation names none yet). Empty when there are none.
+   */
+  readonly classified?: readonly ClassifiedField[];
   readonly replays: ReplayRecord[];
 }
 
@@ -66,13 +74,24 @@ export class DeadLetterStore implements RouteObserver {
   private readonly perRoute: number;
   private readonly byRoute = new Map<string, DeadLetterEntry[]>();
   private readonly byId = new Map<string, DeadLetterEntry>();
+  /** Per route: the classified fields of the contracts its steps name (`.validate()`, `.to(uri, { contract })`). */
+  private readonly routeClassified = new Map<string, readonly ClassifiedField[]>();
 
   constructor({ perRoute = 200 }: DeadLetterStoreOptions = {}) {
     if (!Number.isInteger(perRoute) || perRoute <= 0) throw new RangeError(`perRoute must be a positive integer, got ${perRoute}`);
     this.perRoute = perRoute;
   }
 
-  attach(_route: ObservedRoute): RouteProbe {
+  attach(route: ObservedRoute): RouteProbe {
+    const contracts = new Set<string>();
+    const collect = (steps: readonly StepDefinition[]): void => {
+      for (const step of steps) {
+        if (step.contract !== undefined) contracts.add(step.contract);
+        for (const branch of step.branches) collect(branch);
+      }
+    };
+    collect(route.definition.steps);
+    this.routeClassified.set(route.id, [...contracts].flatMap((contract) => indexedClassification(contract)));
     return { gaveUp: (event) => this.add(event) };
   }
 
@@ -97,6 +116,7 @@ export class DeadLetterStore implements RouteObserver {
       body: message.body,
       message,
       ...(typeof validation === 'string' ? { validationErrors: parseJson(validation) } : {}),
+      classified: [...indexedClassification(message.headers.schema), ...(this.routeClassified.get(event.routeId) ?? [])],
       replays: [],
     };
     let ring = this.byRoute.get(entry.route);

@@ -1,5 +1,6 @@
 import type { HeaderValue } from '../../src/core/index.ts';
 import type { DeadLetterEntry, ReplayRecord } from './dead-letter-store.ts';
+import { classifiedValues, redactClassified, redactText } from '../../src/security/redact-classified.ts';
 
 /** How a body is given to the console: UTF-8 text, JSON text (pretty-printed), or base64 of bytes that are not UTF-8. */
 export type BodyEncoding = 'utf8' | 'base64' | 'json';
@@ -33,7 +34,15 @@ export interface DeadLetterDetail extends DeadLetterSummary {
 const PREVIEW_CHARS = 200;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * The views never show a classified value in clear (`x-classification` `personal` or `secret`): the
+ * body's classified fields become their marker (`"[personal]"`), and the error, reason and header
+ * texts are scrubbed of their values. There is no switch to show them: an operator who needs them
+ * reads the dead-letter destination itself; a replay sends the original, unredacted message.
+ */
 export function summaryOf(entry: DeadLetterEntry): DeadLetterSummary {
+  const classified = entry.classified ?? [];
+  if (classified.length > 0) return redactedSummary(entry, classified);
   const { body, bodyEncoding } = encodeBody(entry.body, { pretty: false });
   return {
     id: entry.id,
@@ -55,7 +64,22 @@ export function summaryOf(entry: DeadLetterEntry): DeadLetterSummary {
 }
 
 export function detailOf(entry: DeadLetterEntry): DeadLetterDetail {
-  return { ...summaryOf(entry), ...encodeBody(entry.body, { pretty: true }) };
+  return { ...summaryOf(entry), ...encodeBody(redactClassified(entry.body, entry.classified ?? []), { pretty: true }) };
+}
+
+function redactedSummary(entry: DeadLetterEntry, classified: NonNullable<DeadLetterEntry['classified']>): DeadLetterSummary {
+  const values = classifiedValues(entry.body, classified);
+  const scrub = (text: string): string => redactText(text, values);
+  const headers: Record<string, HeaderValue> = {};
+  for (const [name, value] of Object.entries(definedHeaders(entry.headers))) headers[name] = typeof value === 'string' ? scrub(value) : value;
+  const summary = summaryOf({ ...entry, body: redactClassified(entry.body, classified), classified: [] });
+  return {
+    ...summary,
+    error: scrub(summary.error),
+    ...(summary.reason === undefined ? {} : { reason: scrub(summary.reason) }),
+    headers,
+    ...(summary.validationErrors === undefined ? {} : { validationErrors: tryParse(scrub(JSON.stringify(summary.validationErrors))) ?? '[redacted]' }),
+  };
 }
 
 /**

@@ -45,3 +45,7 @@ export {
   type SignatureRejection,
 } from '../../src/security/signing-errors.ts';
 export { canonicalJson, CanonicalJsonError } from '../../src/security/canonical-json.ts';
+export { protect, protectStep, type ProtectOptions } from '../../patterns/protect.ts';
+export { classifiedFields, deriveClassifiedFields, fieldsOfClass, CLASSIFICATIONS, CLASSIFICATION_KEYWORD, REDACTED_CLASSES, PROTECTED_CLASSES, type Classification, type ClassifiedField } from '../../src/security/classification.ts';
+export { redactClassified, redactText as redactClassifiedText, redactFailure, classifiedValues, classifiedValuesOf, redactionMarker, concretePointers } from '../../src/security/redact-classified.ts';
+export { trustZone, trustZoneFlows, type TrustZone, type ClassifiedFlow } from '../../src/security/trust-zone.ts';

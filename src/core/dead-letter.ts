@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { StepError } from './errors.ts';
 import { withHeaders, type HeaderValue, type Message } from './message.ts';
+import { classifiedValuesOf, redactFailure, redactText } from '../security/redact-classified.ts';
 
 /** Header names Interchange writes on dead-lettered messages: stable, documented, transport-neutral. */
 export const DeadLetterHeaders = Object.freeze({
@@ -24,8 +25,21 @@ const MAX_ERROR_CHARS = 1_000;
 /** A reduced dead letter's body is cut here when it is bytes or text. */
 const MAX_REDUCED_BODY_BYTES = 64 * 1024;
 
-/** The failed message as it goes to a dead-letter channel: same id and body, the failure in headers. */
+/**
+ * The failed message as it goes to a dead-letter channel: same id and body, the failure in headers.
+ * When the message's contract (its `schema` header) has `personal` or `secret` fields, their values
+ * are scrubbed from the error itself, in place (message and stack, causes included), from `reason`
+ * and from the message's `x-interchange-*` text headers — before the runtime logs the failure or
+ * tells its observers (traces, the console), which all read that error. The body is kept as it is:
+ * a dead-letter destination is inside the trust zone (replay needs the original).
+ */
 export function deadLetterMessage<T>(message: Message<T>, error: StepError, attempts: number, reason?: string): Message<T> {
+  const classified = classifiedValuesOf(message);
+  if (classified.length > 0) return redactedDeadLetter(message, error, attempts, reason, classified);
+  return withFailure(message, error, attempts, reason);
+}
+
+function withFailure<T>(message: Message<T>, error: StepError, attempts: number, reason: string | undefined): Message<T> {
   return withHeaders(message, {
     [DeadLetterHeaders.code]: error.code,
     [DeadLetterHeaders.error]: clipErrorText(error.original.message),
@@ -36,6 +50,16 @@ export function deadLetterMessage<T>(message: Message<T>, error: StepError, atte
     [DeadLetterHeaders.attempts]: attempts,
     ...(reason === undefined ? {} : { [DeadLetterHeaders.reason]: reason }),
   });
+}
+
+function redactedDeadLetter<T>(message: Message<T>, error: StepError, attempts: number, reason: string | undefined, values: readonly string[]): Message<T> {
+  redactFailure(error, values);
+  const scrubbed: Record<string, HeaderValue> = {};
+  for (const name in message.headers) {
+    const value = message.headers[name];
+    if (typeof value === 'string' && name.startsWith('x-interchange-')) scrubbed[name] = redactText(value, values);
+  }
+  return withFailure(withHeaders(message, scrubbed), error, attempts, reason === undefined ? undefined : redactText(reason, values));
 }
 
 /**

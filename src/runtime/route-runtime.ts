@@ -29,6 +29,7 @@ import { NO_PROBES, ProbeSet } from './probe-set.ts';
 import type { ExecutionOutcome, GaveUp, PublishObservation, RouteObserver } from './route-observer.ts';
 import { Receipts } from './receipts.ts';
 import type { TransportRegistry } from './transport-registry.ts';
+import { classifiedValuesOf, redactFailure } from '../security/redact-classified.ts';
 
 /** Failure lines per route, outcome and error code before they are only counted (per window). */
 const WARNINGS_PER_WINDOW = 10;
@@ -491,6 +492,10 @@ export class RouteRuntime {
     metrics.failed += 1;
     stepMetricsOf(metrics, step.id).failed += 1;
     const error = thrown instanceof StepError ? thrown : new StepError(this.id, step.id, step.declaredAt, thrown);
+    // a failure quoting a classified field (its contract's `x-classification`) is scrubbed before any log,
+    // observer, rejection reason or dead letter sees it (deadLetterMessage scrubs its headers too)
+    const classified = classifiedValuesOf(delivery.message);
+    if (classified.length > 0) redactFailure(error, classified);
     if (this.waitsForClaims && error.code === DUPLICATE_IN_PROGRESS && step.kind === IDEMPOTENT_CONSUMER_KIND) {
       // effectively-once: another consumer (after a crash: a dead one) holds this key's claim. The copy
       // waits here for the claim's outcome — bounded by the store's lease, paced by the step's own

@@ -2,16 +2,20 @@ import { checkCompatibility, type Incompatibility } from './compatibility.ts';
 import { contractRef } from './contract.ts';
 import { lintContract, type LintProblem } from './lint.ts';
 import type { SchemaRegistry } from './registry.ts';
+import { classifiedFields, type ClassifiedField } from '../security/classification.ts';
 
 export interface CheckReport {
   readonly incompatibilities: readonly Incompatibility[];
   readonly lint: readonly LintProblem[];
+  /** Every contract with classified fields (`x-classification`), and those fields: information, never a failure. */
+  readonly classified: readonly { readonly contract: string; readonly fields: readonly ClassifiedField[] }[];
   readonly ok: boolean;
 }
 
 /**
  * What `interchange schemas check` reports: each version against its predecessor under the
- * subject's compatibility mode, and the documentation lint of every contract.
+ * subject's compatibility mode, the documentation lint of every contract, and the classified fields
+ * of each contract (per contract: where they flow needs the routes, see `trustZoneFlows`).
  */
 export function checkRegistry(registry: SchemaRegistry): CheckReport {
   const incompatibilities: Incompatibility[] = [];
@@ -25,5 +29,14 @@ export function checkRegistry(registry: SchemaRegistry): CheckReport {
       incompatibilities.push(...checkCompatibility(subject, compatibility, previous, registry.schema(contractRef(subject, previous)), version, registry.schema(contractRef(subject, version))));
     });
   }
-  return { incompatibilities, lint, ok: incompatibilities.length === 0 && lint.length === 0 };
+  const classified = registry.contracts().flatMap((contract) => {
+    const fields = classifiedFields(registry, contract);
+    return fields.length === 0 ? [] : [{ contract, fields }];
+  });
+  return { incompatibilities, lint, classified, ok: incompatibilities.length === 0 && lint.length === 0 };
+}
+
+/** The classified-field lines `schemas check` prints: `classified: order.placed@2 /customer/email personal, /card secret`. */
+export function classificationLines(report: CheckReport): string[] {
+  return report.classified.map(({ contract, fields }) => `classified: ${contract} ${fields.map((field) => `${field.pointer} ${field.classification}`).join(', ')}`);
 }

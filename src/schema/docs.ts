@@ -1,12 +1,14 @@
 import { contractRef } from './contract.ts';
 import { visitProperties } from './lint.ts';
 import type { SchemaRegistry } from './registry.ts';
+import { CLASSIFICATION_KEYWORD, classifiedFields } from '../security/classification.ts';
 
 const constraintKeywords = ['format', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'minItems', 'maxItems', 'default'] as const;
 
 /**
  * The Markdown catalogue `interchange schemas docs` prints: every subject (mode, description), every
- * version, and a table of its fields with type, whether required, unit, constraints and description.
+ * version, and a table of its fields with type, whether required, unit, classification (`x-classification`,
+ * also when a `$ref` brings it; the column only for contracts that classify a field), constraints and description.
  */
 export function contractsMarkdown(registry: SchemaRegistry): string {
   const lines: string[] = ['# Message contracts', '', '| subject | versions | compatibility | description |', '|---|---|---|---|'];
@@ -23,12 +25,16 @@ export function contractsMarkdown(registry: SchemaRegistry): string {
       lines.push('', `### ${ref}${typeof schema.title === 'string' ? ` — ${schema.title}` : ''}`, '');
       if (typeof schema.description === 'string') lines.push(schema.description, '');
       lines.push(`\`$id\`: \`${String(schema.$id)}\`${schema.additionalProperties === false ? ' · no other fields allowed' : ''}`, '');
-      lines.push('| field | type | required | unit | constraints | description |', '|---|---|---|---|---|---|');
+      const classified = new Map(classifiedFields(registry, ref).map((field) => [field.pointer, field.classification] as const));
+      // the classification column only for contracts that classify something (the others keep their table)
+      const withClass = classified.size > 0 || JSON.stringify(schema).includes(`"${CLASSIFICATION_KEYWORD}"`);
+      lines.push(withClass ? '| field | type | required | unit | classification | constraints | description |' : '| field | type | required | unit | constraints | description |', withClass ? '|---|---|---|---|---|---|---|' : '|---|---|---|---|---|---|');
       visitProperties(schema, '', (field, property, parent, name) => {
         const required = Array.isArray(parent.required) && parent.required.includes(name);
         const constraints = constraintKeywords.filter((keyword) => keyword in property).map((keyword) => `${keyword} ${JSON.stringify(property[keyword])}`);
         if (Array.isArray(property.enum)) constraints.unshift(`one of ${property.enum.map((value) => JSON.stringify(value)).join(', ')}`);
-        lines.push(`| \`${field}\` | ${typeName(property)} | ${required ? 'yes' : 'no'} | ${cell(String(property.unit ?? ''))} | ${cell(constraints.join(', '))} | ${cell(String(property.description ?? ''))} |`);
+        const classification = typeof property[CLASSIFICATION_KEYWORD] === 'string' ? String(property[CLASSIFICATION_KEYWORD]) : (classified.get(`/${field.replaceAll('[]', '/*').replaceAll('.', '/')}`) ?? '');
+        lines.push(`| \`${field}\` | ${typeName(property)} | ${required ? 'yes' : 'no'} | ${cell(String(property.unit ?? ''))} |${withClass ? ` ${classification} |` : ''} ${cell(constraints.join(', '))} | ${cell(String(property.description ?? ''))} |`);
       });
     }
   }

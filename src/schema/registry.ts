@@ -9,6 +9,8 @@ import { inPlaceRefCycle } from './ref-cycles.ts';
 import { foreignRefs } from './remote-refs.ts';
 import { assertAllowedKeys, assertDepth, DEFAULT_PAYLOAD_LIMITS, parseJsonSafely, withinLimits, type PayloadLimits } from './safe-json.ts';
 import { defaultsUpcaster, type Upcaster } from './upcaster.ts';
+import { classificationKeyword, classifiedFields } from '../security/classification.ts';
+import { indexClassification } from '../security/classification-index.ts';
 
 /** DI token of the schema registry (shares its name with the interface, Theia style). */
 export const SchemaRegistry: unique symbol = Symbol.for('interchange.SchemaRegistry');
@@ -69,7 +71,8 @@ export interface SchemaRegistryOptions {
  * compilation happens when a route using the contract starts (the DSL's steps ask for their
  * validators then), so a bad contract still fails at start, not on the first message. `$ref`s may point at other contracts of the set (by `$id`) or inside the same schema;
  * anything else is refused (`SchemaDefinitionError`), nothing is ever fetched.
- * Contracts may carry a `unit` annotation on numeric properties.
+ * Contracts may carry a `unit` annotation on numeric properties, and `x-classification` (`public`,
+ * `internal`, `personal`, `secret`) on any property (see `classifiedFields`).
  * @example new JsonSchemaRegistry(loadContracts('schemas'))
  */
 export class JsonSchemaRegistry implements SchemaRegistry {
@@ -123,6 +126,8 @@ export class JsonSchemaRegistry implements SchemaRegistry {
       for (const version of [upcaster.from, upcaster.to]) this.requireSource(contractRef(upcaster.subject, version));
       this.upcasters.set(`${upcaster.subject}@${upcaster.from}>${upcaster.to}`, upcaster);
     }
+    // `x-classification` annotations: indexed by contract for the failure path and the console (docs/security.md)
+    for (const ref of this.sources.keys()) indexClassification(ref, classifiedFields(this, ref));
     if (options.precompile === true) this.compileAll();
   }
 
@@ -221,5 +226,6 @@ function createAjv(allErrors: boolean): Ajv2020 {
   const ajv = new Ajv2020({ strict: true, allErrors, code: { regExp: re2Engine }, loadSchema: undefined });
   (formatsPlugin as unknown as (ajv: Ajv2020) => void)(ajv);
   ajv.addKeyword({ keyword: 'unit', schemaType: 'string', metaSchema: { type: 'string' } });
+  ajv.addKeyword({ ...classificationKeyword });
   return ajv;
 }

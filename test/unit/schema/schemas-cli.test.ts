@@ -37,6 +37,19 @@ describe('interchange schemas', () => {
     expect(result.status).toBe(0);
   }, 20_000);
 
+  it('check lists the classified fields of each contract on stdout, and still passes', async () => {
+    const dir = contractsFolder({
+      'customer.signup/1.json': documented('urn:c:1', { name: { type: 'string' }, email: { type: 'string', 'x-classification': 'personal' }, card: { type: 'string', 'x-classification': 'secret' } }, ['name']),
+    });
+    const result = await run('schemas', 'check', dir);
+    expect(result.code).toBe(0);
+    expect(result.stdout.split('\n')).toEqual([
+      'classified: customer.signup@1 /card secret, /email personal',
+      'schemas check: 1 contracts in 1 subjects are compatible with their predecessors and documented',
+      '',
+    ]);
+  });
+
   it('check fails with exit 1 and a precise explanation for an incompatible version and for missing descriptions', async () => {
     const dir = contractsFolder({
       'device.telemetry/1.json': documented('urn:t:1', { deviceId: { type: 'string' } }, ['deviceId']),
