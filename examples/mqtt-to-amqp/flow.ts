@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ContainerModule } from 'inversify';
-import { deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, type FailurePolicy, type RouteBuilder, type StepFailure } from 'interchange-eip';
+import { deadLetter, from, Logger, redactUrl, reject, retryAfter, schemaModule, type FailurePolicy, type Message, type RouteBuilder, type StepFailure } from 'interchange-eip';
 import { backoffDelay, checkUrlCredentials, InMemoryPersistentAggregationRepository, Transport, type PersistentAggregationRepository } from 'interchange-eip/spi';
 import { amqpMemoryModule, amqpModule, type AmqpMemoryBroker, type AmqpTransportOptions, type Topology } from 'interchange-eip/adapters/amqp';
 import { MqttTransport, type MqttTransportOptions } from 'interchange-eip/adapters/mqtt';
@@ -117,6 +117,19 @@ export interface FlowOptions {
   readonly shareGroup?: string;
   /** In-process attempts at a transient failure before the message goes back to its source (default 10; tests shorten it). */
   readonly transientAttempts?: number;
+  /**
+   * What each intake route does before the check, and the MQTT source options that needs (the signed
+   * variant's verification, `signed-flow.ts`): `sourceOptions` replace `qos=1&payload=raw&headers=trace`,
+   * `first` runs first, `prepareDeadLetter` replaces `asReceived`.
+   */
+  readonly intake?: IntakeOptions;
+}
+
+/** See `FlowOptions.intake`. */
+export interface IntakeOptions {
+  readonly sourceOptions?: string;
+  readonly first?: (route: RouteBuilder<unknown>) => RouteBuilder<unknown>;
+  readonly prepareDeadLetter?: (failed: Message, original: Message) => Message;
 }
 
 /** In-process attempts at a transient failure (a publish that timed out) before the message goes back to its source. */
@@ -169,6 +182,7 @@ export function flowRoutes({
   consumers = 1,
   shareGroup = consumers > 1 ? `${names.exchange}-bridge` : undefined,
   transientAttempts = TRANSIENT_ATTEMPTS,
+  intake: intakeOptions = {},
 }: FlowOptions = {}): RouteBuilder<unknown>[] {
   const policy = (failure: StepFailure): FailurePolicy => flowErrorPolicy(failure, transientAttempts);
   const exchange = `amqp:exchange/${names.exchange}`;
@@ -179,7 +193,8 @@ export function flowRoutes({
   // invalid message is dead-lettered with its original bytes. Nothing a device sends
   // besides topic and payload becomes a header or an id (devices are untrusted input). headers=trace:
   // only a well-formed W3C traceparent (and tracestate), so one trace runs device → bridge → RabbitMQ.
-  const options = 'qos=1&payload=raw&headers=trace';
+  const options = intakeOptions.sourceOptions ?? 'qos=1&payload=raw&headers=trace';
+  const first = intakeOptions.first ?? ((route: RouteBuilder<unknown>): RouteBuilder<unknown> => route);
   const source = shareGroup === undefined ? `mqtt:${names.telemetryTopic}?${options}` : `mqtt:$share/${shareGroup}/${names.telemetryTopic}?${options}`;
 
   /** RabbitMQ, then the summaries: the tail both the direct and the buffered bridge end with. */
@@ -200,8 +215,9 @@ export function flowRoutes({
   };
 
   const intake = (id: string): RouteBuilder<unknown> => {
-    const checked = from(source, { id, prefetch })
-      .onError(policy, { maxAttempts: transientAttempts + 1, deadLetterUri: buffered ? deadBuffer : deadLetterExchange, deadLetterLabel: 'invalid', prepareDeadLetter: asReceived })
+    const checked = first(
+      from(source, { id, prefetch }).onError(policy, { maxAttempts: transientAttempts + 1, deadLetterUri: buffered ? deadBuffer : deadLetterExchange, deadLetterLabel: 'invalid', prepareDeadLetter: intakeOptions.prepareDeadLetter ?? asReceived }),
+    )
       .step('check-telemetry', checkTelemetry(), { id: 'check-telemetry', contract: TELEMETRY_CONTRACT })
       .transform((message) => toBackendReading(message.body), { id: 'translate', contract: READING_CONTRACT })
       .setHeaders(readingHeaders, { id: 'reading-headers' });

@@ -6,13 +6,12 @@
  * `telemetry.dlx` with the reason (`x-interchange-signature-rejected`) and never reach RabbitMQ's
  * `telemetry.readings`; what passes is the flagship's flow, unchanged.
  */
-import { from, withHeaders, type Message, type RouteBuilder } from 'interchange-eip';
-import { InMemoryPersistentAggregationRepository, MemoryIdempotencyStore } from 'interchange-eip/spi';
+import { withHeaders, type Message, type RouteBuilder } from 'interchange-eip';
+import { MemoryIdempotencyStore } from 'interchange-eip/spi';
 import { SIGNATURE_REJECTED_HEADER, type ReplayOptions, type VerifyingKeys } from 'interchange-eip/security';
-import type { BackendReadingV1 } from '../../schemas/types.generated.ts';
-import { flowErrorPolicy, flowNames, flowRoutes, type FlowOptions } from './flow.ts';
+import { flowRoutes, type FlowOptions } from './flow.ts';
 import { deviceKeyId } from './signed-devices.ts';
-import { asReceived, checkTelemetry, foldReading, isAlert, READING_CONTRACT, readingHeaders, TELEMETRY_CONTRACT, toBackendReading, toSummary, type DeviceSummary, type SummaryState } from './telemetry.ts';
+import { asReceived } from './telemetry.ts';
 
 export interface SignedFlowOptions extends FlowOptions {
   /**
@@ -58,54 +57,22 @@ export function asReceivedWithVerdict(failed: Message, original: Message): Messa
  * @example createIntegration({ modules, routes: signedFlowRoutes({ names, deviceKeys: derivedDeviceKeys(secret) }) })
  */
 export function signedFlowRoutes({ deviceKeys, replay, maxAgeMs = DEFAULT_MAX_AGE_MS, ...options }: SignedFlowOptions): RouteBuilder<unknown>[] {
-  const { names = flowNames(), prefetch = 1_000, buffered = false, consumers = 1, transientAttempts = 10 } = options;
-  const shareGroup = options.shareGroup ?? (consumers > 1 ? `${names.exchange}-bridge` : undefined);
   // one replay memory for every consumer of this process: a copy may arrive on any of them
   const replayOptions: ReplayOptions = replay ?? { store: new MemoryIdempotencyStore({ retentionMs: maxAgeMs + 2 * DEFAULT_TOLERANCE_MS, maxEntries: 1_000_000 }) };
-  const exchange = `amqp:exchange/${names.exchange}`;
-  const deadLetterUri = buffered ? `buffer:${names.exchange}.dead` : `amqp:exchange/${names.deadLetterExchange}`;
-  const query = 'qos=1&payload=raw&headers=standard&userProperties=signature';
-  const source = shareGroup === undefined ? `mqtt:${names.telemetryTopic}?${query}` : `mqtt:$share/${shareGroup}/${names.telemetryTopic}?${query}`;
-
-  const intake = (id: string): RouteBuilder<unknown> => {
-    const checked = from(source, { id, prefetch })
-      .onError((failure) => flowErrorPolicy(failure, transientAttempts), { maxAttempts: transientAttempts + 1, deadLetterUri, deadLetterLabel: 'invalid', prepareDeadLetter: asReceivedWithVerdict })
-      .verify({
-        id: VERIFY_STEP_ID,
-        keys: deviceKeys,
-        headers: ['deviceId'],
-        bindTo: (message, keyId) => typeof message.headers.deviceId === 'string' && keyId === deviceKeyId(message.headers.deviceId),
-        maxAgeMs,
-        replay: replayOptions,
-      })
-      .step('check-telemetry', checkTelemetry(), { id: 'check-telemetry', contract: TELEMETRY_CONTRACT })
-      .transform((message) => toBackendReading(message.body), { id: 'translate', contract: READING_CONTRACT })
-      .setHeaders(readingHeaders, { id: 'reading-headers' });
-    return buffered ? (checked.to(`buffer:${names.exchange}`, { id: 'buffered' }) as RouteBuilder<unknown>) : toBackEnd(checked, exchange, options);
-  };
-  const intakes = consumers === 1 ? [intake('telemetry')] : Array.from({ length: consumers }, (_, index) => intake(`telemetry-${index + 1}`));
-  if (!buffered) return intakes;
-  const ours = new Set(intakes.map((route) => route.definition().id));
-  return [...intakes, ...flowRoutes({ ...options, buffered: true }).filter((route) => !ours.has(route.definition().id))];
-}
-
-/** RabbitMQ, then the summaries: as `flow.ts` ends its unbuffered `telemetry` route (same step ids, so the same metrics and live line). */
-function toBackEnd(route: RouteBuilder<BackendReadingV1>, exchange: string, options: FlowOptions): RouteBuilder<unknown> {
-  const { summarySize = 10, summaryIdleMs = 5_000, summaries = true, summaryRepository = new InMemoryPersistentAggregationRepository<SummaryState>(), summaryRecovery = {}, completeSummariesOnStop = false } = options;
-  const routed = route.choice(
-    (router) =>
-      router
-        .when((message) => isAlert(message.body), (alerts) => alerts.to(`${exchange}?routingKey=alert.{deviceId}`, { contract: READING_CONTRACT, id: 'alerts' }))
-        .otherwise((readings) => readings.to(`${exchange}?routingKey=reading.{deviceId}`, { contract: READING_CONTRACT, id: 'readings' })),
-    { id: 'route-by-temperature' },
-  );
-  if (!summaries) return routed as RouteBuilder<unknown>;
-  return routed
-    .aggregate(
-      { correlate: (message) => message.body.deviceId, strategy: foldReading, size: summarySize, timeoutMs: summaryIdleMs, repository: summaryRepository, ...summaryRecovery, ...(completeSummariesOnStop ? { onStop: 'complete' as const } : {}) },
-      { id: 'per-device' },
-    )
-    .transform((message): DeviceSummary => toSummary(message.body), { id: 'summarise' })
-    .setHeaders(() => ({ contentType: 'application/json' }), { id: 'summary-headers' })
-    .to(`${exchange}?routingKey=summary.{deviceId}`, { id: 'summaries' }) as RouteBuilder<unknown>;
+  return flowRoutes({
+    ...options,
+    intake: {
+      sourceOptions: 'qos=1&payload=raw&headers=standard&userProperties=signature',
+      prepareDeadLetter: asReceivedWithVerdict,
+      first: (route) =>
+        route.verify({
+          id: VERIFY_STEP_ID,
+          keys: deviceKeys,
+          headers: ['deviceId'],
+          bindTo: (message, keyId) => typeof message.headers.deviceId === 'string' && keyId === deviceKeyId(message.headers.deviceId),
+          maxAgeMs,
+          replay: replayOptions,
+        }),
+    },
+  });
 }
