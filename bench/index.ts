@@ -80,6 +80,10 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/nats.ts'], { stdio: 'inherit' });
 
+// AMQP 1.0 transport (issue 19): a raw rhea receive → send copy → accept-on-accepted pass-through vs the same route through Interchange, against RabbitMQ's AMQP 1.0 plugin, in a child process of its own.
+console.log('\n');
+execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/amqp10.ts'], { stdio: 'inherit' });
+
 // STOMP transport (issue 19): a raw @stomp/stompjs SUBSCRIBE → SEND (receipt) → ACK pass-through vs the same route through Interchange, against RabbitMQ's STOMP plugin, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/stomp.ts'], { stdio: 'inherit' });

@@ -29,6 +29,7 @@ const BUILT_IN_ADAPTERS: readonly (() => Promise<{ readonly environment: unknown
   () => import('../../adapters/xmpp/environment.ts'),
   () => import('../../adapters/stomp/environment.ts'),
   () => import('../../adapters/coap/environment.ts'),
+  () => import('../../adapters/amqp10/environment.ts'),
 ];
 
 /** The environment variable naming more adapter packages (comma-separated), each exporting `environment`. */
