@@ -13,7 +13,11 @@ export type { DecryptOptions };
  * message or field, wrong key), `UnknownEncryptionKeyError`, `MalformedEnvelopeError` (shape, encoding, size over
  * `maxEnvelopeBytes`, plaintext), `UnsupportedEnvelopeError` (other version or algorithm: no
  * downgrade): never retried, never passed on — the dead-letter channel gets the message as it came,
- * still encrypted, with the reason; no key, plaintext or ciphertext in the error.
+ * still encrypted, with the reason; no key, plaintext or ciphertext in the error. A keyring key that is
+ * not 32 bytes (a `keys` function's fault) fails transiently: `EncryptionKeyInvalidError`.
+ * A failure in a LATER step dead-letters the message as that step got it — decrypted — unless the
+ * route's error handler dead-letters the original: `.onError(policy, { deadLetterUri, prepareDeadLetter: (_failed, original) => original })`.
+ * The outer body (fields mode) and decrypted JSON are parsed with `parseJsonSafely` (no `__proto__`/`constructor` keys, nesting ≤ 64).
  * Synchronous, no state between messages.
  * @example from('amqp:queue/records').decrypt<Record>({ keys, fields: ['/patient/name', '/card'] }).process(store)
  */

@@ -12,7 +12,8 @@ export interface SignStepOptions<T> extends Omit<SignOptions<T>, 'now'> {
  * its `signature` header (a detached JWS over the body and the `headers` named; see `createSigner`).
  * The signing time is the step's scheduler clock. HS256 is synchronous; EdDSA/ES256 run up to
  * `concurrency` at once, in order of completion.
- * Failures: a body with no canonical JSON form (a cycle, a `BigInt`, `NaN`) fails that message with
+ * Failures: a body with no canonical JSON form (a cycle, a `BigInt`, `NaN`, a lone surrogate, a
+ * `__proto__`/`constructor` member, a `Map`/`Set`/class instance — see `canonicalJson`) fails that message with
  * a permanent `SigningError` (dead-lettered, never retried); a keyring function that throws or
  * returns a key that cannot sign fails it transiently (the route's error handler decides).
  * Throws `RouteDefinitionError` for wrong options when the route is built.

@@ -1,17 +1,24 @@
-import { createDelivery, deliveryStep, stepSpec, toError, type Delivery, type Emit, type StepFactory, type StepSpec } from '../src/core/index.ts';
+import { deliveryStep, RouteDefinitionError, Settlement, settlementOf, stepSpec, toError, type Delivery, type Emit, type GaveUpOutcome, type Logger, type Message, type StepFactory, type StepSpec } from '../src/core/index.ts';
 import { failWithEvidence } from '../src/schema/index.ts';
-import { ReplayedMessageError, ReplayInProgressError, SignatureError } from '../src/security/signing-errors.ts';
-import { createVerifier, DEFAULT_MAX_AGE_MS, DEFAULT_TOLERANCE_MS, replayKey, SIGNATURE_REJECTED_HEADER, type VerifiedMessage, type VerifyOptions } from '../src/security/signing.ts';
-import { MemoryIdempotencyStore, type IdempotencyStore } from '../src/stores/idempotency-store.ts';
+import { ReplayedMessageError, ReplayInProgressError, ReplayMemoryFullError, SignatureError } from '../src/security/signing-errors.ts';
+import { createVerifier, DEFAULT_MAX_AGE_MS, DEFAULT_TOLERANCE_MS, replayKey, replayWindowMs, SIGNATURE_REJECTED_HEADER, type VerifiedMessage, type VerifyOptions } from '../src/security/signing.ts';
+import type { ClaimResult, IdempotencyStore } from '../src/stores/idempotency-store.ts';
 
 export interface ReplayOptions {
   /**
-   * Where signature ids are remembered. Default: a `MemoryIdempotencyStore` of this step (one
-   * process; remembers `maxAgeMs + 2 × toleranceMs`). With more than one instance, a shared store
-   * (`RedisIdempotencyStore`, `PostgresInbox`) whose retention is at least that long and whose lease
-   * outlasts the route's processing of a message.
+   * Where signature ids are remembered. Default: a `ReplayMemory` of this step (one process), whose
+   * claims and ids both last the whole window (`maxAgeMs + 2 × toleranceMs`, see `replayWindowMs`).
+   * With more than one instance, a shared store (`RedisIdempotencyStore`, `PostgresInbox`) whose
+   * retention AND claim lease are each at least that window: a shorter lease lets a copy of a message
+   * still being processed claim it again once the lease runs out, and be processed twice.
    */
   readonly store?: IdempotencyStore;
+  /**
+   * Most signature ids the default memory holds (default 1,000,000; ignored with `store`). When it is
+   * full of unexpired ids, a new signature fails with `ReplayMemoryFullError` (not permanent) rather
+   * than an unexpired id being forgotten.
+   */
+  readonly maxEntries?: number;
   /** Prefix of the store's keys (default `signature:`): `<prefix><kid>#<jti>`. */
   readonly keyPrefix?: string;
 }
@@ -39,17 +46,20 @@ export interface VerifyStepOptions<T> extends Omit<VerifyOptions<T>, 'now'> {
  * store. The claim is confirmed only when the message settles with ack (every later step done, its
  * publishes confirmed) and released when it is rejected — so a verified message that failed
  * downstream and is redelivered verifies again, and only a copy of a message that was processed (or
- * filtered, or dead-lettered later) is a replay. A copy arriving while its twin's claim is held fails
+ * filtered) is a replay; one a later step dead-lettered or discarded is released too, so that a copy
+ * with an altered unsigned header, dead-lettered downstream, does not burn the genuine message's id. A copy arriving while its twin's claim is held fails
  * with `ReplayInProgressError`, not permanent: the error handler decides (retry after a delay → then
  * judged; reject → the source redelivers it). A store failure fails the message transiently too.
  * Without a store error, a message is processed at most once per store retention.
  * @example from('mqtt:devices/+deviceId/telemetry?userProperties=signature').verify({ keys: deviceKeys, bindTo: (m, kid) => kid === m.headers.deviceId }).to('amqp:queue/telemetry').deadLetterChannel('amqp:queue/rejected')
  */
 export function verify<T = unknown>({ replay = {}, concurrency = 64, ...options }: VerifyStepOptions<T>): StepFactory<unknown, T> {
+  const maxEntries = replay === false ? 1 : (replay.maxEntries ?? 1_000_000);
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new RouteDefinitionError(`verify: replay.maxEntries must be a positive integer, got ${String(maxEntries)}`);
+  const windowMs = replayWindowMs(options.maxAgeMs ?? DEFAULT_MAX_AGE_MS, options.toleranceMs ?? DEFAULT_TOLERANCE_MS);
   return (context) => {
     const verifier = createVerifier<T>({ ...options, now: () => context.scheduler.now() });
-    const tolerance = options.toleranceMs ?? DEFAULT_TOLERANCE_MS;
-    const store = replay === false ? undefined : (replay.store ?? new MemoryIdempotencyStore({ retentionMs: (options.maxAgeMs ?? DEFAULT_MAX_AGE_MS) + 2 * tolerance, maxEntries: 1_000_000, now: () => context.scheduler.now() }));
+    const store = replay === false ? undefined : (replay.store ?? new ReplayMemory({ windowMs, maxEntries, now: () => context.scheduler.now() }));
     const prefix = replay === false ? '' : (replay.keyPrefix ?? 'signature:');
 
     /** A refused signature: permanent, with its reason as evidence. Anything else goes to the error handler as it is. */
@@ -65,27 +75,7 @@ export function verify<T = unknown>({ replay = {}, concurrency = 64, ...options 
       const claimed = await (store as IdempotencyStore).claim(key);
       if (claimed === 'in-progress') throw new ReplayInProgressError(keyId, signatureId);
       if (claimed === 'duplicate') return refuse(delivery, new ReplayedMessageError(keyId, signatureId));
-      emit(
-        createDelivery(
-          verified.message,
-          {
-            ack: () => {
-              (store as IdempotencyStore).confirm(key).then(
-                () => delivery.ack(),
-                (error: unknown) => {
-                  context.log.warn('verify: could not record a processed signature; a replay of it may be accepted', { keyId, error: toError(error).message });
-                  delivery.ack();
-                },
-              );
-            },
-            nack: (reason) => {
-              const rejected = (): void => delivery.nack(reason);
-              (store as IdempotencyStore).release(key).then(rejected, rejected);
-            },
-          },
-          delivery.origin,
-        ),
-      );
+      emit(new VerifiedDelivery(delivery, verified.message, store as IdempotencyStore, key, context.log));
     };
 
     const pass = (delivery: Delivery, verified: VerifiedMessage<T>, emit: Emit<T>): void | Promise<void> => {
@@ -111,6 +101,107 @@ export function verify<T = unknown>({ replay = {}, concurrency = 64, ...options 
       { concurrency },
     );
   };
+}
+
+/**
+ * The delivery `verify` passes on: settles its source once the claim is settled — confirmed when the
+ * message was processed or filtered, released when it was rejected, or given up on by a later step
+ * (dead-lettered, discarded: told through `noteOutcome`, which it passes on to its source). So a copy
+ * that a later step dead-letters (an unsigned header altered) does not burn the genuine message's id.
+ */
+class VerifiedDelivery<T> extends Settlement<T> {
+  private gaveUp: GaveUpOutcome | undefined;
+
+  constructor(
+    private readonly source: Delivery,
+    message: Message<T>,
+    private readonly store: IdempotencyStore,
+    private readonly key: string,
+    private readonly log: Logger,
+  ) {
+    super(message);
+  }
+
+  override get origin(): Message {
+    return this.source.origin;
+  }
+
+  override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
+    this.gaveUp = outcome;
+    settlementOf(this.source)?.noteOutcome(outcome, reason);
+  }
+
+  protected onAck(): void {
+    const acked = (): void => this.source.ack();
+    if (this.gaveUp === 'dead-lettered' || this.gaveUp === 'discarded') {
+      this.store.release(this.key).then(acked, acked);
+      return;
+    }
+    this.store.confirm(this.key).then(acked, (error: unknown) => {
+      this.log.warn('verify: could not record a processed signature; a replay of it may be accepted', { key: this.key, error: toError(error).message });
+      acked();
+    });
+  }
+
+  protected onNack(reason: Error): void {
+    const rejected = (): void => this.source.nack(reason);
+    this.store.release(this.key).then(rejected, rejected);
+  }
+}
+
+/**
+ * The step's default replay memory (one process): claims and processed ids both last `windowMs`
+ * (`replayWindowMs`), so a message still being processed keeps its claim for as long as a copy of it
+ * could be accepted. At most `maxEntries` ids: expired ones are forgotten first (oldest first — entries
+ * are kept in expiry order); when all are unexpired, `claim` rejects with `ReplayMemoryFullError`
+ * (transient) — an unexpired id is never forgotten, so a flood by one signer cannot make room for
+ * replays of others' messages. Implements `IdempotencyStore`.
+ * @example new ReplayMemory({ windowMs: replayWindowMs(300_000, 30_000), maxEntries: 100_000, now: Date.now })
+ */
+export class ReplayMemory implements IdempotencyStore {
+  private readonly entries = new Map<string, { done: boolean; until: number }>();
+  private readonly windowMs: number;
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor({ windowMs, maxEntries, now = Date.now }: { readonly windowMs: number; readonly maxEntries: number; readonly now?: () => number }) {
+    this.windowMs = windowMs;
+    this.maxEntries = maxEntries;
+    this.now = now;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  claim(key: string): Promise<ClaimResult> {
+    const now = this.now();
+    this.expire(now);
+    const entry = this.entries.get(key);
+    if (entry !== undefined && entry.until > now) return Promise.resolve(entry.done ? 'duplicate' : 'in-progress');
+    this.entries.delete(key);
+    if (this.entries.size >= this.maxEntries) return Promise.reject(new ReplayMemoryFullError(this.maxEntries));
+    this.entries.set(key, { done: false, until: now + this.windowMs });
+    return Promise.resolve('claimed');
+  }
+
+  confirm(key: string): Promise<void> {
+    this.entries.delete(key); // re-inserted last: Map order is expiry order
+    this.entries.set(key, { done: true, until: this.now() + this.windowMs });
+    return Promise.resolve();
+  }
+
+  release(key: string): Promise<void> {
+    if (this.entries.get(key)?.done === false) this.entries.delete(key);
+    return Promise.resolve();
+  }
+
+  private expire(now: number): void {
+    for (const [key, entry] of this.entries) {
+      if (entry.until > now) break;
+      this.entries.delete(key);
+    }
+  }
 }
 
 /** `.verify(options)`: the verifier's DSL entry (kind `verify`); `T` is the body type it passes on. */

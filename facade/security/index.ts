@@ -9,9 +9,9 @@ export { encrypt, encryptStep, type EncryptOptions } from '../../patterns/encryp
 export { decrypt, decryptStep, type DecryptOptions } from '../../patterns/decrypt.ts';
 export { encryptBody, decryptBody, type EnvelopeOptions, type KeySource } from '../../src/security/encrypt-message.ts';
 export { isEnvelope, envelopeContext, ENVELOPE_CONTENT_TYPE, type Envelope, type EncryptionKey } from '../../src/security/envelope.ts';
-export { DecryptionFailedError, MalformedEnvelopeError, UnknownEncryptionKeyError, UnsupportedEnvelopeError } from '../../src/security/envelope-errors.ts';
+export { DecryptionFailedError, EncryptionKeyInvalidError, MalformedEnvelopeError, UnknownEncryptionKeyError, UnsupportedEnvelopeError } from '../../src/security/envelope-errors.ts';
 export { sign, signStep, type SignStepOptions } from '../../patterns/sign.ts';
-export { verify, verifyStep, type VerifyStepOptions, type ReplayOptions } from '../../patterns/verify.ts';
+export { verify, verifyStep, ReplayMemory, type VerifyStepOptions, type ReplayOptions } from '../../patterns/verify.ts';
 export {
   signMessage,
   verifyMessage,
@@ -19,6 +19,7 @@ export {
   createSigner,
   createVerifier,
   replayKey,
+  replayWindowMs,
   DEFAULT_SIGNATURE_HEADER,
   SIGNER_HEADER,
   SIGNATURE_REJECTED_HEADER,
@@ -40,11 +41,12 @@ export {
   SignatureFutureDatedError,
   ReplayedMessageError,
   ReplayInProgressError,
+  ReplayMemoryFullError,
   SignerMismatchError,
   SigningError,
   type SignatureRejection,
 } from '../../src/security/signing-errors.ts';
-export { canonicalJson, CanonicalJsonError } from '../../src/security/canonical-json.ts';
+export { canonicalJson, CanonicalJsonError, isWellFormedText } from '../../src/security/canonical-json.ts';
 export { protect, protectStep, type ProtectOptions } from '../../patterns/protect.ts';
 export { classifiedFields, deriveClassifiedFields, fieldsOfClass, CLASSIFICATIONS, CLASSIFICATION_KEYWORD, REDACTED_CLASSES, PROTECTED_CLASSES, type Classification, type ClassifiedField } from '../../src/security/classification.ts';
 export { redactClassified, redactText as redactClassifiedText, redactFailure, classifiedValues, classifiedValuesOf, redactionMarker, concretePointers } from '../../src/security/redact-classified.ts';

@@ -106,6 +106,12 @@ export class RouteRuntime {
   private prefetch = DEFAULT_PREFETCH;
   /** The route's receipts, when it opted in (`receipts: { allow }`). */
   private readonly receipts: Receipts | undefined;
+  /**
+   * The route decrypts (a `decrypt` step anywhere in it): what a later step fails on is clear text, so
+   * without a `prepareDeadLetter` of its own the route dead-letters the message as it was received —
+   * still encrypted — never the clear text.
+   */
+  private readonly deadLettersAsReceived: boolean;
   /** Admits a delivery into the current run as if the source had (replays). */
   private inject: ((delivery: Delivery, onEnd: (outcome: ExecutionOutcome) => void) => void) | undefined;
 
@@ -118,6 +124,7 @@ export class RouteRuntime {
     this.ackOnAdmission = delivery === 'at-most-once';
     this.waitsForClaims = delivery === 'effectively-once';
     this.receipts = receipts === undefined ? undefined : new Receipts(definition.id, receipts, delivery, (uri, messages) => deps.transports.publish(uri, messages), deps.log);
+    this.deadLettersAsReceived = definition.errorHandler.prepareDeadLetter === undefined && hasStepOfKind(definition.steps, DECRYPT_KIND);
   }
 
   get id(): string {
@@ -528,7 +535,7 @@ export class RouteRuntime {
           delivery.nack(error);
           return undefined;
         }
-        let failedMessage = delivery.message;
+        let failedMessage = this.deadLettersAsReceived ? delivery.origin : delivery.message;
         if (handler.prepareDeadLetter !== undefined) {
           try {
             failedMessage = handler.prepareDeadLetter(delivery.message, delivery.origin);
@@ -607,4 +614,11 @@ function clip(text: string): string {
 /** The error of a one-message publish: a `PartialPublishError` stands for its one failure. */
 function unwrapSingle(error: unknown): unknown {
   return error instanceof PartialPublishError && error.failures.size === 1 ? error.failures.values().next().value : error;
+}
+
+/** The kind of `.decrypt()` steps (patterns/decrypt.ts): a route with one dead-letters messages as received. */
+const DECRYPT_KIND = 'decrypt';
+
+function hasStepOfKind(steps: readonly StepDefinition[], kind: string): boolean {
+  return steps.some((step) => step.kind === kind || step.branches.some((branch) => hasStepOfKind(branch, kind)));
 }

@@ -1,5 +1,7 @@
 import { RouteDefinitionError, UnencodableMessageError } from '../core/errors.ts';
 import { withBody, type Message } from '../core/message.ts';
+import { PayloadParseError, PayloadTooLargeError } from '../schema/errors.ts';
+import { parseJsonSafely } from '../schema/safe-json.ts';
 import { MalformedEnvelopeError } from './envelope-errors.ts';
 import { DEFAULT_MAX_ENVELOPE_BYTES, ENVELOPE_CONTENT_TYPE, envelopeContext, open, seal, type Envelope, type EncryptionKey, type SealedKind } from './envelope.ts';
 import { Keyring } from './keyring.ts';
@@ -77,13 +79,19 @@ function encodeValue(value: unknown, where: string): { bytes: Uint8Array; kind: 
 
 function decodeValue(plaintext: Buffer, kind: SealedKind, where: string): unknown {
   if (kind === 'bytes') return plaintext;
-  const text = plaintext.toString('utf8');
-  if (kind === 'text') return text;
+  if (kind === 'text') return plaintext.toString('utf8');
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new MalformedEnvelopeError(where, 'decrypted content is not JSON');
+    // authenticated, but as untrusted as its sender: no prototype keys, nesting bounded (64)
+    return parseJsonSafely(plaintext, { maxBytes: plaintext.length });
+  } catch (error) {
+    throw new MalformedEnvelopeError(where, `decrypted content is not acceptable JSON (${jsonProblem(error)})`);
   }
+}
+
+/** Why `parseJsonSafely` refused: its own words for a forbidden key or a depth; never the text itself. */
+function jsonProblem(error: unknown): string {
+  if (error instanceof PayloadParseError && error.cause !== undefined) return 'not JSON';
+  return error instanceof Error ? error.message.slice(0, 200) : 'not JSON';
 }
 
 /** The value at `pointer`, or `undefined` when absent (own properties only). */
@@ -185,9 +193,11 @@ function parseBounded(body: string | Uint8Array, where: string, maxBytes: number
   // the bound on the raw text, plus room for JSON's punctuation and member names
   if (body.length > maxBytes + 1_024) throw new MalformedEnvelopeError(where, `${body.length} bytes exceed the envelope bound of ${maxBytes}`);
   try {
-    return JSON.parse(typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as unknown;
-  } catch {
-    throw new MalformedEnvelopeError(where, 'not an encrypted envelope (not JSON)');
+    // unauthenticated input (in fields mode, all but the envelopes): parsed safely — no `__proto__`/`constructor` keys, nesting ≤ 64
+    return parseJsonSafely(body, { maxBytes: maxBytes + 1_024 });
+  } catch (error) {
+    if (error instanceof PayloadTooLargeError) throw new MalformedEnvelopeError(where, `${error.message.slice(0, 200)} (the envelope bound is ${maxBytes})`);
+    throw new MalformedEnvelopeError(where, `not an encrypted envelope, or not acceptable JSON (${jsonProblem(error)})`);
   }
 }
 

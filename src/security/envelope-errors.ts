@@ -48,3 +48,15 @@ export class UnsupportedEnvelopeError extends InterchangeError {
     super('ENVELOPE_UNSUPPORTED', `${where}: ${problem}`, { permanent: true });
   }
 }
+
+/**
+ * A key the keyring holds is not a 32-byte AES-256 key (a `keys` function returned a wrong keyring):
+ * a configuration fault, not the message's. Not permanent — the route's error handler decides (retry,
+ * reject to the source) — so that genuine messages are not dead-lettered as undecryptable meanwhile.
+ */
+export class EncryptionKeyInvalidError extends InterchangeError {
+  override readonly name = 'EncryptionKeyInvalidError';
+  constructor(keyId: string, size: number | undefined) {
+    super('ENCRYPTION_KEY_INVALID', `key '${keyId.slice(0, 128)}' is not a 32-byte AES-256 key (${size === undefined ? 'not a secret key' : `${size} bytes`}): check the keyring`);
+  }
+}

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomFillSync, type KeyObject } from 'node:crypto';
 import type { Keyring } from './keyring.ts';
-import { DecryptionFailedError, MalformedEnvelopeError, UnknownEncryptionKeyError, UnsupportedEnvelopeError } from './envelope-errors.ts';
+import { DecryptionFailedError, EncryptionKeyInvalidError, MalformedEnvelopeError, UnknownEncryptionKeyError, UnsupportedEnvelopeError } from './envelope-errors.ts';
 
 /**
  * A key-encryption key (KEK): 32 bytes (AES-256), as bytes or a secret `KeyObject`. Kept in a
@@ -147,6 +147,8 @@ export function open(value: unknown, keys: Keyring<EncryptionKey>, context: stri
   const content = decode(where, 'ciphertext', ciphertext);
   const key = keys.get(header.kid);
   if (key === undefined) throw new UnknownEncryptionKeyError(header.kid, where);
+  const keySize = key instanceof Uint8Array ? key.byteLength : key.symmetricKeySize;
+  if (keySize !== 32) throw new EncryptionKeyInvalidError(header.kid, keySize);
   let dataKey: Buffer;
   try {
     const unwrap = createDecipheriv('aes-256-gcm', key, wrapIv, { authTagLength: 16 });

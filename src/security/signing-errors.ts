@@ -121,6 +121,19 @@ export class ReplayInProgressError extends InterchangeError {
 }
 
 /**
+ * The step's in-memory replay memory holds `maxEntries` signature ids, none of them expired: a new
+ * signature is refused rather than one still within its window forgotten (which would let its copy be
+ * replayed). Not permanent: the route's error handler decides (retry later, or reject to the source);
+ * the memory frees itself as ids expire. A sign of a flood, or of a `maxEntries` too small for the traffic.
+ */
+export class ReplayMemoryFullError extends InterchangeError {
+  override readonly name = 'ReplayMemoryFullError';
+  constructor(maxEntries: number) {
+    super('SIGNATURE_REPLAY_MEMORY_FULL', `the replay memory holds ${maxEntries} unexpired signature ids; try again later`);
+  }
+}
+
+/**
  * A message cannot be signed: its body has no canonical form (a cycle, a `BigInt`, a non-finite
  * number) — permanent — or the signer has no usable key (no private key, no keyring) — not permanent.
  */

@@ -2,8 +2,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { FlattenedSign, flattenedVerify, type JWSHeaderParameters } from 'jose';
 import { RouteDefinitionError } from '../core/errors.ts';
 import { withBody, withHeaders, type Headers, type Message } from '../core/message.ts';
+import { PayloadParseError } from '../schema/errors.ts';
 import { parseJsonSafely, type PayloadLimits } from '../schema/safe-json.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson, isWellFormedText } from './canonical-json.ts';
 import type { Keyring } from './keyring.ts';
 import type { SignatureAlgorithm, SignatureKey } from './signing-keys.ts';
 import {
@@ -32,6 +33,17 @@ export const SIGNATURE_REJECTED_HEADER = 'x-interchange-signature-rejected';
 /** The verifier's defaults: a signature is accepted up to 5 minutes old, with 30 s of clock skew either way. */
 export const DEFAULT_MAX_AGE_MS = 300_000;
 export const DEFAULT_TOLERANCE_MS = 30_000;
+
+/**
+ * How long a replay memory must remember a signature id for the verifier with these settings: a
+ * signature is accepted until `maxAgeMs + toleranceMs` after its `ts`, and may be claimed as early as
+ * `toleranceMs` before it (future-dated within the skew) — so `maxAgeMs + 2 × toleranceMs`, plus the
+ * last millisecond (an age equal to the bound is still accepted; a memory entry expires at its bound).
+ * A claim's lease must last as long: a verified message still in flight must keep its claim.
+ */
+export function replayWindowMs(maxAgeMs: number, toleranceMs: number): number {
+  return maxAgeMs + 2 * toleranceMs + 1;
+}
 
 const ALGORITHMS: ReadonlySet<string> = new Set<SignatureAlgorithm>(['HS256', 'EdDSA', 'ES256']);
 /** What a key id may be (as `Keyring` says): `#` is not among it, so `<kid>#<jti>` is an unambiguous replay key. */
@@ -141,6 +153,7 @@ export function createSigner<T>({ keys, headers = [], header = DEFAULT_SIGNATURE
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_SIGNATURE_ID_CHARS) throw new SigningError(`the signature id must be 1–${MAX_SIGNATURE_ID_CHARS} characters`, { permanent: true });
     const form = bodyFormOf(message.body);
     let body: string | Uint8Array;
+    if (typeof message.body === 'string' && !isWellFormedText(message.body)) throw new SigningError('the body is a string with a lone surrogate: it has no UTF-8 form', { permanent: true });
     try {
       body = form === 'json' ? canonicalJson(message.body) : (message.body as string | Uint8Array);
     } catch (cause) {
@@ -312,20 +325,24 @@ function bodyToCheck(body: unknown, form: BodyForm, limits: PayloadLimits | unde
   const raw = typeof body === 'string' || body instanceof Uint8Array;
   if (form === 'bytes') {
     if (!raw) throw mismatch('the body was signed as bytes but arrived parsed (consume it raw, e.g. MQTT payload=raw)');
+    if (typeof body === 'string' && !isWellFormedText(body)) throw malformed('the body is a string with a lone surrogate (no UTF-8 form: never what was signed)');
     return { signed: body, checked: body };
   }
   let value = body;
   if (raw) {
     try {
       value = parseJsonSafely(body, limits);
-    } catch {
-      throw mismatch('the body was signed as JSON but is not JSON');
+    } catch (error) {
+      // not JSON at all: altered; JSON this verifier will not read (a prototype key, over a limit): say why
+      if (error instanceof PayloadParseError && error.cause !== undefined) throw mismatch('the body was signed as JSON but is not JSON');
+      throw malformed(`the body cannot be read safely: ${(error as Error).message.slice(0, 200)}`);
     }
   }
   try {
     return { signed: canonicalJson(value), checked: value };
-  } catch {
-    throw mismatch('the body has no canonical JSON form');
+  } catch (error) {
+    // the signer refuses such a body (see canonicalJson): this one was altered
+    throw mismatch(`the body has no canonical JSON form (${(error as Error).message.slice(0, 200)})`);
   }
 }
 

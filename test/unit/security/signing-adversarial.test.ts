@@ -85,7 +85,7 @@ const ANY: readonly SignatureRejection[] = ['malformed', 'mismatch', 'header-not
 
 describe('signing, adversarial: tampering', () => {
   it('a bit flipped anywhere in a JSON body (fast-check): every message rejected as a mismatch, none processed', async () => {
-    const cases = fc.sample(fc.tuple(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1 }), fc.nat(), fc.integer({ min: 0, max: 7 })), { numRuns: 300, seed: 20 });
+    const cases = fc.sample(fc.tuple(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1 }).filter((body) => !/"(__proto__|constructor)"/.test(JSON.stringify(body))), fc.nat(), fc.integer({ min: 0, max: 7 })), { numRuns: 300, seed: 20 }); // the signer refuses prototype keys
     const forged: Message[] = [];
     for (const [body, position, bit] of cases) {
       const signed = await signWith(createMessage(body, { headers: { deviceId: 'd1' } }), hs, 'k-hs');
