@@ -91,6 +91,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // ZeroMQ transport (issue 19): a raw zeromq PULL → PUSH pass-through vs the same route through Interchange, on loopback TCP (no broker), in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/zeromq.ts'], { stdio: 'inherit' });
+
 // CoAP transport (issue 19): a raw node-coap server forwarding each device POST to a sink server and answering 2.04 after it vs the same route through Interchange, on loopback UDP, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/coap.ts'], { stdio: 'inherit' });
@@ -130,6 +131,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // SEDA stage (issue 18): a stage's latency controller vs a fixed high concurrency in front of a contended resource, offered more than it can do, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/seda.ts'], { stdio: 'inherit' });
+
 // Envelope encryption (issue 20): a plain memory route vs the same with .encrypt().decrypt() (whole body, one field), in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/encryption.ts'], { stdio: 'inherit' });
@@ -137,6 +139,7 @@ execFileSync(process.execPath, ['--conditions=interchange-source', '--import', '
 // Signing and verification (issue 20): a memory route with .sign() → .verify() (HS256; EdDSA for information) vs the same route without, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/signing.ts'], { stdio: 'inherit' });
+
 // Message security on a broker route (issue 20): a RabbitMQ pass-through plain vs with .sign()/.verify() (HS256) and .encrypt()/.decrypt() (AES-GCM), same run, in a child process of its own.
 console.log('\n');
 execFileSync(process.execPath, ['--conditions=interchange-source', '--import', 'tsx', 'bench/security-amqp.ts'], { stdio: 'inherit' });
