@@ -28,7 +28,7 @@ const WIRE_RESERVED = new Set([
   'reply-to', 'correlation-id', 'message-id', 'amqp-message-id', 'subscription', 'ack', 'id', 'selector', 'redelivered', 'timestamp', 'type', 'user-id', 'app-id',
   'cluster-id', 'original-destination', 'originalexpiration', 'login', 'passcode', 'host', 'heart-beat', 'version', 'accept-version', 'session', 'server', 'message',
   'durable', 'auto-delete', 'exclusive', 'prefetch-count', 'x-delivery-count', 'x-queue-type', 'x-message-ttl', 'x-expires', 'x-overflow', 'x-death',
-  'x-single-active-consumer', 'x-delivery-limit', 'x-initial-cluster-size',
+  'x-single-active-consumer', 'x-delivery-limit', 'x-initial-cluster-size', 'x-quorum-initial-group-size', 'cc', 'bcc', 'transformation',
 ]);
 const WIRE_RESERVED_PREFIXES = ['ic-', 'jms', 'activemq', 'amq_', 'x-max-', 'x-dead-letter-', 'x-stream-', 'x-first-death-', 'x-queue-', 'x-last-death-'];
 
@@ -193,7 +193,7 @@ const MAX_ALLOWED_VALUE_CHARS = 8 * 1024;
 export function decodeFrame(frameHeaders: Readonly<Record<string, string>>, body: Uint8Array, context: InboundContext, policy: InboundPolicy): Message {
   let size = body.length;
   for (const name in frameHeaders) size += name.length + (frameHeaders[name] as string).length;
-  if (size > context.maxBytes) throw new StompDecodeError(`message '${(frameHeaders['message-id'] ?? '').slice(0, 100)}' on '${(frameHeaders.destination ?? '').slice(0, 200)}' is ${size} bytes; maxMessageBytes is ${context.maxBytes}`);
+  if (size > context.maxBytes) throw new StompDecodeError(`message '${(frameHeaders['message-id'] ?? '').slice(0, 100)}' on '${(frameHeaders.destination ?? '').slice(0, 200)}' is ${size} bytes; maxMessageBytes is ${context.maxBytes}`, { oversized: true });
   const headers: Record<string, HeaderValue | undefined> = {};
   let id: string | undefined;
   const contentTypeHeader = frameHeaders['content-type'];

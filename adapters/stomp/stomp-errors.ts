@@ -24,17 +24,40 @@ export class StompUnencodableError extends UnencodableMessageError {
 
 /**
  * The broker sent an ERROR frame (STOMP closes the connection after it): `brokerMessage` is its
- * `message` header, `detail` its body (both clipped). On a SEND it names (by receipt) the publish
- * fails with it; every other receipt still awaited on that connection fails with `NotConnectedError`.
+ * `message` header, `detail` its body (both clipped). The SEND it names (by `receipt-id`) fails with
+ * it, every other one awaited on that connection with `NotConnectedError`; an ERROR naming no receipt
+ * (RabbitMQ's for a header it refuses or a missing exchange) fails every SEND awaited with it.
+ * `permanent` when the broker's verdict cannot change by retrying (`isPermanentBrokerMessage`) and the
+ * failed SENDs can only be the culprits (see `StompLink`).
  */
 export class StompBrokerError extends InterchangeError {
   override readonly name: string = 'StompBrokerError';
   constructor(
     readonly brokerMessage: string,
     readonly detail: string,
-    options?: { cause?: unknown; code?: string },
+    options?: { cause?: unknown; code?: string; permanent?: boolean },
   ) {
     super(options?.code ?? 'STOMP_BROKER_ERROR', `STOMP broker error: ${brokerMessage}${detail === '' ? '' : ` — ${detail}`}`, options);
+  }
+}
+
+/**
+ * Whether an ERROR frame's `message` header is a verdict retrying cannot change: RabbitMQ's
+ * `precondition_failed`, `not_found`, `access_refused`; ActiveMQ's "not authorized".
+ */
+export function isPermanentBrokerMessage(message: string): boolean {
+  return /^(precondition_failed|not_found|access_refused)$/i.test(message.trim()) || /not authori[sz]ed/i.test(message);
+}
+
+/**
+ * The broker refused a subscription with a permanent verdict (`isPermanentBrokerMessage`: a missing
+ * exchange, an inequivalent queue argument, no read permission) before any message came: the consume
+ * Observable fails with it instead of resubscribing forever. Permanent.
+ */
+export class StompSubscribeRefusedError extends StompBrokerError {
+  override readonly name = 'StompSubscribeRefusedError';
+  constructor(brokerMessage: string, detail: string) {
+    super(brokerMessage, detail, { code: 'STOMP_SUBSCRIBE_REFUSED', permanent: true });
   }
 }
 
@@ -56,7 +79,10 @@ export class StompConnectRefusedError extends StompBrokerError {
  */
 export class StompDecodeError extends InterchangeError {
   override readonly name = 'StompDecodeError';
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** Over `maxMessageBytes`: the consumer does not keep its body. */
+  readonly oversized: boolean;
+  constructor(message: string, options?: { cause?: unknown; oversized?: boolean }) {
     super('STOMP_DECODE', message, { ...options, permanent: true });
+    this.oversized = options?.oversized ?? false;
   }
 }

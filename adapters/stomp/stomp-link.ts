@@ -2,7 +2,7 @@ import { createConnection, type Socket } from 'node:net';
 import { Client, Versions, type IFrame } from '@stomp/stompjs';
 import { TCPWrapper } from '@stomp/tcp-wrapper';
 import { backoffDelay, batchWrites, NotConnectedError, redactText, TimeoutError, type Logger } from '../../src/core/index.ts';
-import { StompBrokerError, StompConnectRefusedError } from './stomp-errors.ts';
+import { isPermanentBrokerMessage, StompBrokerError, StompConnectRefusedError } from './stomp-errors.ts';
 import type { StompAddress } from './stomp-options.ts';
 
 /** The broker, from the CONNECTED frame's `server` header: what NACK and prefetch mean depends on it. */
@@ -27,6 +27,15 @@ export interface LinkSettings {
   readonly log: Logger;
 }
 
+/** A connection must have stayed up this long before the reconnect backoff starts again from its first step. */
+export const STABLE_CONNECTION_MS = 5_000;
+
+interface PendingSend {
+  readonly destination: string;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
 interface Waiter {
   resolve(client: Client): void;
   reject(error: Error): void;
@@ -42,7 +51,13 @@ interface Waiter {
  * - `send` waits (within its deadline) for a connection, sends a SEND with a `receipt`, and resolves on
  *   the RECEIPT; an ERROR frame naming that receipt rejects it with `StompBrokerError`, a connection lost
  *   first with `NotConnectedError` (the message may or may not have been taken: at-least-once), no
- *   RECEIPT in time with `TimeoutError`.
+ *   RECEIPT in time with `TimeoutError`. An ERROR naming no receipt rejects every SEND awaited with
+ *   `StompBrokerError`: permanent when `isPermanentBrokerMessage` and the SENDs awaited can only be the
+ *   culprits (one SEND; for `not_found`/`access_refused`, all to one destination), else transient.
+ * - `onBrokerError` hears every ERROR after CONNECTED (with whether a MESSAGE came on that connection).
+ * - the reconnect backoff starts again from its first step only after a connection that stayed up
+ *   `STABLE_CONNECTION_MS`: a broker that closes every connection soon after CONNECTED is retried
+ *   ever more slowly, not in a tight loop.
  * - an ERROR frame before CONNECTED (login refused) is reported through `onRefused` and ends the
  *   attempts of a link that never connected; after one, the link keeps retrying.
  * - `close` sends DISCONNECT (the broker processes the frames sent before it — ACKs — and takes back
@@ -57,16 +72,21 @@ export class StompLink {
   onLost: ((error: Error | undefined) => void) | undefined;
   /** Called when the broker refuses the CONNECT of a link that never connected; the link has stopped. */
   onRefused: ((error: StompConnectRefusedError) => void) | undefined;
+  /** Called on an ERROR frame after CONNECTED (the broker closes the connection next). */
+  onBrokerError: ((error: StompBrokerError) => void) | undefined;
   private client: Client | undefined;
   private connectedClient: Client | undefined;
+  /** A connected client the broker sent an ERROR on: it closes next, so nothing more is sent on it. */
+  private closingClient: Client | undefined;
   private everConnected = false;
   private closing = true;
   private failures = 0;
+  private connectedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private sequence = 0;
   private lastError: Error | undefined;
   private readonly waiters = new Set<Waiter>();
-  private readonly pending = new Map<string, { resolve(): void; reject(error: Error): void }>();
+  private readonly pending = new Map<string, PendingSend>();
 
   constructor(private readonly settings: LinkSettings) {}
 
@@ -128,6 +148,7 @@ export class StompLink {
         reject(new TimeoutError(`stomp: no RECEIPT for a SEND to '${destination.slice(0, 200)}' within ${timeoutMs} ms`));
       }, remaining);
       this.pending.set(receipt, {
+        destination,
         resolve: () => {
           clearTimeout(timer);
           resolve();
@@ -204,7 +225,7 @@ export class StompLink {
     const server = frame.headers.server ?? '';
     this.flavour = server.startsWith('RabbitMQ') ? 'rabbitmq' : server.startsWith('ActiveMQ') ? 'activemq' : 'generic';
     this.generation += 1;
-    this.failures = 0;
+    this.connectedAt = Date.now();
     this.everConnected = true;
     this.connectedClient = client;
     for (const waiter of [...this.waiters]) waiter.resolve(client);
@@ -213,7 +234,7 @@ export class StompLink {
   }
 
   private brokerError(client: Client, frame: IFrame): void {
-    if (this.client !== client) return;
+    if (this.client !== client || this.closingClient === client) return;
     const message = this.redact((frame.headers.message ?? 'ERROR').slice(0, 500));
     const detail = this.redact(frame.body.slice(0, 1_000).trim());
     if (this.connectedClient !== client) {
@@ -231,25 +252,43 @@ export class StompLink {
       }
       return;
     }
-    const error = new StompBrokerError(message, detail);
-    this.lastError = error;
-    this.settings.log.warn('stomp: broker ERROR frame; the broker closes the connection', { url: this.settings.label, error: error.message });
+    const permanentVerdict = isPermanentBrokerMessage(message);
     const receipt = frame.headers['receipt-id'];
-    if (receipt !== undefined) {
-      const entry = this.pending.get(receipt);
-      this.pending.delete(receipt);
-      entry?.reject(error);
+    const named = receipt === undefined ? undefined : this.pending.get(receipt);
+    let culprits: PendingSend[];
+    let permanent: boolean;
+    if (named !== undefined) {
+      culprits = [named];
+      permanent = permanentVerdict;
+    } else {
+      // no receipt named: any SEND awaited may be the one refused
+      culprits = [...this.pending.values()];
+      const destinations = new Set(culprits.map((entry) => entry.destination));
+      permanent = permanentVerdict && (culprits.length === 1 || (destinations.size === 1 && !/^precondition_failed$/i.test(message.trim())));
     }
+    const error = new StompBrokerError(message, detail, { permanent });
+    this.lastError = error;
+    this.connectedClient = undefined; // the broker closes the connection: later SENDs wait for the next one
+    this.closingClient = client;
+    this.settings.log.warn('stomp: broker ERROR frame; the broker closes the connection', { url: this.settings.label, error: error.message });
+    for (const [key, entry] of this.pending) {
+      if (!culprits.includes(entry)) continue;
+      this.pending.delete(key);
+      entry.reject(error);
+    }
+    this.onBrokerError?.(error);
   }
 
   private lost(client: Client): void {
     if (this.client !== client) return;
-    const wasConnected = this.connectedClient === client;
+    const wasConnected = this.connectedClient === client || this.closingClient === client;
     this.connectedClient = undefined;
+    this.closingClient = undefined;
     this.client = undefined;
     void client.deactivate().catch(() => undefined); // no socket left: only marks the client inactive
     this.failAll(new NotConnectedError(`stomp: connection to ${this.settings.label} lost${this.lastError === undefined ? '' : `: ${this.redact(this.lastError.message)}`}`, { cause: this.lastError }));
     if (wasConnected) {
+      if (Date.now() - this.connectedAt >= STABLE_CONNECTION_MS) this.failures = 0;
       this.settings.log.warn('stomp: connection lost; reconnecting', { url: this.settings.label, error: this.lastErrorText });
       this.onLost?.(this.lastError);
     }

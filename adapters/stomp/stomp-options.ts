@@ -117,12 +117,21 @@ export function parseStompUrl(url: string): StompAddress {
     throw new StompConfigurationError('invalid STOMP URL: expected stomp://[login:passcode@]host[:port][/virtual-host]', { cause });
   }
   if (parsed.protocol !== 'stomp:' || parsed.hostname === '') throw new StompConfigurationError('invalid STOMP URL: expected stomp://[login:passcode@]host[:port][/virtual-host]');
-  const path = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  const path = decodeUrlPart(parsed.pathname.replace(/^\//, ''), 'virtual host');
   return {
     host: parsed.hostname.replace(/^\[|\]$/g, ''),
     port: parsed.port === '' ? 61613 : Number(parsed.port),
     virtualHost: path === '' ? '/' : path,
-    login: parsed.username === '' ? undefined : decodeURIComponent(parsed.username),
-    passcode: parsed.password === '' ? undefined : decodeURIComponent(parsed.password),
+    login: parsed.username === '' ? undefined : decodeUrlPart(parsed.username, 'login'),
+    passcode: parsed.password === '' ? undefined : decodeUrlPart(parsed.password, 'passcode'),
   };
+}
+
+/** Percent-decodes a part of the URL; a malformed escape is a `StompConfigurationError` naming the part, never its text. */
+function decodeUrlPart(text: string, part: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new StompConfigurationError(`invalid STOMP URL: the ${part} has a malformed percent-escape`);
+  }
 }

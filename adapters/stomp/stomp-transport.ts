@@ -41,8 +41,11 @@ export interface StompStatus extends TransportStatus {
  *   `NotConnectedError` (it may have been stored: resent, it is a duplicate — at-least-once).
  * - `consume`: see `StompConsumer` (ACK after settlement; NACK: RabbitMQ requeues, ActiveMQ applies its
  *   redelivery policy then its DLQ; `attempt`; unsettled messages taken back when the subscription ends).
- * - `close` ends every subscription (the broker takes back what is unacknowledged), waits for
- *   publishes in flight (each bounded by `publishTimeoutMs`) and disconnects. `connect` after `close`
+ * - `close` stops every subscription's intake, waits for publishes and dead-letter SENDs in flight
+ *   (each bounded by `publishTimeoutMs`, so their sources' ACKs still go out), then ends the
+ *   subscriptions (the broker takes back what is unacknowledged) and disconnects.
+ * - `publishTimeoutMs` is one deadline per publish, waiting for a connection included: past it, the
+ *   wait for a connection fails with `NotConnectedError`, the wait for a RECEIPT with `TimeoutError`. `connect` after `close`
  *   connects again.
  * - `scheme` (default `stomp`) lets two brokers serve one integration: one transport per broker.
  * @example
@@ -118,8 +121,10 @@ export class StompTransport implements Transport, StatusReportingTransport<Stomp
     this.closed = true;
     const consumers = [...this.consumers];
     this.consumers.clear();
+    for (const consumer of consumers) consumer.stopIntake();
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the callers' continuations (their sources' ACKs) run first
     await Promise.allSettled(consumers.map((consumer) => consumer.dispose()));
-    await Promise.allSettled([...this.inFlight]);
     const link = this.publisher;
     this.publisher = undefined;
     await link?.close();
@@ -153,8 +158,12 @@ export class StompTransport implements Transport, StatusReportingTransport<Stomp
         prefetch: options.prefetch ?? 100,
         maxDeliveries: this.options.maxDeliveries ?? 5,
         maxMessageBytes: this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
-        publishTimeoutMs: this.options.publishTimeoutMs ?? 30_000,
         tracker: this.tracker,
+        deadLetter: (destination, headers, body) => {
+          const link = this.publisher;
+          if (link === undefined) return Promise.reject(new NotConnectedError(`${this.scheme} transport is closed; cannot dead-letter to '${destination}'`));
+          return this.track(link.send(destination, headers, body, this.options.publishTimeoutMs ?? 30_000));
+        },
         log: this.log,
       });
       this.consumers.add(consumer);
@@ -171,10 +180,11 @@ export class StompTransport implements Transport, StatusReportingTransport<Stomp
 
   /** One SEND per frame, pipelined; resolves when every RECEIPT has come. */
   private async send(link: StompLink, target: StompTarget, frames: readonly EncodedFrame[]): Promise<void> {
-    const timeoutMs = this.options.publishTimeoutMs ?? 30_000;
-    if (!link.connected) await link.whenConnected(timeoutMs);
+    const deadline = Date.now() + (this.options.publishTimeoutMs ?? 30_000);
+    if (!link.connected) await link.whenConnected(deadline - Date.now());
     const queueType = link.flavour === 'rabbitmq' && target.queueType !== undefined ? target.queueType : undefined;
-    const sends = frames.map((frame) => link.send(target.destination, queueType === undefined ? frame.headers : { ...frame.headers, 'x-queue-type': queueType }, frame.body, timeoutMs));
+    const remaining = Math.max(1, deadline - Date.now());
+    const sends = frames.map((frame) => link.send(target.destination, queueType === undefined ? frame.headers : { ...frame.headers, 'x-queue-type': queueType }, frame.body, remaining));
     if (sends.length === 1) return sends[0];
     const outcomes = await Promise.allSettled(sends);
     let failures: Map<number, Error> | undefined;

@@ -37,13 +37,14 @@ export class ZeroMqDecodeError extends InterchangeError {
 /**
  * A socket could not bind its address (in use, not an address of this host, no permission) within
  * `bindTimeoutMs`, retried with backoff meanwhile. The consume Observable (or the publish) fails with it.
+ * Permanent for `EACCES` and `EADDRNOTAVAIL` (no permission, not an address of this host): retrying cannot help.
  */
 export class ZeroMqBindError extends InterchangeError {
   override readonly name = 'ZeroMqBindError';
   constructor(
     readonly address: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; permanent?: boolean },
   ) {
     super('ZEROMQ_BIND', message, options);
   }

@@ -29,7 +29,8 @@ export async function bindWithRetry(socket: Bindable, address: string, timeoutMs
       const code = zmqCode(error);
       const left = deadline - Date.now();
       if (code !== 'EADDRINUSE' || left <= 0 || stopped()) {
-        throw new ZeroMqBindError(address, `cannot bind ${address}: ${toError(error).message}${code === 'EADDRINUSE' ? ` (still in use after ${timeoutMs} ms)` : ''}`, { cause: error });
+        const permanent = code === 'EACCES' || code === 'EADDRNOTAVAIL';
+        throw new ZeroMqBindError(address, `cannot bind ${address}: ${toError(error).message}${code === 'EADDRINUSE' ? ` (still in use after ${timeoutMs} ms)` : ''}`, { cause: error, permanent });
       }
       await sleep(Math.min(left, backoffDelay(attempt, { initialMs: 100, maxMs: 2_000 })));
     }

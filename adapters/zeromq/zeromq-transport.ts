@@ -1,7 +1,7 @@
 import { Publisher, Pull, Push, Subscriber } from 'zeromq';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Observable } from 'rxjs';
-import { consoleLogger, NotConnectedError, publishEach, TimeoutError, toError, type ConsumeOptions, type Delivery, type Endpoint, type Logger, type Message, type Transport } from '../../src/core/index.ts';
+import { consoleLogger, NotConnectedError, PartialPublishError, publishEach, TimeoutError, toError, type ConsumeOptions, type Delivery, type Endpoint, type Logger, type Message, type Transport } from '../../src/core/index.ts';
 import { encodeFrames } from './zeromq-codec.ts';
 import { checkConnectable, resolveZeroMqEndpoint, type ZeroMqTarget } from './zeromq-endpoint.ts';
 import { ZeroMqConfigurationError } from './zeromq-errors.ts';
@@ -21,6 +21,7 @@ interface PullEntry {
 interface SendEntry {
   readonly socket: Push | Publisher;
   readonly label: string;
+  readonly hwm: number;
   ready: Promise<void>;
   tail: Promise<void>;
 }
@@ -37,7 +38,10 @@ interface SendEntry {
  * Delivery is AT MOST ONCE — ZeroMQ has no acknowledgements, no redelivery, no persistence:
  * - `publish` resolves once every message is queued to the socket (no confirmation exists). A PUSH
  *   socket whose peers are all at their high-water mark makes it wait (`publishTimeoutMs`, then
- *   `TimeoutError`); a PUB socket drops instead, and drops for a subscriber not connected yet.
+ *   `TimeoutError`; when earlier messages of the call were queued, `PartialPublishError` naming only
+ *   the message that timed out and those after it); a PUB socket drops instead, and drops for a
+ *   subscriber not connected yet. A second endpoint on the same address and side must have the same
+ *   `hwm` (one socket), else `ZeroMqConfigurationError`.
  * - The transport keeps one socket per address and side for its lifetime: a PUSH queues (up to its
  *   high-water mark) before its peer exists, and a PULL outlives its consumers, so a later consumer of
  *   the same transport gets what is queued. Whatever sits in a socket's queue, or unsettled in a
@@ -220,10 +224,13 @@ export class ZeroMqTransport implements Transport {
   private senderFor(target: ZeroMqTarget, uri: string): SendEntry {
     const key = `${target.pattern}\0${target.address}\0${target.publisherBinds}`;
     const existing = this.senders.get(key);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      if (existing.hwm !== target.hwm) throw new ZeroMqConfigurationError(`'${uri}': ${target.address} is published to already with hwm=${existing.hwm} (one socket per address: hwm must match)`);
+      return existing;
+    }
     const settings = { ...this.socketOptions(), sendHighWaterMark: target.hwm, sendTimeout: this.options.publishTimeoutMs ?? 30_000 };
     const socket = target.pattern === 'pipeline' ? new Push(settings) : new Publisher(settings);
-    const sender: SendEntry = { socket, label: uri, ready: this.attachSocket(socket, target.publisherBinds, target, uri), tail: Promise.resolve() };
+    const sender: SendEntry = { socket, label: uri, hwm: target.hwm, ready: this.attachSocket(socket, target.publisherBinds, target, uri), tail: Promise.resolve() };
     this.senders.set(key, sender);
     sender.ready.catch(() => {
       // a socket that could not bind is given up: the next publish tries afresh
@@ -238,13 +245,16 @@ export class ZeroMqTransport implements Transport {
     const run = sender.tail.then(async () => {
       await sender.ready;
       const { socket } = sender;
-      for (const frames of batch) {
+      for (let index = 0; index < batch.length; index += 1) {
         try {
-          await socket.send(frames);
-        } catch (error) {
-          if (!this.open) throw new NotConnectedError(`zeromq transport closed while publishing to '${sender.label}'`, { cause: error });
-          if (zmqCode(error) === 'EAGAIN') throw new TimeoutError(`publish to '${sender.label}': no room within ${this.options.publishTimeoutMs ?? 30_000} ms (every peer at its high-water mark, or none connected)`);
-          throw error;
+          await socket.send(batch[index] as Buffer[]);
+        } catch (caught) {
+          let error: Error = toError(caught);
+          if (!this.open) error = new NotConnectedError(`zeromq transport closed while publishing to '${sender.label}'`, { cause: caught });
+          else if (zmqCode(caught) === 'EAGAIN') error = new TimeoutError(`publish to '${sender.label}': no room within ${this.options.publishTimeoutMs ?? 30_000} ms (every peer at its high-water mark, or none connected)`);
+          if (index === 0) throw error;
+          // the messages before this one are queued already: a retry must not send them again
+          throw new PartialPublishError(new Map(batch.slice(index).map((_, offset) => [index + offset, error])), batch.length);
         }
       }
     });
