@@ -23,6 +23,11 @@ export interface Destination {
 export class CoapClient {
   private coap: Coap | undefined;
   private readonly agents = new Map<'udp4' | 'udp6', { readonly agent: Agent; readonly socket: Socket }>();
+  /** Per destination (`host:port`): requests in flight and those waiting for a slot. */
+  private readonly lanes = new Map<string, { active: number; readonly waiting: Array<() => void> }>();
+
+  /** `concurrency`: confirmable requests in flight at once to one destination (RFC 7252 NSTART; node-coap enforces none). */
+  constructor(private readonly concurrency = 8) {}
 
   async open(): Promise<void> {
     this.coap ??= await import('coap');
@@ -30,10 +35,32 @@ export class CoapClient {
 
   /**
    * Sends one confirmable request and resolves on a 2.xx response; rejects with `CoapResponseError`
-   * on 4.xx/5.xx (Max-Age kept), `TimeoutError` after `timeoutMs` (the request is abandoned: the
-   * server may still have taken it).
+   * on 4.xx/5.xx (Max-Age kept), `TimeoutError` after `timeoutMs` from when it was sent (the request is
+   * abandoned: the server may still have taken it). At most `concurrency` are in flight to one
+   * destination; the rest wait their turn, in order.
    */
-  send(to: Destination, method: 'POST' | 'PUT', encoded: EncodedRequest, timeoutMs: number): Promise<void> {
+  async send(to: Destination, method: 'POST' | 'PUT', encoded: EncodedRequest, timeoutMs: number): Promise<void> {
+    const key = `${to.host}|${to.port}`;
+    let lane = this.lanes.get(key);
+    if (lane === undefined) {
+      lane = { active: 0, waiting: [] };
+      this.lanes.set(key, lane);
+    }
+    if (lane.active >= this.concurrency) await new Promise<void>((resolve) => (lane as { waiting: Array<() => void> }).waiting.push(resolve));
+    else lane.active += 1;
+    try {
+      await this.sendNow(to, method, encoded, timeoutMs);
+    } finally {
+      const next = lane.waiting.shift();
+      if (next !== undefined) next(); // the slot passes on
+      else {
+        lane.active -= 1;
+        if (lane.active === 0) this.lanes.delete(key);
+      }
+    }
+  }
+
+  private sendNow(to: Destination, method: 'POST' | 'PUT', encoded: EncodedRequest, timeoutMs: number): Promise<void> {
     const agent = this.agentFor(to.host);
     return new Promise<void>((resolve, reject) => {
       const request: OutgoingMessage = agent.request({ hostname: to.host, port: to.port, method, pathname: `/${to.path}`, confirmable: true, agent });

@@ -93,6 +93,8 @@ export function encodeRequest(message: Message, pathBytes: number): EncodedReque
 
 /** What a consumer takes from a device's request. */
 export interface InboundRequest {
+  /** The exchange's message id: the server's random nonce and a counter (unique across restarts and Message ID wrap-around). */
+  readonly id: string;
   /** `host:port` of the device. */
   readonly peer: string;
   readonly messageId: number;
@@ -121,8 +123,8 @@ export interface InboundPolicy {
 
 /**
  * A device's request → Message, untrusted unless `policy.trusted`.
- * - id: trusted and option 65000 present → it; else `<peer>/<message id>/<token hex>` (the same for a
- *   retransmission of the same request, different for a new one).
+ * - id: trusted and option 65000 present → it; else the exchange's (`request.id`: the same for a
+ *   retransmission of the same request, different for a new one, also after a restart or Message ID wrap-around).
  * - headers: path parameters, allow-listed Uri-Query parameters (reserved names never), `contentType`
  *   (from Content-Format), `coapPeer`, `coapPath`, `attempt`. Trusted: first the 65004 JSON object's
  *   string/number/boolean values (`x-interchange-*` included); the adapter's own are set after them.
@@ -164,7 +166,7 @@ export function decodeRequest(request: InboundRequest, policy: InboundPolicy, at
   headers[PEER_HEADER] = request.peer;
   headers[PATH_HEADER] = request.path.join('/');
   headers.attempt = attempt;
-  return { id: id ?? `${request.peer}/${request.messageId}/${request.token.toString('hex')}`, headers: headers as Headers, body };
+  return { id: id ?? request.id, headers: headers as Headers, body };
 }
 
 function readHeaders(raw: Buffer, into: Record<string, HeaderValue | undefined>): void {

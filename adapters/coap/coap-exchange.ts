@@ -1,5 +1,5 @@
 import type { OutgoingMessage } from 'coap';
-import { clipErrorText, Settlement, type GaveUpOutcome, type Message } from '../../src/core/index.ts';
+import { Settlement, type Message } from '../../src/core/index.ts';
 import type { InboundRequest } from './coap-codec.ts';
 
 /** The answer an exchange got, kept to answer a retransmission of the same request the same way. */
@@ -7,6 +7,8 @@ export interface Answer {
   readonly code: string;
   readonly payload: string;
   readonly maxAgeSeconds?: number;
+  /** Size1 (RFC 7959): with 4.13, the largest payload taken. */
+  readonly size1?: number;
 }
 
 /** What an emitted delivery reports to when it settles. */
@@ -49,18 +51,15 @@ export class Exchange {
 /** Writes `answer` to a node-coap response. */
 export function writeAnswer(response: OutgoingMessage, answer: Answer): void {
   response.code = answer.code;
+  response.statusCode = answer.code; // what node-coap's ObserveWriteStream sends (it ignores `code`)
   if (answer.maxAgeSeconds !== undefined) response.setOption('Max-Age', answer.maxAgeSeconds);
+  if (answer.size1 !== undefined) response.setOption('Size1', answer.size1);
   if (answer.payload !== '') response.setOption('Content-Format', 'text/plain');
   response.end(answer.payload === '' ? undefined : Buffer.from(answer.payload));
 }
 
-/**
- * One emission of an exchange as a delivery. `noteOutcome('dead-lettered' | 'discarded')` before its
- * ack makes the answer a 4.00 with the reason (the device's message was refused, though settled).
- */
+/** One emission of an exchange as a delivery: its ack answers 2.04, its nack as `Ingress` says. */
 export class CoapDelivery extends Settlement {
-  refusal: string | undefined = undefined;
-
   constructor(
     message: Message,
     readonly exchange: Exchange,
@@ -71,10 +70,6 @@ export class CoapDelivery extends Settlement {
     readonly intakeError: Error | undefined,
   ) {
     super(message);
-  }
-
-  override noteOutcome(outcome: GaveUpOutcome, reason?: string): void {
-    if (outcome !== 'filtered') this.refusal = clipErrorText(reason ?? outcome);
   }
 
   protected onAck(): void {

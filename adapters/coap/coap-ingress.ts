@@ -62,7 +62,7 @@ class Resource {
  *   else the first subscribed); its consumers compete, each with at most `prefetch` unsettled.
  * - No matching consumer: the request waits up to `holdMs` for one (a route starting), then is answered
  *   5.03 + Max-Age when a consumer of that path was seen before (it will be back), else 4.04.
- * - ack → 2.04 Changed (4.00 with the reason when the route dead-lettered or discarded it); nack,
+ * - ack → 2.04 Changed (also when the route's dead-letter channel took it: the message is kept); nack,
  *   permanent → 4.00 with the reason; transient → given again at once (`attempt` + 1) up to
  *   `maxDeliveries` deliveries, then 5.03 + Max-Age `retryAfterSeconds` (the device retries later).
  * - Unsubscribe hands the consumer's unsettled requests back (first in line, `attempt` + 1 when given
@@ -153,8 +153,7 @@ export class Ingress implements ExchangeOwner {
     const { exchange } = delivery;
     if (!this.current(delivery)) return;
     this.release(delivery);
-    if (delivery.refusal !== undefined) exchange.answer({ code: '4.00', payload: delivery.refusal });
-    else exchange.answer({ code: '2.04', payload: '' });
+    exchange.answer({ code: '2.04', payload: '' });
     this.pump((delivery.consumer as IngressConsumer).resource);
   }
 
@@ -250,7 +249,7 @@ export class Ingress implements ExchangeOwner {
       delivery = new CoapDelivery(decodeRequest(request, consumer.policy, exchange.emissions), exchange, exchange.emissions, consumer, this, undefined);
     } catch (error) {
       const intakeError = error instanceof CoapDecodeError ? error : new CoapDecodeError(String(error));
-      const fallback = { id: `${request.peer}/${request.messageId}/${request.token.toString('hex')}`, headers: { attempt: exchange.emissions }, body: request.payload };
+      const fallback = { id: request.id, headers: { attempt: exchange.emissions }, body: request.payload };
       delivery = new CoapDelivery(fallback, exchange, exchange.emissions, consumer, this, intakeError);
     }
     consumer.subscriber.next(delivery);

@@ -77,18 +77,18 @@ export class Observation {
     this.sequence += 1;
     const contentFormat = typeof stream.headers['Content-Format'] === 'string' ? stream.headers['Content-Format'] : undefined;
     const peer = `${this.target.host}:${this.target.port}`;
+    const observe = stream.headers.Observe;
+    const id = `${peer}/${this.target.path}/${typeof observe === 'number' ? observe : this.sequence}-${this.sequence}`;
     const message = decodeRequest(
-      { peer, messageId: 0, token: Buffer.alloc(0), path: this.target.path.split('/'), params: {}, queries: [], contentFormat, idOption: undefined, headersOption: undefined, payload },
+      { id, peer, messageId: 0, token: Buffer.alloc(0), path: this.target.path.split('/'), params: {}, queries: [], contentFormat, idOption: undefined, headersOption: undefined, payload },
       { trusted: false, query: undefined },
       1,
     );
-    const observe = stream.headers.Observe;
-    const id = `${peer}/${this.target.path}/${typeof observe === 'number' ? observe : this.sequence}-${this.sequence}`;
     this.unsettled += 1;
     const settle = (): void => {
       this.unsettled -= 1;
     };
-    this.subscriber.next(createDelivery({ ...message, id }, { ack: settle, nack: settle }));
+    this.subscriber.next(createDelivery(message, { ack: settle, nack: settle }));
   }
 
   private retry(reason: Error): void {

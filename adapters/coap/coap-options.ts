@@ -17,6 +17,8 @@ export interface CoapTransportOptions {
    * 1,000 ms: below CoAP's 2 s ACK_TIMEOUT, so a device does not retransmit meanwhile).
    */
   readonly piggybackMs?: number;
+  /** Confirmable requests `publish` keeps in flight at once to one destination (default 8; RFC 7252's NSTART is 1); the rest wait their turn. */
+  readonly publishConcurrency?: number;
   /** A publish not answered within this time rejects with `TimeoutError` (default 30,000 ms); it may still have been taken. */
   readonly publishTimeoutMs?: number;
   /** Deliveries of a request nacked with a transient reason before the device is answered 5.03 (default 3). */
@@ -43,6 +45,7 @@ export const coapOptionsSchema = {
     server: { type: 'boolean', default: true },
     piggybackMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
     publishTimeoutMs: { type: 'integer', minimum: 1, default: 30000 },
+    publishConcurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 8 },
     maxDeliveries: { type: 'integer', minimum: 1, default: 3 },
     retryAfterSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 5 },
     capacity: { type: 'integer', minimum: 1, default: 1000 },

@@ -64,7 +64,7 @@ export class CoapTransport implements Transport {
 
   async connect(): Promise<void> {
     if (!this.closed) return;
-    const client = new CoapClient();
+    const client = new CoapClient(this.options.publishConcurrency ?? 8);
     await client.open();
     if (this.options.server !== false) {
       const ingress = new Ingress({
@@ -103,9 +103,10 @@ export class CoapTransport implements Transport {
     this.closed = true;
     for (const observation of this.observations) observation.stop();
     this.observations.clear();
+    this.server?.stopIntake(); // from now on a new request is answered 5.03, never held
     this.ingress?.close();
     await Promise.allSettled([...this.inFlight]);
-    // the 5.03 answers above are written synchronously; the socket closes after them
+    // the 5.03 answers above are written synchronously; the socket closes after them (nothing is sent after)
     this.server?.close();
     this.client?.close();
     this.server = undefined;

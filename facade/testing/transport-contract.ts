@@ -94,7 +94,9 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     /**
      * Publishes before anything consumes: awaited at once, or — `publishAwaitsSettlement` — only started;
-     * the function returned gives its outcome, to await once a consumer has settled the messages.
+     * the function returned gives its outcome, to await once a consumer has settled the messages. Every
+     * case settles all it published (acked, or nacked and then acked) and checks the outcome resolves: a
+     * transport that never answers fails.
      */
     const publishAhead = async (to: Endpoint, messages: readonly Message[]): Promise<() => Promise<void>> => {
       if (features.publishAwaitsSettlement !== true) {
@@ -161,12 +163,13 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it('a batch of 200 messages arrives complete, each once', async () => {
       const to = endpoint('batch');
       const sent = numbered(200);
-      await publishAhead(to, sent);
+      const published = await publishAhead(to, sent);
       const probe = consume(to, { prefetch: 50 });
       await probe.received(200);
       await sleep(QUIET_MS);
       expect(probe.count).toBe(200);
       expect(new Set(probe.ids())).toEqual(new Set(sent.map((message) => message.id)));
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.guaranteedOrder)('a batch of 200 messages arrives in publish order', async () => {
@@ -180,7 +183,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
     it('an acked message is gone: a later consumer gets nothing', async () => {
       const to = endpoint('acked');
-      await publishAhead(to, numbered(3));
+      const published = await publishAhead(to, numbered(3));
       const first = consume(to);
       await first.received(3);
       first.unsubscribe();
@@ -188,12 +191,13 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       const second = consume(to);
       await sleep(QUIET_MS);
       expect(second.count).toBe(0);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.redeliversOnNack)('a nacked delivery is redelivered with attempt incremented', async () => {
       const to = endpoint('nack');
       const [sent] = numbered(1);
-      await publishAhead(to, [sent as Message]);
+      const published = await publishAhead(to, [sent as Message]);
       const probe = consume(to, {}, (delivery) => {
         if ((delivery.message.headers.attempt ?? 1) === 1) delivery.nack(new Error('try again'));
         else delivery.ack();
@@ -208,12 +212,13 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       expect(second?.headers.attempt).toBe(2);
       await sleep(QUIET_MS);
       expect(probe.count).toBe(2);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.redeliversUnsettledOnUnsubscribe)('unsubscribing with unsettled deliveries hands them to the next consumer, none lost', async () => {
       const to = endpoint('unsubscribe');
       const sent = numbered(10);
-      await publishAhead(to, sent);
+      const published = await publishAhead(to, sent);
       const first = consume(to, { prefetch: 10 }, 'hold');
       await first.received(10);
       const acked = first.deliveries.slice(0, 3);
@@ -227,11 +232,12 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       expect(second.count).toBe(7);
       expect(new Set(second.ids())).toEqual(new Set(sent.map((message) => message.id).filter((id) => !ackedIds.includes(id))));
       for (const delivery of second.deliveries) expect(delivery.message.headers.attempt).toBe(2);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it('a delivery settled twice takes effect once', async () => {
       const to = endpoint('twice');
-      await publishAhead(to, numbered(4));
+      const published = await publishAhead(to, numbered(4));
       const probe = consume(to, { prefetch: 2 }, 'hold');
       await probe.received(2);
       await sleep(QUIET_MS);
@@ -247,11 +253,17 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       await sleep(QUIET_MS);
       expect(probe.count).toBe(3);
       expect(probe.ids().filter((id) => id === first.message.id)).toHaveLength(1);
+      await eventually(() => {
+        for (const delivery of probe.unsettled()) delivery.ack();
+        return probe.count === 4;
+      }, () => `expected 4 deliveries while acking, got ${probe.count}`);
+      for (const delivery of probe.unsettled()) delivery.ack();
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.redeliversOnNack)('a delivery nacked then acked is redelivered exactly once', async () => {
       const to = endpoint('nack-twice');
-      await publishAhead(to, numbered(1));
+      const published = await publishAhead(to, numbered(1));
       let nacked = false;
       const probe = consume(to, {}, (delivery) => {
         if (nacked) return delivery.ack();
@@ -264,11 +276,12 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       await sleep(QUIET_MS);
       expect(probe.count).toBe(2);
       expect(probe.deliveries[1]?.message.headers.attempt).toBe(2);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it('prefetch bounds the unsettled deliveries of a consumer', async () => {
       const to = endpoint('prefetch');
-      await publishAhead(to, numbered(20));
+      const published = await publishAhead(to, numbered(20));
       const probe = consume(to, { prefetch: 5 }, 'hold');
       await probe.received(5);
       await sleep(QUIET_MS);
@@ -285,6 +298,8 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       }, () => `expected 20 deliveries while acking, got ${probe.count}`);
       await sleep(QUIET_MS);
       expect(probe.count).toBe(20);
+      for (const delivery of probe.unsettled()) delivery.ack();
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.competingConsumers)('competing consumers split the messages, none delivered to both', async () => {
@@ -310,7 +325,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
     it('aborting the signal stops intake; emitted deliveries can still be acked', async () => {
       const to = endpoint('abort');
       const sent = numbered(10);
-      await publishAhead(to, sent);
+      const published = await publishAhead(to, sent);
       const intake = new AbortController();
       const probe = consume(to, { prefetch: 3, signal: intake.signal }, 'hold');
       await probe.received(3);
@@ -331,12 +346,13 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       const heldIds = new Set(held.map((delivery) => delivery.message.id));
       expect(next.count).toBe(7);
       expect(next.ids().filter((id) => heldIds.has(id))).toEqual([]);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.redeliversUnsettledOnUnsubscribe)('after an abort, unsubscribing hands back what is still unsettled', async () => {
       const to = endpoint('abort-unsubscribe');
       const sent = numbered(6);
-      await publishAhead(to, sent);
+      const published = await publishAhead(to, sent);
       const intake = new AbortController();
       const probe = consume(to, { prefetch: 3, signal: intake.signal }, 'hold');
       await probe.received(3);
@@ -359,11 +375,12 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
       const returned = next.deliveries.filter((delivery) => keptIds.has(delivery.message.id));
       expect(returned).toHaveLength(2);
       for (const delivery of returned) expect(delivery.message.headers.attempt).toBe(2);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it('a signal aborted before subscribing takes nothing', async () => {
       const to = endpoint('pre-aborted');
-      await publishAhead(to, numbered(2));
+      const published = await publishAhead(to, numbered(2));
       const probe = consume(to, { signal: AbortSignal.abort() });
       await sleep(QUIET_MS);
       expect(probe.count).toBe(0);
@@ -371,6 +388,7 @@ export function describeTransportContract(name: string, setup: ContractSetup): v
 
       const next = consume(to);
       await next.received(2);
+      await expect(published()).resolves.toBeUndefined();
     });
 
     it.skipIf(!features.publishSubscribe)('publish-subscribe delivers each message to every subscriber', async () => {

@@ -141,7 +141,7 @@ describe('CoapTransport: device ingress', () => {
     expect(answers.at(-1)?.[1]).toBe(0x44);
     await sleep(200);
     expect(got).toHaveLength(1);
-    expect(got[0]?.message.id).toMatch(/^127\.0\.0\.1:\d+\/4660\/61626364$/);
+    expect(got[0]?.message.id).toMatch(/^coap:[\w-]+:\d+$/); // the exchange's own id: a retransmission keeps it
   });
 
   it('an unparseable JSON payload: 4.00 from a route without a dead-letter channel; 2.04 once one kept it; a filtered one 2.04', async () => {
@@ -169,16 +169,6 @@ describe('CoapTransport: device ingress', () => {
     } finally {
       await stop();
     }
-  });
-
-  it('a delivery told it was dead-lettered or discarded before its ack answers 4.00 with the reason', async () => {
-    const server = await transport();
-    collect(server, 'coap:noted', (delivery) => {
-      (delivery as Delivery & { noteOutcome(outcome: string, reason?: string): void }).noteOutcome('dead-lettered', 'temperature sensor reports -300 °C');
-      delivery.ack();
-    });
-    const answer = await device(server.port, '/noted', '1');
-    expect(answer).toMatchObject({ code: '4.00', text: 'temperature sensor reports -300 °C' });
   });
 
   it('end to end: coap: → route → coap://, the device answered after the downstream server settled', async () => {

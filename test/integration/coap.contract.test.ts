@@ -8,7 +8,9 @@ import { describeTransportContract } from '../../facade/testing/index.ts';
 // the delivery settled.
 describeTransportContract('coap (embedded server, confirmable POSTs answered after settlement)', {
   create: async () => {
-    const transport = new CoapTransport({ port: 0, holdMs: 20_000 }, silentLogger);
+    // publishConcurrency 16: the suite holds up to 10 messages of one publish unsettled, and a publish
+    // awaiting settlement has at most publishConcurrency of them at the server
+    const transport = new CoapTransport({ port: 0, holdMs: 20_000, publishConcurrency: 16 }, silentLogger);
     await transport.connect();
     return transport;
   },
