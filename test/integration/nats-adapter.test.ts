@@ -1,5 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers as natsHeaders, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { firstValueFrom, filter } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NatsPublishError, NatsTopologyError, NatsTransport, type NatsTransportStatus } from '../../adapters/nats/index.ts';
@@ -7,6 +7,7 @@ import { eventually, Probe, QUIET_MS, sleep } from '../../facade/testing/contrac
 import { createIntegration, from, silentLogger } from '../../facade/index.ts';
 import { createMessage, InterchangeError, parseEndpoint, PartialPublishError, TimeoutError, type Delivery } from '../../src/core/index.ts';
 import { natsModule } from '../../adapters/nats/index.ts';
+import { NatsConnectionManager } from '../../adapters/nats/nats-connection.ts';
 import { deleteStreams, NATS_URL, requireNats, runTag, testTransport } from './nats-support.ts';
 
 const stream = runTag('adapter').toUpperCase();
@@ -412,6 +413,20 @@ describe('nats connection', () => {
     expect(() => parseAndConsume('nats:subject/a.b?consumer=x')).toThrow(/JetStream/);
     expect(() => parseAndConsume('nats:jetstream/S/a?queue=g')).toThrow(/queue/);
     expect(() => parseAndConsume('nats:subject/a..b')).toThrow(/empty token/);
+  });
+
+  it('captures no stack trace per request (every JetStream publish is one): noAsyncTraces; a refused publish is still typed', async () => {
+    const manager = new NatsConnectionManager({ url: NATS_URL, connectTimeoutMs: 3_000 }, silentLogger);
+    const nc = await manager.open();
+    try {
+      expect((nc as unknown as { options: ConnectionOptions }).options.noAsyncTraces).toBe(true);
+    } finally {
+      await manager.close();
+    }
+    const nats = await transport();
+    const refused = await nats.publish(parseEndpoint(`nats:jetstream/${stream}/${unique('uncaptured')}.x?provision=false`), [createMessage(1)]).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(NatsPublishError);
+    expect((refused as NatsPublishError).cause).toBeInstanceOf(Error);
   });
 });
 
