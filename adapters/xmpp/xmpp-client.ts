@@ -43,6 +43,8 @@ export type XmlFactory = (name: string, attrs?: Record<string, string | undefine
 /** XEP-0198 as `@xmpp/stream-management` runs it: `ack` fires with each stanza the server's `<a h=…/>` covers; `fail` with each it will never confirm (resumption failed, client offline). */
 export interface StreamManagement {
   enabled: boolean;
+  /** The resumption id the server gave (`<enabled id=…/>`); empty or undefined when it is not resumable. */
+  readonly id: string | undefined;
   /** ms after the last outgoing stanza before `<r/>` is sent (library default 250). */
   requestAckDebounce: number;
   on(event: 'ack' | 'fail', listener: (stanza: XmlElement) => void): void;
@@ -68,6 +70,7 @@ export interface XmppClient {
   disconnect(): Promise<unknown>;
   connect(service: string): Promise<void>;
   open(options: { domain: string; lang?: string }): Promise<unknown>;
+  /** Replaceable per instance: every element the library sends (its own `<enable/>` too) goes through it. */
   send(element: XmlElement): Promise<void>;
   sendMany(elements: readonly XmlElement[]): Promise<void>;
 }

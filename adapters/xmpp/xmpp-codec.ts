@@ -149,3 +149,17 @@ function parseLoose(text: string): unknown {
     return text;
   }
 }
+
+/**
+ * Whether an element nests deeper than `maxDepth` (the element itself is depth 1). Iterative: ltx's
+ * own `toString` recurses, and a hostile 140 KB stanza nested 20,000 deep overflows the stack.
+ */
+export function nestedDeeperThan(stanza: XmlElement, maxDepth: number): boolean {
+  const stack: [XmlElement, number][] = [[stanza, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [element, depth] = item;
+    if (depth > maxDepth) return true;
+    for (const child of element.children) if (typeof child !== 'string') stack.push([child, depth + 1]);
+  }
+  return false;
+}

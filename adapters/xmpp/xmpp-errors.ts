@@ -38,6 +38,27 @@ export class XmppPublishError extends InterchangeError {
 }
 
 /**
+ * The server answered a published message with a `type="error"` message (XMPP has no negative ack):
+ * the recipient does not exist (Prosody: `service-unavailable`), its offline store refused it, a
+ * session died with it unacknowledged (`recipient-unavailable`)… `publish` rejects with it (in a
+ * `PartialPublishError`, that message alone) when the bounce comes before the server's ack — always
+ * so for a local recipient, as the server answers in order. Permanent unless the error's type is
+ * `wait` (RFC 6120 §8.3.2: retry after waiting).
+ */
+export class XmppBouncedError extends InterchangeError {
+  override readonly name = 'XmppBouncedError';
+  constructor(
+    message: string,
+    /** The stanza error condition (`service-unavailable`, `recipient-unavailable`, …). */
+    readonly condition: string,
+    /** The stanza error type: `cancel`, `wait`, `modify`, `auth`. */
+    readonly type: string,
+  ) {
+    super('XMPP_BOUNCED', message, { permanent: type !== 'wait' });
+  }
+}
+
+/**
  * One message cannot be a stanza: text XML 1.0 cannot carry (control characters, U+FFFE/U+FFFF, lone
  * surrogates), a body JSON cannot serialize, a stanza over `maxStanzaBytes`. Permanent and that
  * message's alone: `publish` sends the others and rejects with `PartialPublishError` naming it.

@@ -25,6 +25,8 @@ export interface XmppTransportOptions {
   readonly maxStanzaBytes?: number;
   /** An inbound stanza over this many bytes is refused at intake (default 256 KiB; endpoint `maxMessageBytes`). */
   readonly maxMessageBytes?: number;
+  /** A consumer's local queue (messages waiting beyond its prefetch) holds at most this many bytes of stanzas; beyond, messages are dropped, counted and logged (default 64 MiB). */
+  readonly maxWaitingBytes?: number;
   /** Deliveries of a nacked message before it goes to the endpoint's `deadLetter` JID (or is dropped, logged) (default 5; endpoint `maxDeliveries`). */
   readonly maxDeliveries?: number;
 }
@@ -50,6 +52,7 @@ export const xmppOptionsSchema = {
     maxStanzaBytes: { type: 'integer', minimum: 1024, maximum: 16777216, default: DEFAULT_MAX_STANZA_BYTES },
     maxMessageBytes: { type: 'integer', minimum: 1, default: 262144 },
     maxDeliveries: { type: 'integer', minimum: 1, maximum: 10000, default: 5 },
+    maxWaitingBytes: { type: 'integer', minimum: 1, default: 67108864 },
   },
 } as const;
 

@@ -1,9 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
-import { backoffDelay, NotConnectedError, redactText, toError, type Logger, type TransportStatus } from '../../src/core/index.ts';
+import { backoffDelay, NotConnectedError, PartialPublishError, redactText, toError, type Logger, type TransportStatus } from '../../src/core/index.ts';
 import { xml, xmppClient, type XmlElement, type XmppClient } from './xmpp-client.ts';
-import { XmppAuthenticationError, XmppPublishError } from './xmpp-errors.ts';
+import { ENVELOPE_NS } from './xmpp-codec.ts';
+import { XmppAuthenticationError, XmppBouncedError, XmppPublishError } from './xmpp-errors.ts';
+
+const SM_NS = 'urn:xmpp:sm:3';
+const STANZA_ERRORS_NS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
+/** How long a sent message's id is remembered after its ack, so a late bounce still names it. */
+const BOUNCE_MEMORY_MS = 60_000;
+/** …and how many ids at most (the oldest are forgotten first). */
+const BOUNCE_MEMORY_SIZE = 10_000;
+
+/** A `type="error"` reply the server sent for a message this session had sent. */
+export interface XmppBounce {
+  /** The bare or full JID the message was sent to. */
+  readonly to: string;
+  /** The Interchange message id (from its envelope), when it had one. */
+  readonly messageId: string | undefined;
+  readonly stanzaId: string;
+  readonly condition: string;
+  readonly type: string;
+  /** It came before the server's ack: the `send` (publish) rejected with `XmppBouncedError`. Else it came later and is only reported. */
+  readonly duringPublish: boolean;
+}
 
 /** One XMPP session's state: `connected`, `reconnecting` (stream broken, retrying forever), `closed`. */
 export interface XmppSessionStatus extends TransportStatus {
@@ -20,8 +41,17 @@ export interface XmppSessionSettings {
   readonly connectTimeoutMs: number;
   readonly reconnect: { readonly initialMs: number; readonly maxMs: number };
   readonly log: Logger;
-  /** Every inbound stanza. */
+  /** Every inbound stanza but the bounces of what this session sent. A throw loses that stanza alone (logged). */
   readonly onStanza?: (stanza: XmlElement) => void;
+  /** Every bounce of a message this session sent (also logged, counted in `bounced`). */
+  readonly onBounce?: (bounce: XmppBounce) => void;
+  /**
+   * Ask the server for a resumable stream-management session (default true). A consumer says false:
+   * when its link dies the server then closes its session at once and stores what it had not
+   * acknowledged offline, instead of routing the account's messages to a hibernating session for
+   * `smacks_hibernation_time` — and bouncing them at the end when another session of the account is up.
+   */
+  readonly resumable?: boolean;
   /** After each (re)connection that is not a stream-management resumption (a new server session: presence must be sent again). */
   readonly onNewSession?: () => void;
 }
@@ -29,6 +59,14 @@ export interface XmppSessionSettings {
 interface Pending {
   resolve(): void;
   reject(error: Error): void;
+}
+
+/** A sent message remembered by its stanza id: who it went to; while its `send` waits, where a bounce goes. */
+interface Sent {
+  readonly to: string;
+  readonly messageId: string | undefined;
+  readonly at: number;
+  bounced?: (error: XmppBouncedError) => void;
 }
 
 /**
@@ -39,8 +77,14 @@ interface Pending {
  * resumed) or after `timeoutMs`. Without stream management (a server not offering it) a ping round
  * trip after the stanzas confirms them (in-order processing, RFC 6120 §10.1).
  *
+ * A message the server answers with a `type="error"` message before its ack (a local recipient that
+ * does not exist, an offline store that refuses it) fails alone: `send` rejects with a
+ * `PartialPublishError` holding an `XmppBouncedError` for it. A later bounce (up to 60 s, 10,000
+ * messages remembered) is logged, counted (`bounced`) and passed to `onBounce`.
+ *
  * `start` retries an unreachable server with backoff until `connectTimeoutMs`, then rejects with
- * `NotConnectedError`; refused credentials reject at once with `XmppAuthenticationError`. A broken
+ * `NotConnectedError`; refused credentials reject at once with `XmppAuthenticationError`; `stop`
+ * during `start` ends it (`NotConnectedError`) with no client left behind. A broken
  * stream is reconnected with backoff (`backoffDelay`) forever, resuming the stream-management session
  * when the server still holds it (unacknowledged stanzas are then resent by the library).
  */
@@ -53,6 +97,14 @@ export class XmppSession {
   private smEnabled = false;
   /** Set by the stream-management `resumed` event during a reconnect. */
   private resumed = false;
+  /** Aborted by `stop`: ends the waits of `start` and of the reconnect loop. */
+  private readonly stopping = new AbortController();
+  /** The last `start`: `stop` waits for it to give up its client. */
+  private starting: Promise<void> | undefined;
+  /** Messages sent, by stanza id (insertion order = age): bounces are matched to them. */
+  private readonly sent = new Map<string, Sent>();
+  /** Bounces of messages this session sent. */
+  bounced = 0;
   /** The resource this session asks for. */
   readonly resource: string;
 
@@ -81,23 +133,41 @@ export class XmppSession {
     return this.client?.status === 'online';
   }
 
-  async start(): Promise<void> {
+  /** Whether the server granted a resumable stream-management session (`resumable` setting). */
+  get resumable(): boolean {
+    const id = this.client?.streamManagement.id;
+    return id !== undefined && id !== '';
+  }
+
+  start(): Promise<void> {
+    const starting = this.startClient();
+    this.starting = starting;
+    return starting;
+  }
+
+  private async startClient(): Promise<void> {
     const deadline = Date.now() + this.settings.connectTimeoutMs;
     this.set({ state: 'connecting' });
     for (let attempt = 0; ; attempt += 1) {
+      if (this.stopped) throw this.stoppedWhileStarting();
       const client = this.create();
       try {
         await client.start();
+        // stopped meanwhile: this client must not live on (nothing else would ever stop it)
+        if (this.stopped) throw this.stoppedWhileStarting();
         this.client = client;
         this.watch(client);
         await this.awaitStreamManagement(client);
+        if (this.stopped) throw this.stoppedWhileStarting();
         this.set({ state: 'connected' });
         return;
       } catch (error) {
         client.removeAllListeners();
         client.reconnect.stop();
         await client.stop().catch(() => undefined);
+        if (this.client === client) this.client = undefined;
         const failure = toError(error);
+        if (this.stopped) throw this.stoppedWhileStarting();
         if (failure.name === 'SASLError') {
           this.set({ state: 'closed', lastError: 'authentication failed' });
           const condition = (failure as Error & { condition?: string }).condition ?? 'not-authorized';
@@ -110,9 +180,14 @@ export class XmppSession {
         }
         const delay = Math.min(backoffDelay(attempt, this.settings.reconnect), Math.max(0, deadline - Date.now()));
         this.settings.log.info('xmpp connect failed, retrying', { account: this.bare, error: text, delayMs: delay });
-        await sleep(delay);
+        await sleep(delay, undefined, { signal: this.stopping.signal }).catch(() => undefined);
       }
     }
+  }
+
+  private stoppedWhileStarting(): NotConnectedError {
+    this.set({ state: 'closed' });
+    return new NotConnectedError(`xmpp session of ${this.bare} was stopped while it started`);
   }
 
   /**
@@ -123,6 +198,18 @@ export class XmppSession {
     const client = this.client;
     if (client === undefined || this.stopped || client.status !== 'online') throw new NotConnectedError(`xmpp session of ${this.bare} is not online`);
     if (stanzas.length === 0) return;
+    // a bounce comes before the ack (or the ping's answer) that covers its message: it is in `bounces` by then
+    const bounces = new Map<number, XmppBouncedError>();
+    const watched = this.remember(stanzas, bounces);
+    try {
+      await this.sendConfirmed(client, stanzas, timeoutMs);
+    } finally {
+      for (const sent of watched) delete sent.bounced;
+    }
+    if (bounces.size > 0) throw new PartialPublishError(new Map([...bounces].sort(([a], [b]) => a - b)), stanzas.length);
+  }
+
+  private async sendConfirmed(client: XmppClient, stanzas: readonly XmlElement[], timeoutMs: number): Promise<void> {
     if (!this.smEnabled) {
       await client.sendMany(stanzas);
       await client.iqCaller.request(xml('iq', { type: 'get', to: this.settings.domain }, xml('ping', { xmlns: 'urn:xmpp:ping' })), timeoutMs).catch((error: unknown) => {
@@ -147,6 +234,48 @@ export class XmppSession {
     }
   }
 
+  /** Remembers the messages among `stanzas` by id (forgetting the too old); while the send waits, their bounces go to `bounces` by index. */
+  private remember(stanzas: readonly XmlElement[], bounces: Map<number, XmppBouncedError>): Sent[] {
+    const now = Date.now();
+    for (const [id, sent] of this.sent) {
+      if (this.sent.size < BOUNCE_MEMORY_SIZE && now - sent.at < BOUNCE_MEMORY_MS) break;
+      this.sent.delete(id);
+    }
+    const watched: Sent[] = [];
+    stanzas.forEach((stanza, index) => {
+      const id = stanza.attrs.id;
+      if (!stanza.is('message') || id === undefined) return;
+      const sent: Sent = { to: stanza.attrs.to ?? '', messageId: stanza.getChild('interchange', ENVELOPE_NS)?.attrs.id, at: now, bounced: (error) => bounces.set(index, error) };
+      this.sent.delete(id);
+      this.sent.set(id, sent);
+      watched.push(sent);
+    });
+    return watched;
+  }
+
+  /** A `type="error"` message answering one this session sent: reported (and failed, while its send waits). False for anything else. */
+  private takeBounce(stanza: XmlElement): boolean {
+    if (!stanza.is('message') || stanza.attrs.type !== 'error') return false;
+    const stanzaId = stanza.attrs.id;
+    const sent = stanzaId === undefined ? undefined : this.sent.get(stanzaId);
+    if (sent === undefined || stanzaId === undefined) return false;
+    this.sent.delete(stanzaId);
+    const error = stanza.getChild('error');
+    const condition = error?.children.find((child): child is XmlElement => typeof child !== 'string' && child.attrs.xmlns === STANZA_ERRORS_NS && child.name !== 'text')?.name ?? 'undefined-condition';
+    const type = error?.attrs.type ?? 'cancel';
+    const duringPublish = sent.bounced !== undefined;
+    this.bounced += 1;
+    sent.bounced?.(new XmppBouncedError(`xmpp: the server bounced message ${sent.messageId ?? stanzaId} to ${sent.to.slice(0, 300)}: ${condition} (${type})`, condition, type));
+    const bounce: XmppBounce = { to: sent.to, messageId: sent.messageId, stanzaId, condition, type, duringPublish };
+    this.settings.log.warn('xmpp: a message bounced', { account: this.bare, ...bounce, to: sent.to.slice(0, 300), bounced: this.bounced });
+    try {
+      this.settings.onBounce?.(bounce);
+    } catch (thrown) {
+      this.settings.log.error('xmpp: the onBounce hook threw', { account: this.bare, error: toError(thrown).message });
+    }
+    return true;
+  }
+
   /** Sends a stanza without waiting for its confirmation (presence). */
   async sendNow(stanza: XmlElement): Promise<void> {
     const client = this.client;
@@ -158,6 +287,8 @@ export class XmppSession {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopping.abort();
+    await this.starting?.catch(() => undefined);
     const client = this.client;
     if (client !== undefined) {
       client.reconnect.stop();
@@ -172,6 +303,14 @@ export class XmppSession {
     const { service, domain, username, password } = this.settings;
     const client = xmppClient({ service, domain, username, password, resource: this.resource });
     client.streamManagement.requestAckDebounce = 1;
+    if (this.settings.resumable === false) {
+      // the library always asks for resume="true": without it the server closes a dead link's session at once (see `resumable`)
+      const send = client.send.bind(client);
+      client.send = (element) => {
+        if (element.is('enable', SM_NS)) delete element.attrs.resume;
+        return send(element);
+      };
+    }
     client.on('error', (error) => {
       if (this.client === client) this.set({ ...this.state.value, lastError: this.redact(error.message) });
     });
@@ -197,7 +336,15 @@ export class XmppSession {
   private watch(client: XmppClient): void {
     // our own reconnect loop with backoff (the library's retries at a fixed delay and gives up when a connect fails)
     client.reconnect.stop();
-    client.on('stanza', (stanza) => this.settings.onStanza?.(stanza));
+    client.on('stanza', (stanza) => {
+      // whatever one stanza does, it never ends the session (an exception here would be thrown out of the socket's data handler)
+      try {
+        if (this.takeBounce(stanza)) return;
+        this.settings.onStanza?.(stanza);
+      } catch (error) {
+        this.settings.log.error('xmpp: an inbound stanza could not be handled: dropped', { account: this.bare, name: stanza.name, from: (stanza.attrs.from ?? '').slice(0, 300), error: toError(error).message });
+      }
+    });
     client.on('status', (status) => {
       if (status === 'disconnect' && !this.stopped) this.reconnect(client);
     });
@@ -213,7 +360,7 @@ export class XmppSession {
     this.settings.log.warn('xmpp stream broken, reconnecting', { account: this.bare });
     this.reconnecting = (async () => {
       for (let attempt = 0; !this.stopped; attempt += 1) {
-        await sleep(backoffDelay(attempt, this.settings.reconnect));
+        await sleep(backoffDelay(attempt, this.settings.reconnect), undefined, { signal: this.stopping.signal }).catch(() => undefined);
         if (this.stopped) return;
         try {
           this.resumed = false;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Subscriber } from 'rxjs';
 import { redeliveryDecision, Settlement, toError, type Delivery, type Logger, type Message } from '../../src/core/index.ts';
 import { xml, type XmlElement } from './xmpp-client.ts';
-import { decodeStanza, encodeStanza } from './xmpp-codec.ts';
+import { decodeStanza, encodeStanza, nestedDeeperThan } from './xmpp-codec.ts';
 import type { XmppTarget } from './xmpp-endpoint.ts';
 import { XmppDecodeError } from './xmpp-errors.ts';
 import type { XmppSession } from './xmpp-session.ts';
@@ -13,6 +13,8 @@ export interface XmppSubscriptionSettings {
   readonly prefetch: number;
   /** Messages waiting beyond `prefetch` at most; more are dropped (counted in `dropped`, logged). */
   readonly maxWaiting: number;
+  /** …and their stanzas' bytes at most. */
+  readonly maxWaitingBytes: number;
   readonly maxMessageBytes: number;
   readonly maxStanzaBytes: number;
   readonly maxDeliveries: number;
@@ -20,12 +22,17 @@ export interface XmppSubscriptionSettings {
   readonly log: Logger;
 }
 
+/** A message element nested deeper than this is refused at intake (ours nest 2 deep). */
+const MAX_STANZA_DEPTH = 32;
+
 /** Nacks past `maxDeliveries` without a deadLetter JID: redelivered after 200 ms, doubling to 30 s (±50 %). */
 const NACK_BACKOFF = { initialMs: 200, maxMs: 30_000 };
 
 interface Waiting {
   readonly message: Message;
   readonly intakeError: Error | undefined;
+  /** The stanza's size when it came from the server (counted in `waitingBytes`); 0 for nacked messages re-queued from memory. */
+  readonly bytes?: number;
 }
 
 /**
@@ -35,7 +42,10 @@ interface Waiting {
  *
  * XMPP has no consumer acknowledgement: a stanza the server delivered is the client's. So:
  * - the server pushes without flow control; this subscription emits at most `prefetch` unsettled
- *   deliveries and queues the rest in memory, up to `maxWaiting` (beyond: dropped, counted, logged);
+ *   deliveries and queues the rest in memory, up to `maxWaiting` messages and `maxWaitingBytes`
+ *   (beyond: dropped, counted, logged);
+ * - a stanza nested deeper than 32 elements or over `maxMessageBytes` is refused at intake
+ *   (`XmppDecodeError`, a fresh id; measured without recursion);
  * - `ack` frees a window slot (the next waiting message is emitted on a fresh microtask);
  * - `nack` sends the message back to the server, addressed to this session (from the account itself,
  *   so its envelope and `attempt` + 1 are trusted), until `maxDeliveries`; then to the endpoint's
@@ -49,6 +59,8 @@ interface Waiting {
  */
 export class XmppSubscription {
   private readonly waiting: Waiting[] = [];
+  /** Bytes of the stanzas in `waiting`. */
+  private waitingBytes = 0;
   private readonly unsettled = new Set<XmppDelivery>();
   /** Nacked messages waiting for their redelivery delay: handed back at once when the subscription stops. */
   private readonly delayed = new Map<NodeJS.Timeout, Waiting>();
@@ -101,10 +113,15 @@ export class XmppSubscription {
       if (this.refused === 1 || this.refused % 1_000 === 0) this.settings.log.warn('xmpp: message from a sender not allowed (from=) dropped', { account: this.session.bare, sender: sender.slice(0, 300), refused: this.refused });
       return;
     }
-    const size = Buffer.byteLength(stanza.toString());
+    // ltx's toString recurses: measure the depth without recursion first (a hostile stanza nested 20,000 deep overflows the stack)
+    const tooDeep = nestedDeeperThan(stanza, MAX_STANZA_DEPTH);
+    const size = tooDeep ? 0 : Buffer.byteLength(stanza.toString());
     let message: Message;
     let intakeError: Error | undefined;
-    if (size > this.settings.maxMessageBytes) {
+    if (tooDeep) {
+      message = { id: randomUUID(), headers: { xmppFrom: from.slice(0, 3071) }, body: '' };
+      intakeError = new XmppDecodeError(`message from ${sender.slice(0, 200)} is nested deeper than ${MAX_STANZA_DEPTH} elements`);
+    } else if (size > this.settings.maxMessageBytes) {
       message = { id: randomUUID(), headers: { xmppFrom: from.slice(0, 3071) }, body: '' };
       intakeError = new XmppDecodeError(`message from ${sender.slice(0, 200)} is a ${size}-byte stanza, over maxMessageBytes ${this.settings.maxMessageBytes}`);
     } else {
@@ -121,12 +138,13 @@ export class XmppSubscription {
       this.emit(message, intakeError);
       return;
     }
-    if (this.waiting.length >= this.settings.maxWaiting) {
+    if (this.waiting.length >= this.settings.maxWaiting || this.waitingBytes + size > this.settings.maxWaitingBytes) {
       this.dropped += 1;
-      if (this.dropped === 1 || this.dropped % 1_000 === 0) this.settings.log.warn('xmpp: local queue full, message dropped', { account: this.session.bare, dropped: this.dropped });
+      if (this.dropped === 1 || this.dropped % 1_000 === 0) this.settings.log.warn('xmpp: local queue full, message dropped', { account: this.session.bare, dropped: this.dropped, waiting: this.waiting.length, waitingBytes: this.waitingBytes });
       return;
     }
-    this.waiting.push({ message, intakeError });
+    this.waitingBytes += size;
+    this.waiting.push({ message, intakeError, bytes: size });
   }
 
   /** Stops taking messages: the session goes unavailable and the queued messages go back to the account. */
@@ -134,6 +152,7 @@ export class XmppSubscription {
     if (!this.intake) return;
     this.intake = false;
     this.session.sendNow(xml('presence', { type: 'unavailable' })).catch(() => undefined);
+    this.waitingBytes = 0;
     for (const waiting of this.waiting.splice(0)) this.handBack(waiting.message, false);
   }
 
@@ -158,7 +177,7 @@ export class XmppSubscription {
   /** A delivery of this subscription was acked (or nacked and dealt with). */
   settled(delivery: XmppDelivery): void {
     if (!this.unsettled.delete(delivery) || this.closed || !this.intake) return;
-    const next = this.waiting.shift();
+    const next = this.takeWaiting();
     if (next === undefined) return;
     const reserved = new XmppDelivery(next.message, this, next.intakeError);
     this.unsettled.add(reserved);
@@ -216,10 +235,16 @@ export class XmppSubscription {
   /** Emits waiting messages into free window slots (after a message was queued outside an intake). */
   private pump(): void {
     while (!this.closed && this.intake && this.unsettled.size < this.settings.prefetch) {
-      const next = this.waiting.shift();
+      const next = this.takeWaiting();
       if (next === undefined) return;
       this.emit(next.message, next.intakeError);
     }
+  }
+
+  private takeWaiting(): Waiting | undefined {
+    const next = this.waiting.shift();
+    this.waitingBytes -= next?.bytes ?? 0;
+    return next;
   }
 
   private emit(message: Message, intakeError: Error | undefined): void {

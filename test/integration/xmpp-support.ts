@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { XmppTransport, type XmppTransportOptions } from '../../adapters/xmpp/index.ts';
+import { XmppTransport } from '../../adapters/xmpp/index.ts';
 
 /** The machine's Prosody, run with our own config by scripts/prosody/setup.sh (127.0.0.1:5222, VirtualHost localhost). */
 export const XMPP_SERVICE = process.env.XMPP_URL ?? 'xmpp://127.0.0.1:5222';
@@ -29,7 +29,7 @@ export function deleteAccounts(jids: Iterable<string>, config: string = PROSODY_
 }
 
 /** A transport publishing as `interchange@localhost`; registered test accounts log in with `TEST_PASSWORD`. */
-export function testTransport(options: Partial<XmppTransportOptions> & { readonly passwordFor?: (bareJid: string) => string | undefined } = {}): XmppTransport {
+export function testTransport(options: Partial<ConstructorParameters<typeof XmppTransport>[0]> = {}): XmppTransport {
   return new XmppTransport({ service: XMPP_SERVICE, ...PUBLISHER, connectTimeoutMs: 5_000, passwordFor: () => TEST_PASSWORD, ...options });
 }
 

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { decodeStanza, encodeStanza, ENVELOPE_NS, environment, validateXmppOptions, XmppConfigurationError, XmppDecodeError, xmppTarget, XmppUnencodableError } from '../../adapters/xmpp/index.ts';
 import { xml } from '../../adapters/xmpp/xmpp-client.ts';
+import { nestedDeeperThan } from '../../adapters/xmpp/xmpp-codec.ts';
 import { createMessage, parseEndpoint } from '../../src/core/index.ts';
 
 const settings = { envelope: 'interchange', maxStanzaBytes: 64 * 1024 } as const;
@@ -112,5 +113,17 @@ describe('SCRAM-SHA-1 Hi() replaced by node:crypto pbkdf2', () => {
       result = bitops.XOR(result, u);
     }
     expect(Buffer.from(await bitops.Hi('pässword', salt, 500)).toString('hex')).toBe(Buffer.from(result).toString('hex'));
+  });
+});
+
+describe('nestedDeeperThan', () => {
+  it('measures depth without recursion: an element nested 100,000 deep (whose toString overflows the stack) is over 32; ours are not', () => {
+    let deep = xml('x');
+    for (let level = 1; level < 100_000; level += 1) deep = xml('x', {}, deep);
+    expect(() => deep.toString()).toThrow(RangeError);
+    expect(nestedDeeperThan(deep, 32)).toBe(true);
+    const ours = encodeStanza(createMessage({ a: 1 }), 'a@localhost', settings);
+    expect(nestedDeeperThan(ours, 32)).toBe(false);
+    expect(nestedDeeperThan(ours, 1)).toBe(true);
   });
 });
