@@ -37,12 +37,12 @@ async function rawPassThrough(input: string, output: string): Promise<number> {
   const target = parseAmqp10Url(url);
   const connection = rhea.create_container().connect({ host: target.host, port: target.port, username: target.username, password: target.password, reconnect: false });
   await new Promise((resolve) => connection.once('connection_open', resolve));
-  const sender = connection.open_sender({ target: { address: `/queue/${output}` } });
+  const sender = connection.open_sender({ target: { address: `/queue/${output}`, durable: 2 } });
   await new Promise((resolve) => sender.once('sendable', resolve));
   const started = process.hrtime.bigint();
   const session = connection.create_session();
   session.begin();
-  const receiver = session.open_receiver({ source: { address: `/queue/${input}` }, autoaccept: false, credit_window: 0 });
+  const receiver = session.open_receiver({ source: { address: `/queue/${input}`, durable: 2 }, autoaccept: false, credit_window: 0 });
   let done = 0;
   const finished = new Promise<void>((resolve) => {
     sender.on('accepted', (context) => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import rhea, { type Message as AmqpMessage } from 'rhea';
 import { toError, type HeaderValue, type Headers, type Message } from '../../src/core/index.ts';
+import { DEFAULT_PAYLOAD_LIMITS, FORBIDDEN_KEYS } from '../../src/schema/safe-json.ts';
 import { Amqp10DecodeError, Amqp10UnencodableError } from './amqp10-errors.ts';
 
 /** The longest message id, correlation id or reply-to written or taken (a longer foreign id is replaced). */
@@ -13,7 +14,6 @@ export const MAX_PROPERTIES_BYTES = 64 * 1024;
 const JSON_TYPE = 'application/json';
 const OCTETS = 'application/octet-stream';
 const DATA_SECTION = 0x75;
-const SEQUENCE_SECTION = 0x76;
 
 /**
  * Header names no foreign application property becomes (compared case-insensitively): Interchange's
@@ -178,8 +178,9 @@ const isSection = (value: unknown): value is Section =>
  * boolean values only; at most `MAX_PROPERTIES`, `MAX_PROPERTIES_BYTES`). `attempt` is the consumer's.
  *
  * Body: data section(s) → bytes, then by content type: JSON → parsed, `text/*` → string, anything
- * else (none included) → Buffer; an amqp-value → its value (a binary → Buffer); an amqp-sequence → an array.
- * Throws `Amqp10DecodeError` when a data body is over `maxBytes`, the properties break their bounds,
+ * else (none included) → Buffer; an amqp-value → its value and an amqp-sequence → an array, both copied
+ * into plain data (see `plainBody`). Throws `Amqp10DecodeError` when a body is over `maxBytes`, an
+ * amqp-value/sequence body breaks `plainBody`'s rules, the properties break their bounds,
  * or a body does not parse though its content type says JSON.
  */
 export function decodeMessage(raw: AmqpMessage, origin: MessageOrigin, inbound: InboundProperties): Message {
@@ -204,13 +205,11 @@ function decodeBody(body: unknown, contentType: string | undefined, origin: Mess
   let bytes: Buffer | undefined;
   if (isSection(body)) {
     if (body.typecode === DATA_SECTION && Buffer.isBuffer(body.content)) bytes = body.content;
-    else if (body.typecode === SEQUENCE_SECTION) return body.content;
-    else return body.content;
+    else return plainBody(body.content, origin);
   } else if (Array.isArray(body) && body.length > 0 && body.every((part) => isSection(part) && part.typecode === DATA_SECTION && Buffer.isBuffer(part.content))) {
     bytes = Buffer.concat(body.map((part) => (part as Section).content as Buffer));
   } else {
-    if (typeof body === 'string' && body.length > origin.maxBytes) throw new Amqp10DecodeError(`a message of '${origin.address}' has a ${body.length}-character body; maxMessageBytes is ${origin.maxBytes}`);
-    return body ?? null;
+    return plainBody(body, origin);
   }
   if (bytes.length > origin.maxBytes) throw new Amqp10DecodeError(`a message of '${origin.address}' has a ${bytes.length}-byte body; maxMessageBytes is ${origin.maxBytes}`);
   if (contentType === undefined) return bytes;
@@ -222,6 +221,80 @@ function decodeBody(body: unknown, contentType: string | undefined, origin: Mess
     }
   }
   return contentType.startsWith('text/') ? bytes.toString() : bytes;
+}
+
+/** The deepest nesting of lists and maps taken in an amqp-value or amqp-sequence body (the house JSON limit). */
+export const MAX_BODY_DEPTH = DEFAULT_PAYLOAD_LIMITS.maxDepth;
+/** The most list and map entries taken in an amqp-value or amqp-sequence body. */
+export const MAX_BODY_ENTRIES = 100_000;
+
+// rhea's class of typed and described values (not exported by name)
+const Typed = Object.getPrototypeOf(rhea.types.wrap_string('')).constructor as abstract new (...args: never[]) => { readonly value: unknown };
+
+/**
+ * An amqp-value or amqp-sequence body (as rhea decoded it) → plain data, built from own keys only:
+ * maps → objects (null prototype never leaks: a fresh `{}` per map), lists/arrays → arrays, binary →
+ * Buffer, timestamp → epoch ms, a described value → its value (descriptor dropped), bigint/ulong →
+ * number when safe, else its decimal string, non-finite numbers → null (as JSON has them). Throws
+ * `Amqp10DecodeError` when it nests deeper than `MAX_BODY_DEPTH`, holds more than `MAX_BODY_ENTRIES`
+ * entries or about `maxBytes` bytes, has a `__proto__` or `constructor` key (`FORBIDDEN_KEYS`; a map key
+ * `__proto__` reaches rhea as the object's prototype), or any other object (a known composite).
+ */
+function plainBody(body: unknown, origin: MessageOrigin): unknown {
+  const budget = { entries: 0, bytes: 0 };
+  const fail = (why: string): never => {
+    throw new Amqp10DecodeError(`a message of '${origin.address}': the amqp-value body ${why}`);
+  };
+  const count = (entries: number, bytes: number): void => {
+    budget.entries += entries;
+    budget.bytes += bytes;
+    if (budget.entries > MAX_BODY_ENTRIES) fail(`has over ${MAX_BODY_ENTRIES} entries`);
+    if (budget.bytes > origin.maxBytes) fail(`is over maxMessageBytes (${origin.maxBytes})`);
+  };
+  const plain = (value: unknown, depth: number): unknown => {
+    if (value === null || value === undefined) return null;
+    switch (typeof value) {
+      case 'string':
+        count(0, Buffer.byteLength(value));
+        return value;
+      case 'number':
+        count(0, 8);
+        return Number.isFinite(value) ? value : null;
+      case 'boolean':
+        count(0, 1);
+        return value;
+      case 'bigint':
+        count(0, 8);
+        return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : value.toString();
+      case 'object':
+        break;
+      default:
+        return fail(`holds a ${typeof value}`);
+    }
+    if (Buffer.isBuffer(value)) {
+      count(0, value.length);
+      return value;
+    }
+    if (value instanceof Date) {
+      count(0, 8);
+      return Number.isFinite(value.getTime()) ? value.getTime() : null;
+    }
+    if (value instanceof Typed) return plain(value.value, depth);
+    if (depth >= MAX_BODY_DEPTH) fail(`nests deeper than ${MAX_BODY_DEPTH}`);
+    if (Array.isArray(value)) {
+      count(value.length, 0);
+      return value.map((item: unknown) => plain(item, depth + 1));
+    }
+    if (Object.getPrototypeOf(value) !== Object.prototype) fail(`holds a map with a '__proto__' key or a described type`);
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.includes(key)) fail(`holds a map with a '${key}' key`);
+      count(1, Buffer.byteLength(key));
+      out[key] = plain((value as Record<string, unknown>)[key], depth + 1);
+    }
+    return out;
+  };
+  return plain(body, 0);
 }
 
 function readProperties(properties: Record<string, unknown>, into: Record<string, HeaderValue | undefined>, origin: MessageOrigin, inbound: InboundProperties): void {
@@ -242,7 +315,7 @@ function readProperties(properties: Record<string, unknown>, into: Record<string
 }
 
 /** An AMQP 1.0 message id of any of its types as text: string as is, number/ulong as digits, binary/uuid as hex. */
-function idText(value: unknown): string | undefined {
+export function idText(value: unknown): string | undefined {
   let text: string | undefined;
   if (typeof value === 'string') text = value;
   else if (typeof value === 'number' || typeof value === 'bigint') text = String(value);

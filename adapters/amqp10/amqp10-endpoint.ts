@@ -6,7 +6,7 @@ import { validateAmqp10EndpointOptions } from './amqp10-options.ts';
 /**
  * An `amqp10:` endpoint, resolved to a RabbitMQ AMQP 1.0 address (the `rabbitmq_amqp1_0` plugin's forms):
  * - `amqp10:queue/<name>` → `/queue/<name>`: the plugin declares a durable classic queue of that name
- *   (without arguments: no dead-letter exchange). Point-to-point, competing consumers.
+ *   (without arguments: no dead-letter exchange; links carry terminus `durable: 2`, see `terminusDurability`). Point-to-point, competing consumers.
  * - `amqp10:amq/queue/<name>` → `/amq/queue/<name>`: an existing queue, declared elsewhere with its
  *   arguments (`x-dead-letter-exchange`, `x-queue-type: quorum`…) — the form to use for dead-lettering.
  * - `amqp10:exchange/<exchange>[/<routing key>]` → `/exchange/<exchange>/<key>`: publish with that
@@ -24,6 +24,16 @@ export interface Amqp10Target {
 }
 
 const MAX_ADDRESS_BYTES = 1024;
+
+/**
+ * The terminus `durable` of a link to `address`: 2 (unsettled-state) for `/queue/<name>`, which the
+ * plugin then declares durable (with rhea's default 0 it declares a NON-durable queue, lost on a broker
+ * restart, and attaching to a durable one fails with precondition-failed); 0 for every other form (a
+ * topic or exchange subscription's private queue stays non-durable; `/amq/queue/` declares nothing).
+ */
+export function terminusDurability(address: string): 0 | 2 {
+  return address.startsWith('/queue/') ? 2 : 0;
+}
 const cache = new Map<string, Amqp10Target>();
 
 /**

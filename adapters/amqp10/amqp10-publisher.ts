@@ -1,7 +1,9 @@
 import type { Connection, Delivery as AmqpDelivery, EventContext, Message as AmqpMessage, Sender } from 'rhea';
 import { PartialPublishError, TimeoutError } from '../../src/core/index.ts';
 import type { Amqp10Connection } from './amqp10-connection.ts';
+import { terminusDurability } from './amqp10-endpoint.ts';
 import { Amqp10LinkError, Amqp10RejectedError, Amqp10ReleasedError } from './amqp10-errors.ts';
+import { closeLink } from './amqp10-link-close.ts';
 
 /** One message on its way: sent (or waiting for credit or a connection) until the broker settles it. */
 interface Transfer {
@@ -15,7 +17,9 @@ interface Transfer {
 }
 
 interface Link {
+  readonly address: string;
   readonly sender: Sender;
+  lastUsed: number;
   /** Transfers waiting for credit (or for the link to open), in publish order. */
   readonly queue: Transfer[];
 }
@@ -31,30 +35,62 @@ interface Link {
  * control). When the connection drops, every transfer not yet settled is sent again on the next
  * connection (the broker may then have it twice: consumers dedupe by message id). A call not settled
  * within `timeoutMs` rejects with `TimeoutError` and its unsent transfers are withdrawn.
+ *
+ * Links are bounded: at most `maxLinks` (a session each), least recently used closed first, and a link
+ * unused for `idleMs` is closed — only links with no transfer in flight (so dynamic addresses, e.g.
+ * routing keys, do not grow sessions without limit; a busy link may exceed the bound for a while).
  */
 export class Amqp10Publisher {
   private readonly links = new Map<string, Link>();
   private readonly unsettled = new Set<Transfer>();
   private readonly offLost: () => void;
   private readonly offOpen: () => void;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly connection: Amqp10Connection,
     private readonly timeoutMs: number,
+    private readonly maxLinks = 64,
+    private readonly idleMs = 60_000,
   ) {
     this.offLost = connection.onLost(() => this.lost());
     this.offOpen = connection.onOpen((open) => this.resend(open));
+    this.sweeper = setInterval(() => this.sweep(Date.now() - this.idleMs), Math.max(1, Math.floor(idleMs / 2)));
+    this.sweeper.unref();
   }
 
   get inFlight(): number {
     return this.unsettled.size;
   }
 
+  /** Sender links open (or opening) now. */
+  get linkCount(): number {
+    return this.links.size;
+  }
+
   dispose(): void {
     this.offLost();
     this.offOpen();
-    for (const link of this.links.values()) if (link.sender.is_open()) link.sender.session.close();
+    clearInterval(this.sweeper);
+    for (const link of this.links.values()) closeLink(link.sender);
     this.links.clear();
+  }
+
+  /** Closes the links unused since `before` with nothing in flight. */
+  private sweep(before: number): void {
+    for (const link of [...this.links.values()]) if (link.lastUsed < before && this.idle(link)) this.evict(link);
+  }
+
+  private idle(link: Link): boolean {
+    if (link.queue.some((transfer) => !transfer.done)) return false;
+    for (const transfer of this.unsettled) if (transfer.address === link.address) return false;
+    return true;
+  }
+
+  private evict(link: Link): void {
+    if (this.links.get(link.address) !== link) return;
+    this.links.delete(link.address);
+    closeLink(link.sender);
   }
 
   async send(address: string, uri: string, messages: readonly AmqpMessage[]): Promise<void> {
@@ -94,7 +130,13 @@ export class Amqp10Publisher {
 
   private link(address: string): Link | undefined {
     const existing = this.links.get(address);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      // most recently used last: `open` evicts from the front
+      this.links.delete(address);
+      this.links.set(address, existing);
+      existing.lastUsed = Date.now();
+      return existing;
+    }
     const connection = this.connection.current;
     if (connection === undefined) return undefined;
     return this.open(connection, address);
@@ -102,10 +144,17 @@ export class Amqp10Publisher {
 
   private open(connection: Connection, address: string): Link {
     // a session per address: RabbitMQ 3.10 ends the whole session when an attach fails (no such exchange)
+    if (this.links.size >= this.maxLinks) {
+      for (const candidate of this.links.values()) {
+        if (!this.idle(candidate)) continue;
+        this.evict(candidate);
+        break;
+      }
+    }
     const session = connection.create_session();
     session.begin();
-    const sender: Sender = session.open_sender({ target: { address }, autosettle: true });
-    const link: Link = { sender, queue: [] };
+    const sender: Sender = session.open_sender({ target: { address, durable: terminusDurability(address) }, autosettle: true });
+    const link: Link = { address, sender, queue: [], lastUsed: Date.now() };
     this.links.set(address, link);
     sender.on('sendable', () => this.flush(link));
     sender.on('accepted', (context: EventContext) => this.settle(context.delivery, undefined));
@@ -122,6 +171,7 @@ export class Amqp10Publisher {
       const failure = new Amqp10LinkError(address, error?.condition === undefined ? undefined : String(error.condition), String(error?.description ?? 'detached'));
       for (const transfer of [...this.unsettled]) if (transfer.address === address && (transfer.delivery === undefined || transfer.delivery.link === sender)) this.finish(transfer, failure);
       link.queue.length = 0;
+      closeLink(sender, true);
     };
     sender.on('sender_error', (context: EventContext) => refused(context.sender?.error as { condition?: unknown } | undefined));
     session.on('session_error', (context: EventContext) => refused(context.session?.error as { condition?: unknown } | undefined));

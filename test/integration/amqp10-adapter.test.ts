@@ -65,7 +65,8 @@ async function foreign(): Promise<Connection> {
 }
 
 async function sendRaw(connection: Connection, address: string, messages: Parameters<ReturnType<Connection['open_sender']>['send']>[0][]): Promise<void> {
-  const sender = connection.open_sender({ target: { address } });
+  // a /queue/ address is declared durable by Interchange's links: a foreign client must ask for the same
+  const sender = connection.open_sender({ target: { address, durable: address.startsWith('/queue/') ? 2 : 0 } });
   await new Promise((resolve) => sender.once('sendable', resolve));
   let accepted = 0;
   sender.on('accepted', () => (accepted += 1));

@@ -1,6 +1,6 @@
 import rhea from 'rhea';
 import { describe, expect, it } from 'vitest';
-import { Amqp10DecodeError, Amqp10UnencodableError, decodeMessage, encodeMessage, MAX_PROPERTIES } from '../../adapters/amqp10/index.ts';
+import { Amqp10DecodeError, Amqp10UnencodableError, decodeMessage, encodeMessage, MAX_BODY_DEPTH, MAX_PROPERTIES } from '../../adapters/amqp10/index.ts';
 import { createMessage } from '../../src/core/index.ts';
 
 const settings = { maxBytes: 1024 * 1024, durable: true };
@@ -61,5 +61,42 @@ describe('amqp10 codec: decode', () => {
   it('ids of other AMQP types become text; a missing id gets <address>/<uuid>', () => {
     expect(decodeMessage({ message_id: 42, body: 'x' }, origin, { headers: 'none', allowed: undefined }).id).toBe('42');
     expect(decodeMessage({ body: 'x' }, origin, { headers: 'none', allowed: undefined }).id).toMatch(/^\/queue\/q\/[0-9a-f-]{36}$/);
+  });
+});
+
+describe('amqp10 codec: amqp-value and amqp-sequence bodies from untrusted producers', () => {
+  const types = rhea.types;
+  const decodeValue = (body: unknown, maxBytes = 1024 * 1024): unknown =>
+    decodeMessage(rhea.message.decode(rhea.message.encode({ message_id: 'v', body })) as never, { ...origin, maxBytes }, { headers: 'none', allowed: undefined }).body;
+
+  it("refuses a map with a '__proto__' or 'constructor' key (rhea would make the first the body's prototype)", () => {
+    const forged = types.wrap_map({});
+    forged.value = [types.wrap_string('__proto__'), types.wrap_map({ isAdmin: true }), types.wrap_string('ok'), types.wrap_int(1)];
+    expect(() => decodeValue(forged)).toThrow(/__proto__/);
+    expect(() => decodeValue(types.wrap_map({ constructor: 1 }))).toThrow(Amqp10DecodeError);
+    const nested = types.wrap_list([types.wrap_map({ a: types.wrap_map({ constructor: 'x' }) })]);
+    expect(() => decodeValue(nested)).toThrow(/constructor/);
+  });
+
+  it('copies maps and lists into plain data: timestamps → epoch ms, described values → their value, binary → Buffer', () => {
+    const body = decodeValue(types.wrap_list([types.wrap_map({ a: 1 }), types.wrap_timestamp(1000), types.described(types.wrap_ulong(77), types.wrap_string('d')), types.wrap_binary(Buffer.from('ab'))])) as unknown[];
+    expect(body.slice(0, 3)).toEqual([{ a: 1 }, 1000, 'd']);
+    expect(Object.getPrototypeOf(body[0])).toBe(Object.prototype);
+    expect(Buffer.isBuffer(body[3])).toBe(true);
+    const sequence = decodeMessage(rhea.message.decode(rhea.message.encode({ body: rhea.message.sequence_section([1, 'two']) })) as never, origin, { headers: 'none', allowed: undefined }).body;
+    expect(sequence).toEqual([1, 'two']);
+  });
+
+  it('refuses bodies nested deeper than MAX_BODY_DEPTH or over maxMessageBytes, binary and lists included', () => {
+    let deep: unknown = types.wrap_int(1);
+    for (let level = 0; level < MAX_BODY_DEPTH + 1; level += 1) deep = types.wrap_list([deep]);
+    expect(() => decodeValue(deep)).toThrow(/deeper than/);
+    expect(() => decodeValue(types.wrap_binary(Buffer.alloc(2048)), 1024)).toThrow(/maxMessageBytes/);
+    expect(() => decodeValue(types.wrap_list(Array.from({ length: 300 }, () => types.wrap_string('0123456789'))), 1024)).toThrow(/maxMessageBytes/);
+  });
+
+  it('turns bigints beyond the safe integers into decimal strings, safe ones into numbers', () => {
+    const raw = { message_id: 'b', body: [2n ** 60n, 5n, { n: -(2n ** 60n) }] };
+    expect(decodeMessage(raw as never, origin, { headers: 'none', allowed: undefined }).body).toEqual(['1152921504606846976', 5, { n: '-1152921504606846976' }]);
   });
 });
