@@ -26,7 +26,10 @@ export interface ReplayOptions {
 export interface VerifyStepOptions<T> extends Omit<VerifyOptions<T>, 'now'> {
   /** Replay protection (default on, in memory); `false` turns it off (then a captured message can be replayed within `maxAgeMs`). */
   readonly replay?: ReplayOptions | false;
-  /** Verifications in progress at once when they are asynchronous (EdDSA/ES256, a replay store): default 64. */
+  /**
+   * Verifications in progress at once when they are asynchronous (EdDSA/ES256, a replay `store`):
+   * default 64. HS256 with the default replay memory (or none) is synchronous and never waits for it.
+   */
   readonly concurrency?: number;
 }
 
@@ -78,8 +81,19 @@ export function verify<T = unknown>({ replay = {}, concurrency = 64, ...options 
       emit(new VerifiedDelivery(delivery, verified.message, store as IdempotencyStore, key, context.log));
     };
 
+    /** The step's own memory answers at once: claimed and passed on in the same call, no promise per message. */
+    const claimNow = (memory: ReplayMemory, delivery: Delivery, verified: VerifiedMessage<T>, emit: Emit<T>): void => {
+      const { keyId, signatureId } = verified.signature;
+      const key = replayKey(verified.signature, prefix);
+      const claimed = memory.claimNow(key);
+      if (claimed === 'in-progress') throw new ReplayInProgressError(keyId, signatureId);
+      if (claimed === 'duplicate') return refuse(delivery, new ReplayedMessageError(keyId, signatureId));
+      emit(new VerifiedDelivery(delivery, verified.message, memory, key, context.log));
+    };
+
     const pass = (delivery: Delivery, verified: VerifiedMessage<T>, emit: Emit<T>): void | Promise<void> => {
       if (store === undefined) return emit(delivery.with(verified.message));
+      if (store instanceof ReplayMemory) return claimNow(store, delivery, verified, emit);
       return claim(delivery, verified, emit);
     };
 
@@ -133,6 +147,13 @@ class VerifiedDelivery<T> extends Settlement<T> {
 
   protected onAck(): void {
     const acked = (): void => this.source.ack();
+    if (this.store instanceof ReplayMemory) {
+      // the step's own memory cannot fail: settled in the same call
+      if (this.gaveUp === 'dead-lettered' || this.gaveUp === 'discarded') this.store.releaseNow(this.key);
+      else this.store.confirmNow(this.key);
+      acked();
+      return;
+    }
     if (this.gaveUp === 'dead-lettered' || this.gaveUp === 'discarded') {
       this.store.release(this.key).then(acked, acked);
       return;
@@ -145,6 +166,11 @@ class VerifiedDelivery<T> extends Settlement<T> {
 
   protected onNack(reason: Error): void {
     const rejected = (): void => this.source.nack(reason);
+    if (this.store instanceof ReplayMemory) {
+      this.store.releaseNow(this.key);
+      rejected();
+      return;
+    }
     this.store.release(this.key).then(rejected, rejected);
   }
 }
@@ -175,25 +201,44 @@ export class ReplayMemory implements IdempotencyStore {
   }
 
   claim(key: string): Promise<ClaimResult> {
-    const now = this.now();
-    this.expire(now);
-    const entry = this.entries.get(key);
-    if (entry !== undefined && entry.until > now) return Promise.resolve(entry.done ? 'duplicate' : 'in-progress');
-    this.entries.delete(key);
-    if (this.entries.size >= this.maxEntries) return Promise.reject(new ReplayMemoryFullError(this.maxEntries));
-    this.entries.set(key, { done: false, until: now + this.windowMs });
-    return Promise.resolve('claimed');
+    try {
+      return Promise.resolve(this.claimNow(key));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   confirm(key: string): Promise<void> {
-    this.entries.delete(key); // re-inserted last: Map order is expiry order
-    this.entries.set(key, { done: true, until: this.now() + this.windowMs });
+    this.confirmNow(key);
     return Promise.resolve();
   }
 
   release(key: string): Promise<void> {
-    if (this.entries.get(key)?.done === false) this.entries.delete(key);
+    this.releaseNow(key);
     return Promise.resolve();
+  }
+
+  /** `claim`, answered at once (the `verify` step's path: no promise per message). Throws `ReplayMemoryFullError`. */
+  claimNow(key: string): ClaimResult {
+    const now = this.now();
+    this.expire(now);
+    const entry = this.entries.get(key);
+    if (entry !== undefined && entry.until > now) return entry.done ? 'duplicate' : 'in-progress';
+    this.entries.delete(key);
+    if (this.entries.size >= this.maxEntries) throw new ReplayMemoryFullError(this.maxEntries);
+    this.entries.set(key, { done: false, until: now + this.windowMs });
+    return 'claimed';
+  }
+
+  /** `confirm`, done at once. */
+  confirmNow(key: string): void {
+    this.entries.delete(key); // re-inserted last: Map order is expiry order
+    this.entries.set(key, { done: true, until: this.now() + this.windowMs });
+  }
+
+  /** `release`, done at once. */
+  releaseNow(key: string): void {
+    if (this.entries.get(key)?.done === false) this.entries.delete(key);
   }
 
   private expire(now: number): void {

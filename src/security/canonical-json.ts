@@ -78,9 +78,9 @@ function write(value: unknown, depth: number, path: object[]): string | undefine
   path.push(object);
   let text: string;
   if (Array.isArray(object)) {
-    const items: string[] = [];
-    for (let index = 0; index < object.length; index += 1) items.push(write(object[index], depth + 1, path) ?? 'null');
-    text = `[${items.join(',')}]`;
+    text = '[';
+    for (let index = 0; index < object.length; index += 1) text += `${index === 0 ? '' : ','}${write(object[index], depth + 1, path) ?? 'null'}`;
+    text += ']';
   } else if (ArrayBuffer.isView(object)) {
     path.pop();
     throw new CanonicalJsonError('bytes inside a JSON body have no canonical JSON form');
@@ -92,16 +92,16 @@ function write(value: unknown, depth: number, path: object[]): string | undefine
     }
     // Array.prototype.sort without a comparator orders by UTF-16 code units: RFC 8785 §3.2.3
     const names = Object.keys(object).sort();
-    const members: string[] = [];
+    text = '{';
     for (const name of names) {
       if (FORBIDDEN_NAMES.has(name) || !isWellFormedText(name)) {
         path.pop();
         throw new CanonicalJsonError(FORBIDDEN_NAMES.has(name) ? `a member named '${name}' is not allowed (safe JSON parsers refuse it)` : 'a member name with a lone surrogate has no UTF-8 form');
       }
       const member = write((object as Record<string, unknown>)[name], depth + 1, path);
-      if (member !== undefined) members.push(`${JSON.stringify(name)}:${member}`);
+      if (member !== undefined) text += `${text.length === 1 ? '' : ','}${JSON.stringify(name)}:${member}`;
     }
-    text = `{${members.join(',')}}`;
+    text += '}';
   }
   path.pop();
   return text;

@@ -84,4 +84,32 @@ describe('.decrypt(): findings', () => {
       await stop();
     }
   });
+
+  it('a base64url member whose last character has unused bits set (the same bytes, another text) is refused as not canonical, in every member and the header key-wrap tag', () => {
+    const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    /** The same bytes with the last character's unused low bits set: 2 left over → 4 unused bits, 3 → 2. */
+    const loose = (text: string): string => {
+      const rest = text.length % 4;
+      const last = ALPHABET.indexOf(text.slice(-1));
+      return `${text.slice(0, -1)}${ALPHABET[last | (rest === 2 ? 0x0f : 0x03)] as string}`;
+    };
+    const sealed = encryptBody(createMessage({ card: CARD }), { keys });
+    const envelope = sealed.body as Record<string, string>;
+    const header = JSON.parse(Buffer.from(envelope.protected as string, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const variants: Record<string, string>[] = [];
+    for (const member of ['protected', 'encrypted_key', 'iv', 'ciphertext', 'tag']) {
+      const text = envelope[member] as string;
+      if (text.length % 4 !== 0) variants.push({ ...envelope, [member]: loose(text) });
+    }
+    for (const member of ['iv', 'tag']) {
+      const text = header[member] as string;
+      if (text.length % 4 !== 0) variants.push({ ...envelope, protected: Buffer.from(JSON.stringify({ ...header, [member]: loose(text) })).toString('base64url') });
+    }
+    expect(variants.length).toBeGreaterThanOrEqual(4); // protected, encrypted_key, ciphertext, tag, header tag (12-byte ivs have no unused bits)
+    for (const variant of variants) {
+      expect(Buffer.from(JSON.stringify(variant)).equals(Buffer.from(JSON.stringify(envelope)))).toBe(false);
+      expect(() => decryptBody(createMessage(variant, { id: sealed.id }), { keys })).toThrow(/not canonical base64url/);
+    }
+    expect(decryptBody(createMessage(envelope, { id: sealed.id }), { keys }).body).toEqual({ card: CARD });
+  });
 });

@@ -7,6 +7,7 @@ import { from } from '../../../facade/route-builder.ts';
 import { startTestIntegration } from '../../../facade/testing/index.ts';
 import { createVerifier, generateSignatureKey, Keyring, replayKey, signMessage, type VerifyStepOptions } from '../../../facade/security/index.ts';
 import { ReplayMemory } from '../../../patterns/verify.ts';
+import { ReplayMemoryFullError } from '../../../src/security/signing-errors.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_TOLERANCE_MS, replayWindowMs } from '../../../src/security/signing.ts';
 
 const keys = new Keyring([{ id: 'k1', key: generateSignatureKey('HS256') }]);
@@ -114,4 +115,26 @@ describe('.verify() replay memory: findings', () => {
     now += 1;
     expect(() => verifier(signed)).toThrow(/expired|older/i);
   });
+});
+
+describe('ReplayMemory: the synchronous path the verify step takes', () => {
+  it('claimNow / confirmNow / releaseNow answer at once, as claim / confirm / release do', async () => {
+    let now = 1_000;
+    const memory = new ReplayMemory({ windowMs: 100, maxEntries: 2, now: () => now });
+    expect(memory.claimNow('a')).toBe('claimed');
+    expect(memory.claimNow('a')).toBe('in-progress');
+    await expect(memory.claim('a')).resolves.toBe('in-progress');
+    memory.confirmNow('a');
+    expect(memory.claimNow('a')).toBe('duplicate');
+    expect(memory.claimNow('b')).toBe('claimed');
+    memory.releaseNow('b');
+    expect(memory.claimNow('b')).toBe('claimed');
+    memory.releaseNow('a'); // a processed id is never released
+    expect(() => memory.claimNow('c')).toThrow(ReplayMemoryFullError);
+    await expect(memory.claim('c')).rejects.toBeInstanceOf(ReplayMemoryFullError);
+    now += 100; // both expire
+    expect(memory.claimNow('c')).toBe('claimed');
+    expect(memory.claimNow('a')).toBe('claimed');
+  });
+
 });
