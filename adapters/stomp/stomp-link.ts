@@ -36,6 +36,71 @@ interface PendingSend {
   reject(error: Error): void;
 }
 
+/** A SEND's headers (without `destination` and `receipt`) and body. */
+export interface OutboundFrame {
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * The SENDs of one `sendAll`: one deadline timer and one promise for all of them (no timer, promise or
+ * closure per message). Resolves with each SEND's outcome once every one is settled.
+ */
+class SendBatch {
+  readonly outcomes: (Error | undefined)[];
+  private open: number;
+  private timer: NodeJS.Timeout | undefined;
+  private done!: (outcomes: (Error | undefined)[]) => void;
+  readonly settled: Promise<(Error | undefined)[]>;
+  private readonly settledFlags: boolean[];
+
+  constructor(size: number) {
+    this.outcomes = new Array<Error | undefined>(size).fill(undefined);
+    this.settledFlags = new Array<boolean>(size).fill(false);
+    this.open = size;
+    this.settled = new Promise((resolve) => {
+      this.done = resolve;
+    });
+    if (size === 0) this.done(this.outcomes);
+  }
+
+  /** Past `timeoutMs`, `onTimeout` settles what is still open. */
+  arm(timeoutMs: number, onTimeout: () => void): void {
+    if (this.open > 0) this.timer = setTimeout(onTimeout, timeoutMs);
+  }
+
+  isOpen(index: number): boolean {
+    return !(this.settledFlags[index] as boolean);
+  }
+
+  settle(index: number, error: Error | undefined): void {
+    if (this.settledFlags[index] as boolean) return;
+    this.settledFlags[index] = true;
+    this.outcomes[index] = error;
+    if ((this.open -= 1) > 0) return;
+    clearTimeout(this.timer);
+    this.done(this.outcomes);
+  }
+}
+
+/** One SEND of a batch, awaiting its RECEIPT. */
+class BatchedSend implements PendingSend {
+  constructor(
+    readonly destination: string,
+    readonly receipt: string,
+    private readonly batch: SendBatch,
+    readonly index: number,
+  ) {}
+
+  resolve(): void {
+    this.batch.settle(this.index, undefined);
+  }
+
+  reject(error: Error): void {
+    this.batch.settle(this.index, error);
+  }
+}
+
 interface Waiter {
   resolve(client: Client): void;
   reject(error: Error): void;
@@ -49,7 +114,7 @@ interface Waiter {
  * - `generation` counts the CONNECTED frames: what was received on one connection (a MESSAGE's ack id)
  *   means nothing on the next — the broker took back every unacknowledged message when the first broke.
  * - `send` waits (within its deadline) for a connection, sends a SEND with a `receipt`, and resolves on
- *   the RECEIPT; an ERROR frame naming that receipt rejects it with `StompBrokerError`, a connection lost
+ *   the RECEIPT (`sendAll`: many SENDs, pipelined, one deadline, each one's outcome); an ERROR frame naming that receipt rejects it with `StompBrokerError`, a connection lost
  *   first with `NotConnectedError` (the message may or may not have been taken: at-least-once), no
  *   RECEIPT in time with `TimeoutError`. An ERROR naming no receipt rejects every SEND awaited with
  *   `StompBrokerError`: permanent when `isPermanentBrokerMessage` and the SENDs awaited can only be the
@@ -138,39 +203,49 @@ export class StompLink {
 
   /** SEND with a receipt, resolved on the RECEIPT (see the class contract). */
   async send(destination: string, headers: Readonly<Record<string, string>>, body: Uint8Array, timeoutMs: number): Promise<void> {
+    const [outcome] = await this.sendAll(destination, [{ headers, body }], timeoutMs);
+    if (outcome !== undefined) throw outcome;
+  }
+
+  /**
+   * One SEND with a `receipt` per frame, pipelined, within one deadline (waiting for a connection
+   * included); never rejects: resolves with each SEND's outcome, by index — `undefined` once its
+   * RECEIPT came, else its error as `send` would reject with it.
+   */
+  async sendAll(destination: string, frames: readonly OutboundFrame[], timeoutMs: number): Promise<(Error | undefined)[]> {
+    const batch = new SendBatch(frames.length);
     const startedAt = Date.now();
-    const client = this.connectedClient ?? (await this.whenConnected(timeoutMs));
-    const remaining = Math.max(1, timeoutMs - (Date.now() - startedAt));
-    const receipt = `ic-${this.generation}-${(this.sequence += 1)}`;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(receipt);
-        reject(new TimeoutError(`stomp: no RECEIPT for a SEND to '${destination.slice(0, 200)}' within ${timeoutMs} ms`));
-      }, remaining);
-      this.pending.set(receipt, {
-        destination,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      client.watchForReceipt(receipt, () => {
-        const entry = this.pending.get(receipt);
-        this.pending.delete(receipt);
-        entry?.resolve();
-      });
+    let client = this.connectedClient;
+    if (client === undefined) {
       try {
-        client.publish({ destination, headers: { ...headers, receipt }, binaryBody: body });
+        client = await this.whenConnected(timeoutMs);
+      } catch (error) {
+        for (let index = 0; index < frames.length; index += 1) batch.settle(index, error as Error);
+        return batch.settled;
+      }
+    }
+    const entries: BatchedSend[] = [];
+    for (let index = 0; index < frames.length; index += 1) {
+      const frame = frames[index] as OutboundFrame;
+      const receipt = `ic-${this.generation}-${(this.sequence += 1)}`;
+      const entry = new BatchedSend(destination, receipt, batch, index);
+      this.pending.set(receipt, entry);
+      try {
+        client.publish({ destination, headers: { ...frame.headers, receipt }, binaryBody: frame.body });
+        entries.push(entry);
       } catch (error) {
         this.pending.delete(receipt);
-        clearTimeout(timer);
-        reject(new NotConnectedError(`stomp: connection to ${this.settings.label} lost before a SEND`, { cause: error }));
+        entry.reject(new NotConnectedError(`stomp: connection to ${this.settings.label} lost before a SEND`, { cause: error }));
+      }
+    }
+    batch.arm(Math.max(1, timeoutMs - (Date.now() - startedAt)), () => {
+      for (const entry of entries) {
+        if (!batch.isOpen(entry.index)) continue;
+        this.pending.delete(entry.receipt);
+        entry.reject(new TimeoutError(`stomp: no RECEIPT for a SEND to '${destination.slice(0, 200)}' within ${timeoutMs} ms`));
       }
     });
+    return batch.settled;
   }
 
   /** Stops reconnecting and disconnects (see the class contract). */
@@ -209,6 +284,8 @@ export class StompLink {
       discardWebsocketOnCommFailure: true,
       debug: () => undefined,
       onConnect: (frame) => this.connectedOn(client, frame),
+      // every SEND's RECEIPT comes here (no watcher per SEND): receipt ids are unique per link
+      onUnhandledReceipt: (frame) => this.receiptOf(frame),
       onStompError: (frame) => this.brokerError(client, frame),
       onWebSocketError: (event: unknown) => {
         const cause = (event as { message?: unknown } | undefined)?.message;
@@ -218,6 +295,15 @@ export class StompLink {
     });
     this.client = client;
     client.activate();
+  }
+
+  private receiptOf(frame: IFrame): void {
+    const receipt = frame.headers['receipt-id'];
+    if (receipt === undefined) return;
+    const entry = this.pending.get(receipt);
+    if (entry === undefined) return;
+    this.pending.delete(receipt);
+    entry.resolve();
   }
 
   private connectedOn(client: Client, frame: IFrame): void {

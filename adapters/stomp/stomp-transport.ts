@@ -178,19 +178,19 @@ export class StompTransport implements Transport, StatusReportingTransport<Stomp
     });
   }
 
-  /** One SEND per frame, pipelined; resolves when every RECEIPT has come. */
+  /** One SEND per frame, pipelined (one deadline for all); resolves when every RECEIPT has come. */
   private async send(link: StompLink, target: StompTarget, frames: readonly EncodedFrame[]): Promise<void> {
     const deadline = Date.now() + (this.options.publishTimeoutMs ?? 30_000);
     if (!link.connected) await link.whenConnected(deadline - Date.now());
     const queueType = link.flavour === 'rabbitmq' && target.queueType !== undefined ? target.queueType : undefined;
     const remaining = Math.max(1, deadline - Date.now());
-    const sends = frames.map((frame) => link.send(target.destination, queueType === undefined ? frame.headers : { ...frame.headers, 'x-queue-type': queueType }, frame.body, remaining));
-    if (sends.length === 1) return sends[0];
-    const outcomes = await Promise.allSettled(sends);
+    const outcomes = await link.sendAll(target.destination, queueType === undefined ? frames : frames.map((frame) => ({ headers: { ...frame.headers, 'x-queue-type': queueType }, body: frame.body })), remaining);
+    if (outcomes.length === 1 && outcomes[0] !== undefined) throw outcomes[0];
     let failures: Map<number, Error> | undefined;
-    outcomes.forEach((outcome, index) => {
-      if (outcome.status === 'rejected') (failures ??= new Map()).set(index, outcome.reason as Error);
-    });
+    for (let index = 0; index < outcomes.length; index += 1) {
+      const error = outcomes[index];
+      if (error !== undefined) (failures ??= new Map()).set(index, error);
+    }
     if (failures === undefined) return;
     if (failures.size === frames.length) throw failures.get(0) as Error;
     throw new PartialPublishError(failures, frames.length);

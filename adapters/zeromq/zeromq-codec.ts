@@ -16,15 +16,21 @@ const JSON_TYPE = 'application/json';
 const OCTETS = 'application/octet-stream';
 /** Headers that describe one delivery at one socket (the adapter's): never written, never taken. */
 const DELIVERY_HEADERS = new Set(['attempt', TOPIC_HEADER]);
-/** Well-known headers that are numbers by definition: a `standard` consumer drops any other type. */
-const NUMERIC = new Set(['timestamp', 'expiresAt', 'priority']);
 /**
- * Header names a `headers=standard` consumer never takes from a peer (case-insensitive): Interchange's
- * (`x-interchange-*`), the adapter's, the reply and receipt addresses (a foreign peer would direct
- * replies and receipts wherever it likes) and RabbitMQ's `CC`/`BCC`, which would route copies of a
- * message forwarded to AMQP.
+ * Header names a `headers=standard` consumer never takes from a peer (case-insensitive), as the STOMP
+ * adapter's standard mode: Interchange's (`x-interchange-*`), the adapter's, the well-known headers that
+ * identify, correlate, trace, expire or type a message (a peer that could set them would suppress a
+ * legitimate message behind an idempotent consumer, join another's conversation or trace, expire or
+ * retype it), the reply and receipt addresses (a foreign peer would direct replies and receipts
+ * wherever it likes) and RabbitMQ's `CC`/`BCC`, which would route copies of a message forwarded to AMQP.
+ * `contentType` is taken: it describes the body frame beside it.
  */
-const RESERVED = new Set(['attempt', TOPIC_HEADER, 'replyTo', 'receiptTo', 'receiptOn', 'CC', 'BCC', '__proto__', 'constructor', 'prototype'].map((name) => name.toLowerCase()));
+const RESERVED = new Set(
+  [
+    'id', 'attempt', TOPIC_HEADER, 'timestamp', 'expiresAt', 'correlationId', 'causationId', 'schema', 'type', 'priority', 'traceparent', 'tracestate',
+    'replyTo', 'receiptTo', 'receiptOn', 'CC', 'BCC', '__proto__', 'constructor', 'prototype',
+  ].map((name) => name.toLowerCase()),
+);
 
 /** Whether a `headers=standard` consumer refuses a peer's header of this name (see `RESERVED`). */
 export function isReservedHeaderName(name: string): boolean {
@@ -109,11 +115,12 @@ export interface InboundFrames {
  *
  * Frames: pipeline `[envelope, body]` or `[body]` (a plain ZeroMQ peer); pubsub `[topic, envelope, body]`,
  * `[topic, body]` or `[body]`. The envelope must be a JSON object of at most `MAX_ENVELOPE_BYTES`.
- * Policy `inbound.headers`: `standard` (default) takes the envelope's id (a non-empty string of at most
- * `MAX_ID_BYTES`, else a fresh one) and its string, finite-number and boolean headers but reserved
- * names (`isReservedHeaderName`), well-known numeric ones only as numbers, strings only up to
- * `MAX_HEADER_CHARS`; `all` (a trusted Interchange peer) every scalar header, `x-interchange-*`
- * included; `none` the body alone, under a fresh id. Always: `attempt` and, pubsub, `zmqTopic` are the
+ * Policy `inbound.headers`: `standard` (default: any peer that reaches the socket, untrusted) gives a
+ * fresh id (never the envelope's) and takes the envelope's string, finite-number and boolean headers
+ * but reserved names (`isReservedHeaderName`: id, correlation, trace, expiry, schema…), strings only up
+ * to `MAX_HEADER_CHARS`; `all` (a trusted Interchange peer) the envelope's id (a non-empty string of at
+ * most `MAX_ID_BYTES`, else a fresh one) and every scalar header, `x-interchange-*` included; `none`
+ * the body alone, under a fresh id. Always: `attempt` and, pubsub, `zmqTopic` are the
  * adapter's. The body: JSON (or no content type) → parsed (not parsing: the text, unless a content
  * type says JSON), `text/*` → string, else bytes.
  *
@@ -135,7 +142,10 @@ export function decodeFrames(frames: readonly Buffer[], inbound: InboundFrames, 
 
   const headers: Record<string, HeaderValue> = {};
   let id: string | undefined;
-  if (envelope !== undefined && inbound.headers !== 'none') id = readEnvelope(envelope, headers, inbound.headers === 'all');
+  if (envelope !== undefined && inbound.headers !== 'none') {
+    const peerId = readEnvelope(envelope, headers, inbound.headers === 'all');
+    if (inbound.headers === 'all') id = peerId;
+  }
   else if (envelope !== undefined && envelope.length > MAX_ENVELOPE_BYTES) throw new ZeroMqDecodeError(`the envelope is ${envelope.length} bytes; the limit is ${MAX_ENVELOPE_BYTES}`);
   const contentType = typeof headers.contentType === 'string' ? headers.contentType : undefined;
   let decoded: unknown;
@@ -182,7 +192,6 @@ function readEnvelope(raw: Buffer, into: Record<string, HeaderValue>, trusted: b
       if (!(typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)))) continue;
       if (!trusted) {
         if (isReservedHeaderName(name)) continue;
-        if (NUMERIC.has(name) && typeof value !== 'number') continue;
         if (name === 'contentType' && typeof value !== 'string') continue;
         if (typeof value === 'string' && value.length > MAX_HEADER_CHARS) continue;
       }

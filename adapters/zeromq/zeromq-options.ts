@@ -1,16 +1,23 @@
 import { defineOptions, positiveIntegerOption } from '../../src/core/index.ts';
 import { ZeroMqConfigurationError } from './zeromq-errors.ts';
 
-/** The largest message (all frames) `publish` writes and a socket takes, by default: 16 MiB. */
+/** The largest message (all frames) `publish` writes, and a socket that connects or is local (ipc, inproc) takes, by default: 16 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/**
+ * The largest message a receiving socket bound on TCP takes by default: 1 MiB. Anyone who reaches the
+ * port may connect, and each connected peer may fill the socket's queue: up to receive `hwm` ×
+ * `maxMessageBytes` per peer (1,000 × 1 MiB by default).
+ */
+export const DEFAULT_BOUND_TCP_MAX_MESSAGE_BYTES = 1024 * 1024;
 /** Each socket's high-water mark (messages queued per peer, each direction) by default. */
 export const DEFAULT_HWM = 1000;
 
 export interface ZeroMqTransportOptions {
   /**
-   * The largest message, all frames, in bytes (default 16 MiB). `publish` refuses a larger one
-   * (`ZeroMqUnencodableError`); a receiving socket gets it as `maxMessageSize`, so ZeroMQ disconnects
-   * a peer that sends a larger one (the message never arrives; the peer reconnects).
+   * The largest message, all frames, in bytes. `publish` refuses a larger one (`ZeroMqUnencodableError`);
+   * a receiving socket gets it as `maxMessageSize`, so ZeroMQ disconnects a peer that sends a larger one
+   * (the message never arrives; the peer reconnects). Unset: 16 MiB, but 1 MiB for a receiving socket
+   * bound on TCP (`DEFAULT_BOUND_TCP_MAX_MESSAGE_BYTES`: each peer may queue receive `hwm` × this).
    */
   readonly maxMessageBytes?: number;
   /** Default for endpoints without `?maxDeliveries=`: deliveries of a nacked message, in this process, before it is dropped (default 5). */
@@ -37,7 +44,7 @@ export const zeroMqOptionsSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    maxMessageBytes: { type: 'integer', minimum: 1, maximum: 1073741824, default: 16777216, description: 'largest message, all frames' },
+    maxMessageBytes: { type: 'integer', minimum: 1, maximum: 1073741824, description: 'largest message, all frames (unset: 16 MiB; 1 MiB for a receiving socket bound on TCP, where each peer may queue hwm × this)' },
     maxDeliveries: { type: 'integer', minimum: 1, default: 5 },
     hwm: { type: 'integer', minimum: 1, default: 1000 },
     publishTimeoutMs: { type: 'integer', minimum: 1, default: 30000 },
@@ -62,7 +69,7 @@ export const zeroMqEndpointOptionsSchema = {
     bind: { enum: ['true', 'false'], description: 'whether this side binds the address (true) or connects to it (false). Default: the consumer binds in a pipeline, the publisher binds in pubsub' },
     hwm: positiveIntegerOption("this side's socket high-water mark, messages queued per peer (default: the transport's, 1000)", 9),
     topic: { type: 'string', maxLength: 1024, description: "pubsub only. Publishing: the topic frame every message carries (default empty). Consuming: the prefix filter (default empty: every message)" },
-    headers: { enum: ['standard', 'all', 'none'], description: "consuming: what of a peer's envelope is taken — standard (default): its id and its headers but reserved ones (x-interchange-*, attempt, replyTo, receiptTo, receiptOn); all: a trusted Interchange peer, every header; none: the body alone" },
+    headers: { enum: ['standard', 'all', 'none'], description: "consuming: what of a peer's envelope is taken — standard (default, an untrusted peer): a fresh id and its headers but reserved ones (x-interchange-*, id, correlation, trace, expiry, schema, type, priority, attempt, replyTo, receiptTo, receiptOn); all: a trusted Interchange peer, every header; none: the body alone" },
     maxDeliveries: positiveIntegerOption("deliveries of a nacked message in this process before it is dropped (default: the transport's, 5)", 6),
   },
 } as const;

@@ -6,7 +6,7 @@ import { encodeFrames } from './zeromq-codec.ts';
 import { checkConnectable, resolveZeroMqEndpoint, type ZeroMqTarget } from './zeromq-endpoint.ts';
 import { ZeroMqConfigurationError } from './zeromq-errors.ts';
 import { ZeroMqInbox, type InboxConsumer } from './zeromq-inbox.ts';
-import { DEFAULT_HWM, DEFAULT_MAX_MESSAGE_BYTES, validateZeroMqOptions, type ZeroMqTransportOptions } from './zeromq-options.ts';
+import { DEFAULT_BOUND_TCP_MAX_MESSAGE_BYTES, DEFAULT_HWM, DEFAULT_MAX_MESSAGE_BYTES, validateZeroMqOptions, type ZeroMqTransportOptions } from './zeromq-options.ts';
 import { bindWithRetry, zmqCode } from './zeromq-sockets.ts';
 
 /** One receiving PULL socket of the transport, kept for its lifetime, shared by its consumers. */
@@ -49,6 +49,9 @@ interface SendEntry {
  * - `consume`: see `ZeroMqInbox` (prefetch stops reading the socket; `nack` redelivers in this process
  *   up to `maxDeliveries`, then drops; unsubscribing hands unsettled deliveries to the next consumer of
  *   the same PULL socket; a SUB socket is the subscriber's own and closes with it).
+ * - Peers are untrusted by default (`headers=standard`: a fresh id, no identity, correlation, trace or
+ *   expiry headers; see `decodeFrames`); `headers=all` is for trusted Interchange peers. A receiving
+ *   socket bound on TCP takes 1 MiB messages unless `maxMessageBytes` says otherwise.
  * - ZeroMQ reconnects connecting sockets by itself (`reconnect`: 100 ms doubling to 10 s) and sets
  *   TCP_NODELAY on every TCP connection; a bind whose address is in use is retried with backoff.
  * - `close` lets in-flight publishes finish for up to `lingerMs`, then closes every socket, which
@@ -174,6 +177,15 @@ export class ZeroMqTransport implements Transport {
     };
   }
 
+  /**
+   * The largest message a receiving socket takes: `maxMessageBytes` when set; unset, 1 MiB on a socket
+   * bound on TCP (any host that reaches the port may connect and queue `hwm` messages), else 16 MiB.
+   */
+  private receiveLimit(target: ZeroMqTarget, binds: boolean): number {
+    if (this.options.maxMessageBytes !== undefined) return this.options.maxMessageBytes;
+    return binds && target.address.startsWith('tcp://') ? DEFAULT_BOUND_TCP_MAX_MESSAGE_BYTES : DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
   /** Binds or connects `socket` as the target says; a synchronous connect failure is a configuration error. */
   private attachSocket(socket: Push | Pull | Publisher | Subscriber, binds: boolean, target: ZeroMqTarget, uri: string): Promise<void> {
     if (binds) return bindWithRetry(socket, target.address, this.options.bindTimeoutMs ?? 10_000, () => !this.open);
@@ -196,7 +208,7 @@ export class ZeroMqTransport implements Transport {
       }
       return existing;
     }
-    const socket = new Pull({ ...this.socketOptions(), receiveHighWaterMark: target.hwm, maxMessageSize: this.maxBytes });
+    const socket = new Pull({ ...this.socketOptions(), receiveHighWaterMark: target.hwm, maxMessageSize: this.receiveLimit(target, target.consumerBinds) });
     const ready = this.attachSocket(socket, target.consumerBinds, target, uri);
     const inbox = new ZeroMqInbox(socket, ready, { pattern: 'pipeline', headers: target.headers, maxDeliveries: target.maxDeliveries, label: uri, log: this.log });
     const entry: PullEntry = { socket, inbox, target, ready };
@@ -212,7 +224,7 @@ export class ZeroMqTransport implements Transport {
   }
 
   private subscribe(target: ZeroMqTarget, uri: string): { readonly socket: Subscriber; readonly inbox: ZeroMqInbox; readonly ready: Promise<void> } {
-    const socket = new Subscriber({ ...this.socketOptions(), receiveHighWaterMark: target.hwm, maxMessageSize: this.maxBytes });
+    const socket = new Subscriber({ ...this.socketOptions(), receiveHighWaterMark: target.hwm, maxMessageSize: this.receiveLimit(target, target.consumerBinds) });
     socket.subscribe(target.topic);
     const ready = this.attachSocket(socket, target.consumerBinds, target, uri);
     const inbox = new ZeroMqInbox(socket, ready, { pattern: 'pubsub', headers: target.headers, maxDeliveries: target.maxDeliveries, label: uri, log: this.log });

@@ -2,7 +2,8 @@ import { Client } from '@stomp/stompjs';
 import { TCPWrapper } from '@stomp/tcp-wrapper';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StompBrokerError, StompSubscribeRefusedError, type StompTransport } from '../../adapters/stomp/index.ts';
-import { createMessage, parseEndpoint, type Delivery, type Message } from '../../src/core/index.ts';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { createMessage, parseEndpoint, TimeoutError, type Delivery, type Message } from '../../src/core/index.ts';
 import { until } from '../support/wait.ts';
 import { connectedTransport, deleteRabbitQueues, RABBITMQ_STOMP_URL, rabbitQueueDepth, recordingLogger, runTag } from './stomp-support.ts';
 
@@ -183,5 +184,46 @@ describe('STOMP close', () => {
     await closing;
     await until(async () => (await rabbitQueueDepth(sink)) === 20, () => 'the sink did not get 20');
     await until(async () => (await rabbitQueueDepth(source)) === 0, () => 'the source kept messages whose copies were published: their ACKs were dropped');
+  });
+});
+
+describe('STOMP publish deadline (one timer per publish, not per message)', () => {
+  it('RECEIPTs that never come fail every SEND of the call with TimeoutError; an empty publish resolves', async () => {
+    const name = queue('deadline');
+    // a proxy to RabbitMQ's STOMP port that, once held, forwards nothing more from the broker (its RECEIPTs are lost)
+    let held = false;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = tcpConnect(61613, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (!held) client.write(chunk);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const rabbit = await connectedTransport({ url: `stomp://guest:guest@127.0.0.1:${port}`, heartbeatMs: 120_000, publishTimeoutMs: 1_500 });
+      transports.push(rabbit);
+      const endpoint = parseEndpoint(`stomp:queue/${name}`);
+      await rabbit.publish(endpoint, [createMessage({ before: true })]);
+      await rabbit.publish(endpoint, []);
+      held = true;
+      const error: unknown = await rabbit.publish(endpoint, [createMessage({ n: 1 }), createMessage({ n: 2 }), createMessage({ n: 3 })]).then(
+        () => undefined,
+        (rejection: unknown) => rejection,
+      );
+      expect(error).toBeInstanceOf(TimeoutError);
+      expect(await rabbit.publish(endpoint, []).then(() => 'resolved')).toBe('resolved');
+      // the broker took them (only its RECEIPTs were lost): at-least-once, a resend would duplicate
+      await until(async () => (await rabbitQueueDepth(name)) === 4, () => 'the broker did not store the 4 SENDs');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 });

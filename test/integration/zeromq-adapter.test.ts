@@ -6,7 +6,7 @@ import { ZeroMqBindError, ZeroMqConfigurationError, ZeroMqDecodeError, ZeroMqTra
 import { createMessage, parseEndpoint, PartialPublishError, silentLogger, TimeoutError, type Delivery, type Message } from '../../src/core/index.ts';
 import { from } from '../../facade/route-builder.ts';
 import { startTestIntegration } from '../../facade/testing/index.ts';
-import { sleep, until } from '../support/wait.ts';
+import { until } from '../support/wait.ts';
 import { portPool } from './zeromq-support.ts';
 
 // Real ZeroMQ sockets (libzmq via zeromq v6) on 127.0.0.1 ports free at the start of this file; no broker.
@@ -84,8 +84,9 @@ describe('ZeroMqTransport: patterns', () => {
     const at = address();
     const publisher = await transport();
     const [one, two] = [await transport(), await transport()];
-    const a = collect(one, `zmq:${at}?bind=false`);
-    const b = collect(two, `zmq:${at}?bind=false`);
+    // headers=all: Interchange ↔ Interchange, so the ids published are the ids delivered
+    const a = collect(one, `zmq:${at}?bind=false&headers=all`);
+    const b = collect(two, `zmq:${at}?bind=false&headers=all`);
     // a PUSH deals round-robin among the peers connected at the time: warm up until both are
     const to = parseEndpoint(`zmq:${at}?bind=true`);
     await until(
@@ -99,7 +100,16 @@ describe('ZeroMqTransport: patterns', () => {
     const sent = numbered(100);
     await publisher.publish(to, sent);
     await until(() => a.got.length - warmA + b.got.length - warmB >= 100, () => `expected 100 deliveries, got ${a.got.length - warmA} + ${b.got.length - warmB}`);
-    await sleep(200);
+    // no duplicate can still be on its way: each connection is FIFO, so once both consumers have a
+    // sentinel published after the batch, everything of the batch sent to either has arrived
+    const isSentinel = (delivery: Delivery): boolean => (delivery.message.body as { sentinel?: boolean }).sentinel === true;
+    await until(
+      async () => {
+        await publisher.publish(to, [createMessage({ sentinel: true })]);
+        return a.got.some(isSentinel) && b.got.some(isSentinel);
+      },
+      () => 'both consumers never got a sentinel',
+    );
     const ids = (got: Delivery[]): string[] => got.map((delivery) => delivery.message.id).filter((id) => sent.some((message) => message.id === id));
     const [idsA, idsB] = [ids(a.got), ids(b.got)];
     expect(idsA.length + idsB.length).toBe(100);
@@ -124,8 +134,10 @@ describe('ZeroMqTransport: patterns', () => {
     const numberedOnly = (): Delivery[] => got.filter((delivery) => (delivery.message.body as { n?: number }).n !== undefined);
     await publisher.publish(parseEndpoint(`zmq:${at}?pattern=pubsub&topic=invoices.eu`), numbered(5));
     await publisher.publish(parseEndpoint(`zmq:${at}?pattern=pubsub&topic=orders.us`), numbered(3));
-    await until(() => numberedOnly().length === 3, () => `expected 3 orders, got ${numberedOnly().length}`);
-    await sleep(200);
+    // one PUB → SUB connection is FIFO: once a sentinel published after everything else has arrived,
+    // an invoice that got through the filter would have arrived before it
+    await publisher.publish(parseEndpoint(`zmq:${at}?pattern=pubsub&topic=orders.end`), [createMessage({ sentinel: true })]);
+    await until(() => got.some((delivery) => delivery.message.headers.zmqTopic === 'orders.end'), () => `the sentinel did not arrive (got ${got.length})`);
     expect(numberedOnly().map((delivery) => delivery.message.headers.zmqTopic)).toEqual(['orders.us', 'orders.us', 'orders.us']);
   });
 
@@ -138,26 +150,32 @@ describe('ZeroMqTransport: patterns', () => {
     });
     await zmq.publish(parseEndpoint(`zmq:${at}`), numbered(1));
     await until(() => got.length === 3, () => `expected 3 deliveries, got ${got.length}`);
-    await sleep(200);
-    expect(got.map((delivery) => delivery.message.headers.attempt)).toEqual([1, 2, 3]);
+    // a redelivery goes ahead of the socket: had a 4th attempt been given, it would come before the next message
     await zmq.publish(parseEndpoint(`zmq:${at}`), [createMessage({ n: 1 })]);
-    await until(() => got.length === 4, () => 'the next message did not arrive');
+    await until(() => got.length >= 4, () => 'the next message did not arrive');
+    expect(got.map((delivery) => [(delivery.message.body as { n: number }).n, delivery.message.headers.attempt])).toEqual([[0, 1], [0, 2], [0, 3], [1, 1]]);
   });
 });
 
 describe('ZeroMqTransport: untrusted input', () => {
-  it('by default takes a peer envelope id and headers but reserved ones, typed; attempt is always the adapter’s', async () => {
+  it('by default treats the peer as untrusted: a fresh id, reserved and identity headers dropped; attempt is always the adapter’s', async () => {
     const at = address();
     const zmq = await transport();
     const { got } = collect(zmq, `zmq:${at}`);
     const push = rawPush(at);
-    const envelope = { id: 'peer-1', headers: { 'x-tenant': 'acme', 'x-interchange-reason': 'forged', replyTo: 'evil', receiptTo: 'evil', attempt: 99, timestamp: 'yesterday', correlationId: 'c-1', 'x-huge': 'y'.repeat(9_000) } };
+    const envelope = {
+      id: 'peer-1',
+      headers: { 'x-tenant': 'acme', 'x-interchange-reason': 'forged', replyTo: 'evil', receiptTo: 'evil', attempt: 99, timestamp: 'yesterday', correlationId: 'c-1', causationId: 'k-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', expiresAt: 1, schema: 'order@1', 'x-huge': 'y'.repeat(9_000) },
+    };
+    // the same envelope twice: an idempotent consumer downstream must not see one message id for both
     await push.send([JSON.stringify(envelope), JSON.stringify({ ok: true })]);
-    await until(() => got.length === 1, () => 'nothing arrived');
+    await push.send([JSON.stringify(envelope), JSON.stringify({ ok: true })]);
+    await until(() => got.length === 2, () => `expected 2 deliveries, got ${got.length}`);
     const message = got[0]?.message as Message;
-    expect(message.id).toBe('peer-1');
+    expect(message.id).not.toBe('peer-1');
+    expect(got[1]?.message.id).not.toBe(message.id);
     expect(message.body).toEqual({ ok: true });
-    expect(message.headers).toEqual({ 'x-tenant': 'acme', correlationId: 'c-1', attempt: 1 });
+    expect(message.headers).toEqual({ 'x-tenant': 'acme', attempt: 1 });
   });
 
   it('headers=all trusts the peer (x-interchange-* included); headers=none takes the body alone under a fresh id', async () => {
@@ -200,16 +218,42 @@ describe('ZeroMqTransport: untrusted input', () => {
     const { got } = collect(zmq, `zmq:${at}`);
     const push = rawPush(at);
     await push.send(['{}', 'x'.repeat(5_000)]);
-    await sleep(300);
-    await push.send(['{}', '"small"']);
-    await until(() => got.length >= 1, () => 'the small message did not arrive');
-    expect(got.map((delivery) => delivery.message.body)).toEqual(['small']);
+    // ZeroMQ drops the connection on the oversized message and may drop what followed it on that
+    // connection: send the small one until it arrives (FIFO per connection: the big one never will)
+    await until(
+      async () => {
+        await push.send(['{}', '"small"']);
+        return got.length >= 1;
+      },
+      () => 'the small message did not arrive',
+    );
+    expect(new Set(got.map((delivery) => delivery.message.body))).toEqual(new Set(['small']));
+  });
+
+  it('a socket bound on TCP takes at most 1 MiB per message by default (hwm × maxMessageBytes per peer); maxMessageBytes raises it', async () => {
+    const [guarded, raised] = [address(), address()];
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    const byDefault = collect(await transport(), `zmq:${guarded}`);
+    const explicit = collect(await transport({ maxMessageBytes: 16 * 1024 * 1024 }), `zmq:${raised}`);
+    const [toGuarded, toRaised] = [rawPush(guarded), rawPush(raised)];
+    await toGuarded.send(['{}', JSON.stringify(big)]);
+    await toRaised.send(['{}', JSON.stringify(big)]);
+    await until(
+      async () => {
+        await toGuarded.send(['{}', '"small"']);
+        return byDefault.got.length >= 1;
+      },
+      () => 'the small message did not arrive',
+    );
+    expect(new Set(byDefault.got.map((delivery) => delivery.message.body))).toEqual(new Set(['small']));
+    await until(() => explicit.got.length === 1, () => 'the 2 MiB message did not arrive under maxMessageBytes 16 MiB');
+    expect((explicit.got[0]?.message.body as string).length).toBe(big.length);
   });
 
   it('fails an unencodable message alone: the others are sent, the call rejects with PartialPublishError', async () => {
     const at = address();
     const zmq = await transport({ maxMessageBytes: 10_000 });
-    const { got } = collect(zmq, `zmq:${at}`);
+    const { got } = collect(zmq, `zmq:${at}?headers=all`);
     const [first, last] = numbered(2) as [Message, Message];
     const error = await zmq.publish(parseEndpoint(`zmq:${at}`), [first, createMessage({ n: 1 }, { headers: { 'x-bad': Number.NaN } }), createMessage('x'.repeat(20_000)), last]).catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(PartialPublishError);

@@ -7,7 +7,9 @@ import { portPool } from './zeromq-support.ts';
 // on 127.0.0.1). Point-to-point = pipeline (PUSH → PULL: the consumer binds, the publisher connects);
 // publish-subscribe = PUB → SUB (the publisher binds, each subscriber connects its own SUB socket);
 // bounded = an inproc:// pipeline with high-water mark 1 on both sockets (capacity 2).
-// Every endpoint is `headers=all`: Interchange ↔ Interchange traffic.
+// Every endpoint is `headers=all`: only this suite's Interchange transports reach these sockets (the
+// default, `headers=standard`, trusts no peer: fresh ids, no correlation/trace/expiry headers), and the
+// contract checks that ids and headers travel.
 //
 // The cases that publish before consuming pass because the transport keeps one socket per address and
 // side for its lifetime: the PUSH connects at the first publish and queues until its peer exists, and

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFrames, encodeFrames, MAX_ENVELOPE_BYTES, resolveZeroMqEndpoint, ZeroMqConfigurationError, ZeroMqDecodeError, ZeroMqUnencodableError } from '../../adapters/zeromq/index.ts';
+import { isReservedHeaderName } from '../../adapters/zeromq/zeromq-codec.ts';
 import { createMessage, parseEndpoint } from '../../src/core/index.ts';
 
 const MAX = 16 * 1024 * 1024;
@@ -35,6 +36,23 @@ describe('zeromq codec', () => {
     expect(got.headers).toEqual({ 'x-ok': 'yes', attempt: 1 });
     expect(() => decodeFrames([Buffer.from('[]'), Buffer.from('1')], { pattern: 'pipeline', headers: 'standard' })).toThrow(ZeroMqDecodeError);
     expect(() => decodeFrames([Buffer.from('a'), Buffer.from('b'), Buffer.from('c'), Buffer.from('d')], { pattern: 'pubsub', headers: 'standard' })).toThrow(/1–3 frames/);
+  });
+
+  it('standard treats the peer as untrusted: a fresh id, and the names that identify, correlate, trace, expire or type a message are never taken', () => {
+    const forged = { id: 'victim-id', correlationId: 'c', causationId: 'k', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 't=1', expiresAt: 1, timestamp: 2, priority: 9, schema: 'order@1', type: 'order', Id: 'x', CorrelationID: 'y' };
+    const envelope = Buffer.from(JSON.stringify({ id: 'victim-id', headers: { ...forged, contentType: 'text/plain', 'x-tenant': 'acme' } }));
+    const first = decodeFrames([envelope, Buffer.from('hi')], { pattern: 'pipeline', headers: 'standard' });
+    const second = decodeFrames([envelope, Buffer.from('hi')], { pattern: 'pipeline', headers: 'standard' });
+    expect(first.id).not.toBe('victim-id');
+    expect(second.id).not.toBe(first.id);
+    // contentType describes the body frame: taken (it decides how the body is read), and nothing else of the list
+    expect(first.headers).toEqual({ contentType: 'text/plain', 'x-tenant': 'acme', attempt: 1 });
+    expect(first.body).toBe('hi');
+    for (const name of Object.keys(forged)) expect(isReservedHeaderName(name)).toBe(true);
+    // headers=all (a trusted Interchange peer) keeps them all
+    const trusted = decodeFrames([envelope, Buffer.from('hi')], { pattern: 'pipeline', headers: 'all' });
+    expect(trusted.id).toBe('victim-id');
+    expect(trusted.headers).toMatchObject({ ...forged, 'x-tenant': 'acme' });
   });
 });
 
